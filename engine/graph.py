@@ -1,0 +1,106 @@
+"""From a spec to shapes, a layer summary and a runnable ``nn.Module``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.errors import SpecError
+from engine.layers import LAYERS, InputShapeError, Shape, ShapeError, fmt
+from engine.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One line of a model summary."""
+    name: str
+    type: str
+    output_shape: Shape
+    params: int
+
+
+def _check(spec: ModelSpec) -> list[str]:
+    """Structural checks; returns the evaluation order."""
+    for node in spec.nodes:
+        if node.type not in LAYERS:
+            raise SpecError(f"unknown layer type {node.type!r} (known: {', '.join(sorted(LAYERS))})", node.id)
+    spec.input_node  # noqa: B018 - raises unless there is exactly one
+    order = spec.topological_order()
+    output = spec.output_id
+    for node in spec.nodes:
+        arity, got = LAYERS[node.type].arity, len(spec.inputs_of(node.id))
+        if got != arity:
+            if node.type == "input":
+                raise SpecError("the input node cannot have incoming edges", node.id)
+            raise SpecError(f"needs {arity} incoming edge{'s' if arity > 1 else ''}, has {got}", node.id)
+    if output == spec.input_node.id:
+        raise SpecError("the model has no layers after its input")
+    return order
+
+
+def infer_shapes(spec: ModelSpec) -> dict[str, Shape]:
+    """Output shape (without batch) of every node, in evaluation order; SpecError names the bad node."""
+    order = _check(spec)
+    shapes: dict[str, Shape] = {}
+    for node_id in order:
+        node = spec.node(node_id)
+        layer = LAYERS[node.type]
+        try:
+            params = layer.resolve(node.params)
+            shapes[node_id] = layer.infer(params, [shapes[i] for i in spec.inputs_of(node_id)])
+        except InputShapeError as exc:
+            raise SpecError(f"{exc} (after {spec.inputs_of(node_id)[0]})", node_id) from None
+        except ShapeError as exc:
+            raise SpecError(str(exc), node_id) from None
+        if any(d <= 0 for d in shapes[node_id]):
+            raise SpecError(f"output shape {fmt(shapes[node_id])} has an empty dimension", node_id)
+    return shapes
+
+
+class GraphModel(nn.Module):
+    """Runs a spec's nodes in topological order. Module names are the node ids."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        self.shapes = infer_shapes(spec)
+        self.order = list(self.shapes)
+        self.sources = {node_id: spec.inputs_of(node_id) for node_id in self.order}
+        self.output_id = spec.output_id
+        self.layers = nn.ModuleDict()
+        for node_id in self.order:
+            node = spec.node(node_id)
+            layer = LAYERS[node.type]
+            self.layers[node_id] = layer.build(layer.resolve(node.params),
+                                               [self.shapes[s] for s in self.sources[node_id]])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_recording(x, ())[0]
+
+    def forward_recording(self, x: torch.Tensor, record: tuple[str, ...] | list[str]
+                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The output, plus the outputs of the nodes named in ``record`` (for feature maps)."""
+        values: dict[str, torch.Tensor] = {}
+        for node_id in self.order:
+            sources = self.sources[node_id]
+            inputs = [values[s] for s in sources] if sources else [x]
+            values[node_id] = self.layers[node_id](*inputs)
+        return values[self.output_id], {n: values[n] for n in record}
+
+    def nodes_of_type(self, *types: str) -> list[str]:
+        return [n for n in self.order if self.spec.node(n).type in types]
+
+
+def build_model(spec: ModelSpec) -> GraphModel:
+    return GraphModel(spec)
+
+
+def summarize(spec: ModelSpec) -> list[LayerRow]:
+    """Per-node output shape and parameter count, without allocating the weights (meta device)."""
+    with torch.device("meta"):
+        model = GraphModel(spec)
+    return [LayerRow(node_id, spec.node(node_id).type, model.shapes[node_id],
+                     sum(p.numel() for p in model.layers[node_id].parameters()))
+            for node_id in model.order]

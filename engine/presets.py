@@ -1,0 +1,48 @@
+"""Ready-made models, looked up by a short name (the CLI's MODEL argument, the GUI's preset menu)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.errors import SpecError
+from engine.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str  # one line, for `main.py presets` and the preset menu
+    make: Callable[[], ModelSpec]
+
+
+def lenet5() -> ModelSpec:
+    # LeCun et al. 1998, modernised as courses teach it: ReLU instead of scaled tanh, max instead of
+    # trainable average subsampling, a full C3 connection table and a plain linear output instead of RBF
+    # units. Padding 2 on conv1 lets 28×28 MNIST play the part of the original 32×32 input.
+    return ModelSpec.sequential("LeNet-5", (1, 28, 28), [
+        ("conv1", "conv2d", {"out_channels": 6, "kernel_size": 5, "padding": 2}),
+        ("relu1", "relu", {}),
+        ("pool1", "maxpool2d", {"kernel_size": 2}),
+        ("conv2", "conv2d", {"out_channels": 16, "kernel_size": 5}),
+        ("relu2", "relu", {}),
+        ("pool2", "maxpool2d", {"kernel_size": 2}),
+        ("flatten", "flatten", {}),
+        ("fc1", "linear", {"out_features": 120}),
+        ("relu3", "relu", {}),
+        ("fc2", "linear", {"out_features": 84}),
+        ("relu4", "relu", {}),
+        ("fc3", "linear", {"out_features": 10}),
+    ], description="LeNet-5 for 28×28 digits: two conv/pool stages, three fully connected layers")
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("lenet5", "LeNet-5 (LeCun 1998): 2 conv + 3 fully connected layers, for 28×28 digits", lenet5),
+]}
+
+
+def get_preset(name: str) -> ModelSpec:
+    try:
+        return PRESETS[name].make()
+    except KeyError:
+        raise SpecError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None
