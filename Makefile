@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` opens Lumen, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast package bench clean system-libs
+
+# The virtual environment, rebuilt whenever the pinned requirements change.
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $(STAMP)
+
+# Qt's xcb and offscreen platform plugins link these Debian libraries; installed when missing and root.
+system-libs:
+	@sh packaging/linux-deps.sh
+
+run: $(STAMP) system-libs
+	$(PY) main.py
+
+test: $(STAMP) system-libs
+	$(PY) -m pytest -ra
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -ra -m "not slow and not packaging"
+
+package: $(STAMP) system-libs
+	$(PY) -m PyInstaller --noconfirm --clean --distpath dist --workpath build packaging/lumen.spec
+
+bench: $(STAMP) system-libs
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/ui_latency.py
+
+clean:
+	rm -rf build dist .pytest_cache

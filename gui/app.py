@@ -1,0 +1,27 @@
+"""Starting the application: Qt settings, pyqtgraph options, the main window, and the self-test."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def run_app(self_test: bool = False) -> int:
+    if self_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from gui.main_window import MainWindow
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setOrganizationName("Lumen")
+    app.setApplicationName("Lumen" if not self_test else "Lumen-self-test")
+    window = MainWindow()
+    window.show()
+    if self_test:
+        from gui.self_test import run_self_test
+
+        return run_self_test(app, window)
+    return app.exec()

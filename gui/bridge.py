@@ -1,0 +1,73 @@
+"""Engine events into Qt signals, coalesced: every light event is kept, only the newest frame is drawn.
+
+The engine calls ``_sink`` on its worker thread. It only appends to a list or replaces the newest frame
+under a lock; a timer on the GUI thread drains both at most ``RENDER_HZ`` times a second. So however fast
+the engine runs, the GUI does a bounded amount of work per second and never queues stale frames.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from engine.events import EngineError, Event, FeatureMapFrame, StatusChanged
+from engine.worker import EngineWorker
+
+RENDER_HZ = 30
+
+
+class EngineBridge(QObject):
+    metrics = Signal(list)      # StepMetrics and EpochMetrics since the last flush, in order
+    frame = Signal(object)      # the newest FeatureMapFrame
+    status = Signal(object)     # StatusChanged
+    error = Signal(str)         # EngineError's message
+
+    def __init__(self, parent: QObject | None = None, *, torch_threads: int | None = None):
+        super().__init__(parent)
+        self._lock = threading.Lock()
+        self._events: list[Event] = []
+        self._frame: FeatureMapFrame | None = None
+        self.frames_received = 0  # engine frames, counted to show how many the coalescing dropped
+        self.frames_drawn = 0
+        self.worker = EngineWorker(self._sink, torch_threads=torch_threads)
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000 // RENDER_HZ)
+        self._timer.timeout.connect(self.flush)
+        self._timer.start()
+        self.worker.start()
+
+    def _sink(self, event: Event) -> None:  # worker thread
+        with self._lock:
+            if isinstance(event, FeatureMapFrame):
+                self._frame = event
+                self.frames_received += 1
+            else:
+                self._events.append(event)
+
+    def flush(self) -> None:  # GUI thread
+        with self._lock:
+            events, self._events = self._events, []
+            frame, self._frame = self._frame, None
+        metrics: list[Event] = []
+        for event in events:
+            if isinstance(event, (StatusChanged, EngineError)):
+                if metrics:  # keep the order: curves first, then the status that followed them
+                    self.metrics.emit(metrics)
+                    metrics = []
+                if isinstance(event, StatusChanged):
+                    self.status.emit(event)
+                else:
+                    self.error.emit(event.message)
+            else:
+                metrics.append(event)
+        if metrics:
+            self.metrics.emit(metrics)
+        if frame is not None:
+            self.frames_drawn += 1
+            self.frame.emit(frame)
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Stop training and join the worker thread; called when the window closes."""
+        self._timer.stop()
+        return self.worker.shutdown(timeout)

@@ -1,0 +1,191 @@
+"""The main window: three dockable panes, a toolbar that drives training, a status bar with progress."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QToolBar, QWidget)
+
+from engine.events import EngineError, State, StatusChanged, StepMetrics
+from gui.bridge import EngineBridge
+from gui.builder_pane import BuilderPane
+from gui.image_io import ImageLoader
+from gui.monitor_pane import MonitorPane
+from gui.viewer_pane import ViewerPane
+
+DEFAULT_PRESET = "lenet5"
+SETTINGS_VERSION = 1  # bump when docks change, so an old saved layout is not restored onto new docks
+
+
+def _training_threads() -> int:
+    # Leave one core to the GUI thread so the window keeps answering on small (2-core) lab machines.
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None):
+        super().__init__()
+        self.settings = settings or QSettings()
+        self.setWindowTitle("Lumen")
+        self.setDockNestingEnabled(True)
+        self.state = State.IDLE
+
+        self.bridge = EngineBridge(self, torch_threads=_training_threads())
+        self.loader = ImageLoader(self)
+        self.builder = BuilderPane()
+        self.monitor = MonitorPane()
+        self.viewer = ViewerPane()
+        self.docks = {
+            "builder": self._dock("Model builder", self.builder, Qt.DockWidgetArea.LeftDockWidgetArea),
+            "monitor": self._dock("Training monitor", self.monitor, Qt.DockWidgetArea.RightDockWidgetArea),
+            "viewer": self._dock("Activation viewer", self.viewer, Qt.DockWidgetArea.RightDockWidgetArea),
+        }
+        self.splitDockWidget(self.docks["monitor"], self.docks["viewer"], Qt.Orientation.Horizontal)
+        self.setCentralWidget(QWidget())  # all content lives in docks; an empty centre collapses to nothing
+        self.centralWidget().hide()
+        self._default_state = self.saveState(SETTINGS_VERSION)
+
+        self._make_actions()
+        self._make_status_bar()
+        self._connect()
+        self._restore_layout()
+        self.builder.load_preset(DEFAULT_PRESET)
+        self._apply_state(State.IDLE)
+
+    # ---- construction ---------------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.replace(" ", "_").lower())  # saveState needs names
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _make_actions(self) -> None:
+        self.train_action = QAction("▶ Train", self, shortcut=QKeySequence("Ctrl+T"),
+                                    toolTip="Train the model from fresh weights with the monitor's settings")
+        self.pause_action = QAction("⏸ Pause", self, checkable=True, shortcut=QKeySequence("Space"))
+        self.step_action = QAction("⏭ Step", self, toolTip="Train one batch while paused")
+        self.stop_action = QAction("■ Stop", self, shortcut=QKeySequence("Ctrl+."))
+        toolbar = QToolBar("Training", objectName="training_toolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for action in (self.train_action, self.pause_action, self.step_action, self.stop_action):
+            toolbar.addAction(action)
+        self.addToolBar(toolbar)
+
+        file_menu = self.menuBar().addMenu("&File")
+        open_image = file_menu.addAction("Open image…", self.viewer._open_dialog)
+        open_image.setShortcut(QKeySequence.StandardKey.Open)
+        file_menu.addAction("Save run…", self._save_run).setShortcut(QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
+        file_menu.addAction("Quit", self.close).setShortcut(QKeySequence.StandardKey.Quit)
+        view_menu = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction("Reset layout", lambda: self.restoreState(self._default_state, SETTINGS_VERSION))
+        self.menuBar().addMenu("&Help").addAction("About Lumen", self._about)
+
+    def _make_status_bar(self) -> None:
+        self.status_label = QLabel()
+        self.progress = QProgressBar(maximumWidth=260, textVisible=True)
+        self.progress.setFormat("step %v / %m")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+
+    def _connect(self) -> None:
+        worker = self.bridge.worker
+        self.builder.model_chosen.connect(self._model_chosen)
+        self.train_action.triggered.connect(self._train)
+        self.pause_action.toggled.connect(lambda paused: worker.pause() if paused else worker.resume())
+        self.step_action.triggered.connect(worker.step_once)
+        self.stop_action.triggered.connect(worker.stop)
+        self.viewer.probe_index_changed.connect(worker.probe_sample)
+        self.viewer.image_dropped.connect(self._open_image)
+        self.loader.loaded.connect(self._image_loaded)
+        self.loader.failed.connect(lambda message: self._show_error(message))
+        self.bridge.metrics.connect(self._metrics)
+        self.bridge.frame.connect(self.viewer.show_frame)
+        self.bridge.status.connect(self._status)
+        self.bridge.error.connect(self._show_error)
+
+    # ---- reacting to the user ----------------------------------------------------------------------------
+    def _model_chosen(self, spec) -> None:
+        self.monitor.clear()
+        self.bridge.worker.load_model(spec)
+
+    def _train(self) -> None:
+        config = self.monitor.config()
+        self.monitor.clear()
+        self.progress.setRange(0, 0)  # busy until the first step reports the total
+        self.bridge.worker.train(config)
+
+    def _open_image(self, path: str) -> None:
+        self.viewer.show_message(f"Opening {os.path.basename(path)}…")
+        self.loader.load(path)
+
+    def _image_loaded(self, pixels, name: str) -> None:
+        self.viewer.show_message(f"{name}: {pixels.shape[1]}×{pixels.shape[0]} pixels, prepared as the model's "
+                                 f"input (left). It stays the probe while the model trains.")
+        self.bridge.worker.probe_image(pixels, name)
+
+    def _save_run(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save the run into a folder")
+        if folder:
+            self.bridge.worker.save(folder)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About Lumen", "<b>Lumen</b> — build, train and look inside neural networks, "
+                          "offline.<br>Bundled digits: MNIST (Y. LeCun, C. Cortes, C. Burges).")
+
+    # ---- reacting to the engine ----------------------------------------------------------------------------
+    def _metrics(self, events: list) -> None:
+        self.monitor.add_metrics(events)
+        steps = [e for e in events if isinstance(e, StepMetrics)]
+        if steps:
+            self.progress.setRange(0, steps[-1].total_steps)
+            self.progress.setValue(steps[-1].step)
+
+    def _status(self, event: StatusChanged) -> None:
+        self.status_label.setText(event.message)
+        self._apply_state(event.state)
+
+    def _show_error(self, message: str) -> None:
+        self.viewer.show_message(message, error=True)
+        self.statusBar().showMessage(message, 10_000)
+
+    def _apply_state(self, state: State) -> None:
+        self.state = state
+        running = state in (State.TRAINING, State.PAUSED)
+        self.train_action.setEnabled(not running)
+        self.pause_action.setEnabled(running)
+        self.stop_action.setEnabled(running)
+        self.step_action.setEnabled(state is State.PAUSED)
+        self.pause_action.blockSignals(True)  # reflect the engine's state without sending a command back
+        self.pause_action.setChecked(state is State.PAUSED)
+        self.pause_action.setText("▶ Resume" if state is State.PAUSED else "⏸ Pause")
+        self.pause_action.blockSignals(False)
+        if not running and self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+
+    # ---- layout memory and shutdown ---------------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 900)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, SETTINGS_VERSION)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(SETTINGS_VERSION))
+        self.settings.sync()
+        self.loader.shutdown()
+        if not self.bridge.shutdown():
+            QMessageBox.warning(self, "Lumen", "The training thread did not stop in time; quitting anyway.")
+        super().closeEvent(event)

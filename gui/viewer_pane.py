@@ -1,0 +1,141 @@
+"""Activation viewer pane: the probe input, the model's top predictions and every conv layer's feature maps.
+
+Each layer's maps arrive from the engine already tiled into one mosaic, so a layer is one ImageItem (not
+one widget per channel); levels are explicit, never auto-computed per frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from engine.events import FeatureMapFrame, LayerMaps
+
+FEATURE_CMAP = "CET-D1"  # diverging blue–white–red: negative and positive responses read apart
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
+
+
+class _LayerView:
+    """One layer's row: a title, the mosaic image and its colour bar."""
+
+    def __init__(self, layout: pg.GraphicsLayout, row: int, node: str):
+        self.title = layout.addLabel(node, row=row, col=1, colspan=2, justify="left")
+        self.box = layout.addViewBox(row=row + 1, col=1, lockAspect=True, invertY=True, enableMouse=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.box.addItem(self.image)
+        self.bar = pg.ColorBarItem(colorMap=FEATURE_CMAP, interactive=False, width=12)
+        self.bar.setImageItem(self.image)
+        layout.addItem(self.bar, row=row + 1, col=2)
+
+    def show(self, maps: LayerMaps) -> None:
+        reach = max(abs(maps.levels[0]), abs(maps.levels[1]), 1e-6)  # symmetric, so white means zero
+        self.image.setImage(maps.mosaic, levels=(-reach, reach), autoLevels=False)
+        self.bar.setLevels((-reach, reach))
+        c, h, w = maps.shape
+        self.title.setText(f"<b>{maps.node}</b> — {c} maps of {h}×{w}, range "
+                           f"{maps.levels[0]:.2f} … {maps.levels[1]:.2f}")
+
+
+class ViewerPane(QWidget):
+    probe_index_changed = Signal(int)
+    image_dropped = Signal(str)  # a file path the user dropped or opened
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.frame: FeatureMapFrame | None = None
+        self.source = QLabel("No input yet.")
+        self.probe = QSpinBox(minimum=0, maximum=9999, prefix="validation digit #")
+        self.probe.setToolTip("Which digit of the validation set to feed the model")
+        self.probe.valueChanged.connect(self.probe_index_changed)
+        open_button = QPushButton("Open image…")
+        open_button.clicked.connect(self._open_dialog)
+        self.message = QLabel("Drop a PNG or JPEG of a digit anywhere on this pane to see what the model makes of it.")
+        self.message.setWordWrap(True)
+
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setAcceptDrops(False)  # drops go to the pane
+        self.canvas.setBackground("w")
+        grid = self.canvas.ci
+        grid.addLabel("<b>Input</b>", row=0, col=0)
+        self.input_box = grid.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
+        self.input_image = pg.ImageItem(axisOrder="row-major")
+        self.input_box.addItem(self.input_image)
+        self.predictions = grid.addPlot(row=2, col=0, title="Top predictions")
+        self.predictions.setXRange(0, 1, padding=0)
+        self.predictions.setMouseEnabled(False, False)
+        self.predictions.hideButtons()
+        self.predictions.getAxis("left").setStyle(tickLength=0)
+        self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7, brush=(40, 110, 200))
+        self.predictions.addItem(self.bars)
+        self.layer_views: dict[str, _LayerView] = {}
+        grid.layout.setColumnStretchFactor(0, 1)
+        grid.layout.setColumnStretchFactor(1, 3)
+
+        top = QHBoxLayout()
+        top.addWidget(self.source, 1)
+        top.addWidget(self.probe)
+        top.addWidget(open_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.message)
+        layout.addWidget(self.canvas, 1)
+
+    # ---- showing frames ---------------------------------------------------------------------------
+    def show_frame(self, frame: FeatureMapFrame) -> None:
+        self.frame = frame
+        label = f" (true label {frame.label})" if frame.label is not None else ""
+        self.source.setText(f"<b>{frame.source}</b>{label} · model at step {frame.step}")
+        self.input_image.setImage(frame.image, levels=(0.0, 1.0), autoLevels=False)
+        self._show_predictions(frame.predictions)
+        if list(self.layer_views) != [m.node for m in frame.layers]:
+            self._rebuild_layers(frame.layers)
+        for maps in frame.layers:
+            self.layer_views[maps.node].show(maps)
+
+    def _show_predictions(self, predictions: tuple[tuple[str, float], ...]) -> None:
+        ranks = np.arange(len(predictions), dtype=float)
+        self.bars.setOpts(x0=np.zeros(len(ranks)), y=ranks, width=[p for _, p in predictions], height=0.7)
+        self.predictions.getAxis("left").setTicks([[(i, f"{name}  {p:.0%}") for i, (name, p) in enumerate(predictions)]])
+        self.predictions.setYRange(-0.6, max(len(predictions), 1) - 0.4, padding=0)
+        self.predictions.getViewBox().invertY(True)
+
+    def _rebuild_layers(self, layers: tuple[LayerMaps, ...]) -> None:
+        grid = self.canvas.ci
+        for view in self.layer_views.values():
+            for item in (view.title, view.box, view.bar):
+                grid.removeItem(item)
+        self.layer_views = {m.node: _LayerView(grid, 2 * i, m.node) for i, m in enumerate(layers)}
+        grid.removeItem(self.predictions)  # keep input and predictions beside the first layers
+        grid.addItem(self.predictions, row=2, col=0, rowspan=max(1, 2 * len(layers) - 2))
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #c0392b; font-weight: bold;" if error else "")
+        self.message.setText(text)
+
+    # ---- drag and drop, file dialog ------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        self.image_dropped.emit(paths[0])
+        if len(paths) > 1:
+            self.show_message(f"Showing {Path(paths[0]).name}; drop one image at a time.")
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "", IMAGE_FILTER)
+        if path:
+            self.image_dropped.emit(path)
