@@ -7,7 +7,7 @@ import os
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QToolBar, QWidget)
+                               QStyle, QToolBar, QWidget)
 
 from engine.events import EngineError, State, StatusChanged, StepMetrics
 from gui.bridge import EngineBridge
@@ -46,6 +46,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.docks["monitor"], self.docks["viewer"], Qt.Orientation.Horizontal)
         self.setCentralWidget(QWidget())  # all content lives in docks; an empty centre collapses to nothing
         self.centralWidget().hide()
+        self.resizeDocks(list(self.docks.values()), [330, 470, 800], Qt.Orientation.Horizontal)
         self._default_state = self.saveState(SETTINGS_VERSION)
 
         self._make_actions()
@@ -64,13 +65,17 @@ class MainWindow(QMainWindow):
         return dock
 
     def _make_actions(self) -> None:
-        self.train_action = QAction("▶ Train", self, shortcut=QKeySequence("Ctrl+T"),
+        icon = self.style().standardIcon
+        self.train_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPlay), "Train", self, shortcut=QKeySequence("Ctrl+T"),
                                     toolTip="Train the model from fresh weights with the monitor's settings")
-        self.pause_action = QAction("⏸ Pause", self, checkable=True, shortcut=QKeySequence("Space"))
-        self.step_action = QAction("⏭ Step", self, toolTip="Train one batch while paused")
-        self.stop_action = QAction("■ Stop", self, shortcut=QKeySequence("Ctrl+."))
+        self.pause_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPause), "Pause", self, checkable=True,
+                                    shortcut=QKeySequence("Ctrl+P"))
+        self.step_action = QAction(icon(QStyle.StandardPixmap.SP_MediaSkipForward), "Step", self,
+                                   toolTip="Train one batch while paused")
+        self.stop_action = QAction(icon(QStyle.StandardPixmap.SP_MediaStop), "Stop", self,
+                                   shortcut=QKeySequence("Ctrl+."))
         toolbar = QToolBar("Training", objectName="training_toolbar")
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for action in (self.train_action, self.pause_action, self.step_action, self.stop_action):
             toolbar.addAction(action)
         self.addToolBar(toolbar)
@@ -90,7 +95,7 @@ class MainWindow(QMainWindow):
 
     def _make_status_bar(self) -> None:
         self.status_label = QLabel()
-        self.progress = QProgressBar(maximumWidth=260, textVisible=True)
+        self.progress = QProgressBar(minimumWidth=240, textVisible=True)
         self.progress.setFormat("step %v / %m")
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
@@ -165,7 +170,7 @@ class MainWindow(QMainWindow):
         self.step_action.setEnabled(state is State.PAUSED)
         self.pause_action.blockSignals(True)  # reflect the engine's state without sending a command back
         self.pause_action.setChecked(state is State.PAUSED)
-        self.pause_action.setText("▶ Resume" if state is State.PAUSED else "⏸ Pause")
+        self.pause_action.setText("Resume" if state is State.PAUSED else "Pause")
         self.pause_action.blockSignals(False)
         if not running and self.progress.maximum() == 0:
             self.progress.setRange(0, 1)

@@ -16,12 +16,12 @@ SMOOTH_PEN = pg.mkPen((40, 110, 200), width=2)
 VAL_PEN = pg.mkPen((230, 126, 34), width=2)
 
 
-def _plot(title: str, y_label: str) -> pg.PlotWidget:
+def _plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
     plot = pg.PlotWidget(title=title)
     plot.setLabel("bottom", "step")
     plot.setLabel("left", y_label)
     plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.addLegend(offset=(-10, 10))
+    plot.addLegend(offset=legend_offset)  # in the corner the curve leaves free
     return plot
 
 
@@ -44,8 +44,8 @@ class MonitorPane(QWidget):
         header.addLayout(settings)
         header.addWidget(self.readout, 1)
 
-        self.loss_plot = _plot("Loss (cross-entropy)", "loss")
-        self.acc_plot = _plot("Accuracy", "accuracy")
+        self.loss_plot = _plot("Loss (cross-entropy)", "loss", (-10, 10))
+        self.acc_plot = _plot("Accuracy", "accuracy", (-10, -10))
         self.acc_plot.setYRange(0, 1)
         self.acc_plot.setXLink(self.loss_plot)
         self.curves = {}

@@ -12,7 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout,
+                               QWidget)
 
 from engine.events import FeatureMapFrame, LayerMaps
 
@@ -24,13 +25,13 @@ class _LayerView:
     """One layer's row: a title, the mosaic image and its colour bar."""
 
     def __init__(self, layout: pg.GraphicsLayout, row: int, node: str):
-        self.title = layout.addLabel(node, row=row, col=1, colspan=2, justify="left")
-        self.box = layout.addViewBox(row=row + 1, col=1, lockAspect=True, invertY=True, enableMouse=False)
+        self.title = layout.addLabel(node, row=row, col=0, colspan=2, justify="left")
+        self.box = layout.addViewBox(row=row + 1, col=0, lockAspect=True, invertY=True, enableMouse=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.box.addItem(self.image)
         self.bar = pg.ColorBarItem(colorMap=FEATURE_CMAP, interactive=False, width=12)
         self.bar.setImageItem(self.image)
-        layout.addItem(self.bar, row=row + 1, col=2)
+        layout.addItem(self.bar, row=row + 1, col=1)
 
     def show(self, maps: LayerMaps) -> None:
         reach = max(abs(maps.levels[0]), abs(maps.levels[1]), 1e-6)  # symmetric, so white means zero
@@ -58,24 +59,28 @@ class ViewerPane(QWidget):
         self.message = QLabel("Drop a PNG or JPEG of a digit anywhere on this pane to see what the model makes of it.")
         self.message.setWordWrap(True)
 
-        self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setAcceptDrops(False)  # drops go to the pane
-        self.canvas.setBackground("w")
-        grid = self.canvas.ci
-        grid.addLabel("<b>Input</b>", row=0, col=0)
-        self.input_box = grid.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
+        # Left: what goes in and what comes out; right: one row per conv layer.
+        self.io_canvas = pg.GraphicsLayoutWidget()
+        io = self.io_canvas.ci
+        io.addLabel("<b>Input</b> (as the model sees it)", row=0, col=0)
+        self.input_box = io.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
         self.input_image = pg.ImageItem(axisOrder="row-major")
         self.input_box.addItem(self.input_image)
-        self.predictions = grid.addPlot(row=2, col=0, title="Top predictions")
+        self.predictions = io.addPlot(row=2, col=0, title="Top predictions")
         self.predictions.setXRange(0, 1, padding=0)
         self.predictions.setMouseEnabled(False, False)
         self.predictions.hideButtons()
-        self.predictions.getAxis("left").setStyle(tickLength=0)
+        self.predictions.getViewBox().invertY(True)
+        self.predictions.setLabel("bottom", "probability")
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7, brush=(40, 110, 200))
         self.predictions.addItem(self.bars)
+        self.canvas = pg.GraphicsLayoutWidget()
         self.layer_views: dict[str, _LayerView] = {}
-        grid.layout.setColumnStretchFactor(0, 1)
-        grid.layout.setColumnStretchFactor(1, 3)
+        splitter = QSplitter()
+        for canvas in (self.io_canvas, self.canvas):
+            canvas.setAcceptDrops(False)  # drops go to the pane
+            splitter.addWidget(canvas)
+        splitter.setSizes([280, 620])
 
         top = QHBoxLayout()
         top.addWidget(self.source, 1)
@@ -84,7 +89,7 @@ class ViewerPane(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.message)
-        layout.addWidget(self.canvas, 1)
+        layout.addWidget(splitter, 1)
 
     # ---- showing frames ---------------------------------------------------------------------------
     def show_frame(self, frame: FeatureMapFrame) -> None:
@@ -103,7 +108,6 @@ class ViewerPane(QWidget):
         self.bars.setOpts(x0=np.zeros(len(ranks)), y=ranks, width=[p for _, p in predictions], height=0.7)
         self.predictions.getAxis("left").setTicks([[(i, f"{name}  {p:.0%}") for i, (name, p) in enumerate(predictions)]])
         self.predictions.setYRange(-0.6, max(len(predictions), 1) - 0.4, padding=0)
-        self.predictions.getViewBox().invertY(True)
 
     def _rebuild_layers(self, layers: tuple[LayerMaps, ...]) -> None:
         grid = self.canvas.ci
@@ -111,8 +115,6 @@ class ViewerPane(QWidget):
             for item in (view.title, view.box, view.bar):
                 grid.removeItem(item)
         self.layer_views = {m.node: _LayerView(grid, 2 * i, m.node) for i, m in enumerate(layers)}
-        grid.removeItem(self.predictions)  # keep input and predictions beside the first layers
-        grid.addItem(self.predictions, row=2, col=0, rowspan=max(1, 2 * len(layers) - 2))
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #c0392b; font-weight: bold;" if error else "")

@@ -1,0 +1,30 @@
+import os
+import threading
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
+
+import pytest  # noqa: E402
+
+ENGINE_THREADS = ("lumen-engine", "lumen-image")
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads():
+    """Fail a test that leaves an engine or image-loading thread running (a shutdown bug)."""
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        alive = [t.name for t in threading.enumerate() if t.name.startswith(ENGINE_THREADS)]
+        if not alive:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"threads still running after the test: {alive}")
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """A QSettings in a temporary INI file, so tests never touch the user's saved layout."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "lumen.ini"), QSettings.Format.IniFormat)
