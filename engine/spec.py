@@ -163,4 +163,7 @@ class ModelSpec:
             raise SpecError(f"{path.name} is not a text file, so not a model spec") from None
         except OSError as exc:
             raise SpecError(f"cannot read {path}: {exc.strerror}") from None
-        return cls.from_json(text)
+        try:
+            return cls.from_json(text)
+        except SpecError as exc:
+            raise SpecError(f"{path.name}: {exc}") from None

@@ -89,7 +89,7 @@ def test_linear_on_an_image_says_to_flatten_first():
 
 
 def test_malformed_json_names_line_and_column():
-    with pytest.raises(SpecError, match=r"not valid JSON \(line 1, column 9"):
+    with pytest.raises(SpecError, match=r"not valid JSON \(line 1, column 11"):
         ModelSpec.from_json('{"nodes": }')
 
 
