@@ -28,7 +28,7 @@ class EngineBridge(QObject):
         self._lock = threading.Lock()
         self._events: list[Event] = []
         self._frame: FeatureMapFrame | None = None
-        self.frames_received = 0  # engine frames, counted to show how many the coalescing dropped
+        self.frames_received = 0  # engine frames, counted so benchmarks can report how many were coalesced
         self.frames_drawn = 0
         self.worker = EngineWorker(self._sink, torch_threads=torch_threads)
         self._timer = QTimer(self)
