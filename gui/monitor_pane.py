@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from engine.events import EpochMetrics, StepMetrics
 from engine.training import TrainConfig
 
+CURVE_REDRAW_MS = 200  # curves grow smoothly at 5 Hz; redrawing axes and curves is the GUI's costliest work
 SMOOTHING = 0.9  # exponential moving average of the per-batch curves, as TensorBoard's slider does
 
 TRAIN_PEN = pg.mkPen((90, 160, 230, 90), width=1)
@@ -46,7 +48,8 @@ class MonitorPane(QWidget):
 
         self.loss_plot = _plot("Loss (cross-entropy)", "loss", (-10, 10))
         self.acc_plot = _plot("Accuracy", "accuracy", (-10, -10))
-        self.acc_plot.setYRange(0, 1)
+        self.acc_plot.setYRange(0, 1, padding=0.02)
+        self.acc_plot.enableAutoRange(y=False)
         self.acc_plot.setXLink(self.loss_plot)
         self.curves = {}
         for plot, key in ((self.loss_plot, "loss"), (self.acc_plot, "accuracy")):
@@ -57,6 +60,8 @@ class MonitorPane(QWidget):
                                                      skipFiniteCheck=True, autoDownsample=True, clipToView=True)
             self.curves[f"val_{key}"] = plot.plot(pen=VAL_PEN, symbol="o", symbolSize=7, symbolBrush=VAL_PEN.color(),
                                                   name="validation")
+        self._redraw = QTimer(self, singleShot=True, interval=CURVE_REDRAW_MS)
+        self._redraw.timeout.connect(self.redraw)
         layout = QVBoxLayout(self)
         layout.addLayout(header)
         layout.addWidget(self.loss_plot, 1)
@@ -75,9 +80,11 @@ class MonitorPane(QWidget):
         self.val: dict[str, list[float]] = {"loss": [], "accuracy": []}
         for curve in self.curves.values():
             curve.setData([], [])
+        self._redraw.stop()
+        self.loss_plot.enableAutoRange(x=True)
 
     def add_metrics(self, events: list) -> None:
-        """Append a batch of StepMetrics/EpochMetrics and redraw each curve once."""
+        """Append a batch of StepMetrics/EpochMetrics; the curves are redrawn at most every CURVE_REDRAW_MS."""
         last_step = None
         for event in events:
             if isinstance(event, StepMetrics):
@@ -86,6 +93,11 @@ class MonitorPane(QWidget):
                     self.values[key].append(value)
                     previous = self.smooth[key][-1] if self.smooth[key] else value
                     self.smooth[key].append(SMOOTHING * previous + (1 - SMOOTHING) * value)
+                if len(self.steps) == 1:
+                    # The whole run's x-range from the start: the curves grow into it, and the axes
+                    # (whose text is the costliest thing to paint) are not redrawn at every update.
+                    self.loss_plot.setXRange(0, event.total_steps, padding=0.01)
+                    self.loss_plot.enableAutoRange(x=False)
                 last_step = event
             elif isinstance(event, EpochMetrics):
                 self.val_steps.append(event.step)
@@ -94,10 +106,14 @@ class MonitorPane(QWidget):
                 self.readout.setText(f"Epoch {event.epoch}: validation accuracy <b>{event.val_accuracy:.1%}</b>, "
                                      f"loss {event.val_loss:.3f}<br>training accuracy {event.train_accuracy:.1%}, "
                                      f"loss {event.train_loss:.3f}")
+        if last_step is not None and not self.val_steps:
+            self.readout.setText(f"Epoch {last_step.epoch}, step {last_step.step}: batch loss {last_step.loss:.3f}")
+        if not self._redraw.isActive():
+            self._redraw.start()
+
+    def redraw(self) -> None:
         steps = np.asarray(self.steps, dtype=np.float64)
         for key in ("loss", "accuracy"):
             self.curves[f"train_{key}"].setData(steps, np.asarray(self.values[key]))
             self.curves[f"smooth_{key}"].setData(steps, np.asarray(self.smooth[key]))
             self.curves[f"val_{key}"].setData(np.asarray(self.val_steps, dtype=np.float64), np.asarray(self.val[key]))
-        if last_step is not None and not self.val_steps:
-            self.readout.setText(f"Epoch {last_step.epoch}, step {last_step.step}: batch loss {last_step.loss:.3f}")
