@@ -46,7 +46,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(self.docks["monitor"], self.docks["viewer"], Qt.Orientation.Horizontal)
         self.setCentralWidget(QWidget())  # all content lives in docks; an empty centre collapses to nothing
         self.centralWidget().hide()
-        self.resizeDocks(list(self.docks.values()), [330, 470, 800], Qt.Orientation.Horizontal)
+        self.resizeDocks(list(self.docks.values()), [390, 450, 760], Qt.Orientation.Horizontal)
         self._default_state = self.saveState(SETTINGS_VERSION)
 
         self._make_actions()

@@ -34,7 +34,7 @@ def click(qtbot, window, action):
 def drop(widget, *paths):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(QPointF(widget.rect().center()), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(widget.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
@@ -91,6 +91,7 @@ def test_training_to_the_end_shows_validation_points(qtbot, window):
     click(qtbot, window, window.train_action)
     qtbot.waitUntil(lambda: window.state is State.FINISHED, timeout=120_000)
     val = window.monitor.curves["val_accuracy"]
+    qtbot.waitUntil(lambda: val.xData is not None and len(val.xData) == 1, timeout=5_000)  # next curve redraw
     assert len(val.xData) == 1 and val.xData[0] == 71 and 0.5 < val.yData[0] <= 1
     assert "validation accuracy" in window.status_label.text()
 
