@@ -6,6 +6,7 @@ one widget per channel); levels are explicit, never auto-computed per frame.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,21 @@ class _LayerView:
         layout.addItem(self.bar, row=row + 1, col=1)
 
     def show(self, maps: LayerMaps) -> None:
-        reach = max(abs(maps.levels[0]), abs(maps.levels[1]), 1e-6)  # symmetric, so white means zero
+        reach = _nice_ceiling(max(abs(maps.levels[0]), abs(maps.levels[1])))  # symmetric: white means zero
         self.image.setImage(maps.mosaic, levels=(-reach, reach), autoLevels=False)
-        self.bar.setLevels((-reach, reach))
+        if self.bar.levels() != (-reach, reach):  # its axis text is costly to redraw; it changes rarely
+            self.bar.setLevels((-reach, reach))
         c, h, w = maps.shape
-        self.title.setText(f"<b>{maps.node}</b> — {c} maps of {h}×{w}, range "
-                           f"{maps.levels[0]:.2f} … {maps.levels[1]:.2f}")
+        title = f"<b>{maps.node}</b> — {c} maps of {h}×{w}"
+        if self.title.text != title:
+            self.title.setText(title)
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5 × 10^k at or above ``value``: a colour scale that does not jitter per frame."""
+    value = max(value, 1e-6)
+    exponent = math.floor(math.log10(value))
+    return next(step * 10**exponent for step in (1, 2, 5, 10) if step * 10**exponent >= value * (1 - 1e-9))
 
 
 class ViewerPane(QWidget):

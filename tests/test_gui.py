@@ -171,3 +171,13 @@ def test_bridge_keeps_every_metric_but_only_the_newest_frame(qtbot, window):
     bridge.flush()
     assert [f.step for f in frames] == [100]
     assert [m.step for batch in batches for m in batch] == list(range(1, 101))
+
+
+def test_colour_scale_is_symmetric_and_snaps_to_round_values(window):
+    from gui.viewer_pane import _nice_ceiling
+
+    assert [_nice_ceiling(v) for v in (0.03, 0.9, 1.0, 1.2, 2.17, 4.08, 7.0, 12.0)] == \
+        pytest.approx([0.05, 1, 1, 2, 5, 5, 10, 20])
+    maps = window.viewer.frame.layers[0]
+    low, high = window.viewer.layer_views[maps.node].bar.levels()
+    assert low == -high and high >= max(abs(maps.levels[0]), abs(maps.levels[1]))
