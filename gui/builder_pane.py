@@ -34,6 +34,7 @@ class BuilderPane(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.setMinimumWidth(350)  # the whole layer table, parameters column included, without scrolling
         self.total = QLabel()
         self.problem = QLabel(wordWrap=True)
         self.problem.setStyleSheet("color: #c0392b;")
