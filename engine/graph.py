@@ -31,7 +31,9 @@ def _check(spec: ModelSpec) -> list[str]:
     output = spec.output_id
     for node in spec.nodes:
         arity, got = LAYERS[node.type].arity, len(spec.inputs_of(node.id))
-        if got != arity:
+        if arity is None and got < 2:
+            raise SpecError(f"merges two or more inputs, has {got}", node.id)
+        if arity is not None and got != arity:
             if node.type == "input":
                 raise SpecError("the input node cannot have incoming edges", node.id)
             raise SpecError(f"needs {arity} incoming edge{'s' if arity > 1 else ''}, has {got}", node.id)
@@ -60,7 +62,11 @@ def infer_shapes(spec: ModelSpec) -> dict[str, Shape]:
 
 
 class GraphModel(nn.Module):
-    """Runs a spec's nodes in topological order. Module names are the node ids."""
+    """Runs a spec's nodes in topological order.
+
+    Each node's module is registered at the node id's path ("conv1", or "layer1.0.conv1" inside plain
+    containers), so state-dict keys are "<node id>.<parameter>", as torchvision's are for its models.
+    """
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -69,12 +75,25 @@ class GraphModel(nn.Module):
         self.order = list(self.shapes)
         self.sources = {node_id: spec.inputs_of(node_id) for node_id in self.order}
         self.output_id = spec.output_id
-        self.layers = nn.ModuleDict()
+        self.layers: dict[str, nn.Module] = {}  # node id -> module; plain dict, the tree below registers them
         for node_id in self.order:
             node = spec.node(node_id)
             layer = LAYERS[node.type]
-            self.layers[node_id] = layer.build(layer.resolve(node.params),
-                                               [self.shapes[s] for s in self.sources[node_id]])
+            module = layer.build(layer.resolve(node.params), [self.shapes[s] for s in self.sources[node_id]])
+            self._register_at_path(node_id, module)
+            self.layers[node_id] = module
+
+    def _register_at_path(self, path: str, module: nn.Module) -> None:
+        *parents, leaf = path.split(".")
+        top = path.split(".")[0]
+        if top not in self._modules and hasattr(self, top):
+            raise SpecError(f"{top!r} is a reserved name in a built model; rename the node", path)
+        owner: nn.Module = self
+        for part in parents:
+            if part not in owner._modules:
+                owner.add_module(part, nn.Module())  # a plain container, as nn.Sequential's children are
+            owner = owner._modules[part]
+        owner.add_module(leaf, module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_recording(x, ())[0]

@@ -36,7 +36,7 @@ class LayerType:
     defaults: dict[str, Any]  # every parameter the layer takes, with its default (None = required)
     infer: Callable[[dict[str, Any], list[Shape]], Shape]
     build: Callable[[dict[str, Any], list[Shape]], nn.Module]
-    arity: int = 1  # number of incoming edges; 0 for the input node
+    arity: int | None = 1  # number of incoming edges; 0 for the input node, None for merges (2 or more)
 
     def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
         """The node's params merged over the defaults, checked for unknown or missing keys and types."""
@@ -123,9 +123,10 @@ def _pool_infer(p: dict, ins: list[Shape]) -> Shape:
 
 
 def _linear_infer(p: dict, ins: list[Shape]) -> Shape:
-    if len(ins[0]) != 1:
+    # A vector, or a sequence (steps × features: applied at every step, as torch's Linear does).
+    if len(ins[0]) not in (1, 2):
         raise InputShapeError(f"linear expects a flat input but gets {fmt(ins[0])}; put a flatten node before it")
-    return (p["out_features"],)
+    return (*ins[0][:-1], p["out_features"])
 
 
 def _same(p: dict, ins: list[Shape]) -> Shape:
@@ -152,10 +153,18 @@ LAYERS: dict[str, LayerType] = {layer.name: layer for layer in [
     LayerType("flatten", "Flattens each sample to a vector", {},
               lambda p, ins: (math.prod(ins[0]),), lambda p, ins: nn.Flatten()),
     LayerType("linear", "Fully connected layer", {"out_features": None, "bias": True}, _linear_infer,
-              lambda p, ins: nn.Linear(ins[0][0], p["out_features"], bias=p["bias"])),
+              lambda p, ins: nn.Linear(ins[0][-1], p["out_features"], bias=p["bias"])),
     LayerType("dropout", "Zeroes a fraction p of activations while training", {"p": 0.5}, _same,
               lambda p, ins: nn.Dropout(p["p"])),
     _elementwise("relu", "max(0, x)", nn.ReLU),
     _elementwise("tanh", "Hyperbolic tangent", nn.Tanh),
     _elementwise("sigmoid", "Logistic sigmoid", nn.Sigmoid),
 ]}
+
+
+def register(*layers: LayerType) -> None:
+    """Add layer types to the library (used by the modules that define recurrent and generative layers)."""
+    for layer in layers:
+        if layer.name in LAYERS:
+            raise ValueError(f"layer type {layer.name!r} is defined twice")
+        LAYERS[layer.name] = layer

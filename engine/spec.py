@@ -16,7 +16,9 @@ from engine.errors import SpecError
 
 FORMAT = "lumen.model"
 VERSION = 1
-_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # also valid nn.ModuleDict keys (no dots)
+# A node id is also the module's path in the built model (and so its state-dict key prefix): dotted paths
+# such as "layer1.0.conv1" let full-size presets use torchvision's exact names.
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,8 @@ class ModelSpec:
             if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("type"), str):
                 raise SpecError(f"node #{i + 1} needs a string \"id\" and a string \"type\"")
             if not _ID.match(raw["id"]):
-                raise SpecError("ids may hold only letters, digits and underscores, and not start with a digit",
-                                raw["id"])
+                raise SpecError("ids may hold only letters, digits, underscores and dots between parts, "
+                                "and not start with a digit", raw["id"])
             params = raw.get("params", {})
             if not isinstance(params, dict):
                 raise SpecError("\"params\" must be an object", raw["id"])
@@ -132,6 +134,11 @@ class ModelSpec:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise SpecError(f"node ids must be unique; repeated: {', '.join(duplicates)}")
+        for node_id in ids:
+            parent = next((other for other in ids if node_id.startswith(other + ".")), None)
+            if parent:
+                raise SpecError(f"the id lies inside another node's path ({parent}); a layer cannot contain a layer",
+                                node_id)
         edges = []
         for raw in raw_edges:
             if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(e, str) for e in raw)):

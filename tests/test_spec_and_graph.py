@@ -82,6 +82,18 @@ def test_bad_specs_are_refused_with_the_node_and_the_reason(mutate, message):
     assert message in str(error.value)
 
 
+def test_dotted_ids_become_module_paths_and_reserved_names_are_refused():
+    spec = ModelSpec.sequential("paths", (4,), [("features.0", "linear", {"out_features": 3}),
+                                                ("features.1", "relu", {}), ("classifier", "linear", {"out_features": 2})])
+    model = build_model(spec)
+    assert list(model.state_dict()) == ["features.0.weight", "features.0.bias", "classifier.weight", "classifier.bias"]
+    assert model.features._modules["0"] is model.layers["features.0"]
+    with pytest.raises(SpecError, match="features.0.x: the id lies inside another node's path"):
+        ModelSpec.from_dict({**spec.to_dict(), "nodes": spec.to_dict()["nodes"] + [{"id": "features.0.x", "type": "relu"}]})
+    with pytest.raises(SpecError, match="training: 'training' is a reserved name"):
+        build_model(ModelSpec.sequential("r", (4,), [("training", "relu", {})]))
+
+
 def test_linear_on_an_image_says_to_flatten_first():
     spec = ModelSpec.sequential("bad", (1, 8, 8), [("fc", "linear", {"out_features": 3})])
     with pytest.raises(SpecError, match=r"fc: linear expects a flat input but gets 1×8×8; put a flatten node"):

@@ -145,7 +145,7 @@ def test_run_folder_round_trip_and_refusals(tmp_path):
         ("conv1", "conv2d", {"out_channels": 3, "kernel_size": 5}), ("flatten", "flatten", {}),
         ("fc3", "linear", {"out_features": 10})]))
     before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(DataError, match=r"do not fit this model: unexpected layers.conv2.bias.*layers.conv1.weight is \(6, 1, 5, 5\), the model needs \(3, 1, 5, 5\)"):
+    with pytest.raises(DataError, match=r"do not fit this model: unexpected conv2.bias.*conv1.weight is \(6, 1, 5, 5\), the model needs \(3, 1, 5, 5\)"):
         load_weights(other, tmp_path / "run" / "weights.safetensors")
     assert all(torch.equal(v, before[k]) for k, v in other.state_dict().items())
 
