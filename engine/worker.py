@@ -21,9 +21,10 @@ import torch
 
 from engine.data import Dataset, load_dataset
 from engine.errors import LumenError
-from engine.events import EngineError, EpochMetrics, Event, State, StatusChanged, StepMetrics
+from engine.events import EngineError, EpochMetrics, Event, FeatureMapFrame, State, StatusChanged, StepMetrics
 from engine.graph import GraphModel, build_model
 from engine.images import image_input
+from engine.layers import fmt
 from engine.inspection import feature_map_frame
 from engine.runs import save_run
 from engine.spec import ModelSpec
@@ -47,6 +48,9 @@ class EngineWorker:
         self._steps = None
         self._config = TrainConfig()
         self._history: list[StepMetrics | EpochMetrics] = []
+        # What the user chose to look at, and that choice prepared for the current model (None if it
+        # does not fit, e.g. a digit for a sequence model).
+        self._probe_choice: tuple[str, object, str] = ("sample", 0, "")
         self._probe: tuple[torch.Tensor, str, str | None] | None = None
         self._last_frame = 0.0
 
@@ -138,15 +142,39 @@ class EngineWorker:
             self._end_run("stopped: a new model was loaded")
         self._spec, self._model, self._data = spec, model, data
         self._history = []
-        if self._probe is None:
-            self._on_probe_sample(0)
-        self._set_state(State.IDLE, f"{spec.name} loaded on {data.name}")
+        self._prepare_probe()
+        if self._data_fits():
+            self._set_state(State.IDLE, f"{spec.name} loaded on {data.name}")
+        else:
+            self._set_state(State.IDLE, f"{spec.name} loaded; it takes {fmt(spec.input_shape)} inputs, which the "
+                                        f"bundled {data.name} samples ({fmt(data.input_shape)}) do not fit: "
+                                        f"it can be inspected but not trained on them")
         self._frame()
+
+    def _data_fits(self) -> bool:
+        return self._data is not None and self._spec is not None and \
+            tuple(self._data.input_shape) == tuple(self._spec.input_shape)
+
+    def _prepare_probe(self) -> None:
+        """Turn the user's probe choice into an input for the current model, if it can be one."""
+        kind, value, name = self._probe_choice
+        self._probe = None
+        if self._spec is None or self._data is None:
+            return
+        if kind == "sample" and self._data_fits():
+            data, index = self._data, int(value) % len(self._data.val_x)
+            self._probe = (data.val_x[index:index + 1], f"validation digit #{index}", data.classes[data.val_y[index]])
+        elif kind == "image" and len(self._spec.input_shape) == 3:
+            x = image_input(value, self._spec.input_shape, digits=self._data_fits() and self._data.name == "mnist")
+            self._probe = (x, name, None)
 
     def _on_train(self, config: TrainConfig) -> None:
         if self._model is None or self._spec is None or self._data is None:
             raise LumenError("load a model before training")
         config.check()
+        if not self._data_fits():
+            raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs; the bundled "
+                             f"{self._data.name} samples are {fmt(self._data.input_shape)}, so it cannot train on them")
         if self._state in (State.TRAINING, State.PAUSED):
             self._end_run("stopped: a new run began")
         torch.manual_seed(config.seed)
@@ -177,19 +205,24 @@ class EngineWorker:
             self._end_run(f"stopped at step {self._training.step}")
 
     def _on_probe_sample(self, index: int) -> None:
-        data = self._data
-        if data is None:
-            return
-        index = int(index) % len(data.val_x)
-        self._probe = (data.val_x[index:index + 1], f"validation digit #{index}", data.classes[data.val_y[index]])
+        self._probe_choice = ("sample", int(index), "")
+        self._prepare_probe()
         self._frame()
 
     def _on_probe_image(self, arg: tuple[np.ndarray, str]) -> None:
         pixels, name = arg
         if self._spec is None:
             raise LumenError("load a model before inspecting an image")
-        x = image_input(pixels, self._spec.input_shape, digits=self._data is not None and self._data.name == "mnist")
-        self._probe = (x, name, None)
+        if len(self._spec.input_shape) != 3:
+            raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs, not images")
+        previous = self._probe_choice
+        self._probe_choice = ("image", pixels, name)
+        try:
+            self._prepare_probe()
+        except LumenError:
+            self._probe_choice = previous  # a picture that cannot be used changes nothing
+            self._prepare_probe()
+            raise
         self._frame()
 
     def _on_save(self, run_dir: Path) -> None:
@@ -225,9 +258,13 @@ class EngineWorker:
         return f"finished {last.epoch} epochs: validation accuracy {last.val_accuracy:.1%}, loss {last.val_loss:.3f}"
 
     def _frame(self) -> None:
-        if self._model is None or self._probe is None or self._data is None:
+        if self._model is None or self._data is None:
+            return
+        step = self._training.step if self._training else 0
+        if self._probe is None:  # nothing fits this model: an empty frame, so the viewer shows no stale maps
+            self._emit(FeatureMapFrame(step, "no input: drop a picture if the model takes images",
+                                       np.zeros((1, 1), np.float32), (), ()))
             return
         x, source, label = self._probe
-        step = self._training.step if self._training else 0
         self._emit(feature_map_frame(self._model, x, self._data.classes, step=step, source=source, label=label))
         self._last_frame = time.monotonic()

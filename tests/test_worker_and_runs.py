@@ -3,6 +3,7 @@
 import queue
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,6 +131,31 @@ def test_probe_image_is_prepared_and_shown(worker):
     assert frame.image.shape == (28, 28) and frame.image.max() > 0.9 and frame.label is None
     worker.probe_image(torch.full((20, 20), 255, dtype=torch.uint8).numpy(), "blank.png")
     assert "looks blank" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
+
+
+def test_models_that_do_not_fit_the_data_are_inspected_not_trained(worker):
+    rec = worker.recorder
+    vector_model = ModelSpec.sequential("tabular", (8,), [("fc", "linear", {"out_features": 3})])
+    worker.load_model(vector_model)
+    loaded = rec.wait_for(state_is(State.IDLE))
+    assert "takes 8 inputs" in loaded.message and "not trained" in loaded.message
+    empty = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and not e.layers)  # no stale digit maps
+    assert empty.source.startswith("no input")
+    worker.train(TrainConfig(epochs=1))
+    assert "cannot train on them" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
+    worker.probe_image(np.full((20, 20), 128, np.uint8), "grey.png")
+    assert "not images" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
+
+    colour_model = ModelSpec.sequential("rgb", (3, 32, 32), [("conv1", "conv2d", {"out_channels": 4, "kernel_size": 3}),
+                                                             ("flatten", "flatten", {}),
+                                                             ("fc", "linear", {"out_features": 10})])
+    worker.load_model(colour_model)
+    rec.wait_for(state_is(State.IDLE))
+    picture = np.zeros((40, 60, 4), np.uint8)
+    picture[..., 0], picture[..., 3] = 200, 255
+    worker.probe_image(picture, "red.png")
+    frame = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and e.source == "red.png")
+    assert frame.layers[0].shape == (4, 30, 30) and frame.image.shape == (32, 32)
 
 
 def test_run_folder_round_trip_and_refusals(tmp_path):
