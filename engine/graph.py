@@ -46,11 +46,15 @@ def infer_shapes(spec: ModelSpec) -> dict[str, Shape]:
     """Output shape (without batch) of every node, in evaluation order; SpecError names the bad node."""
     order = _check(spec)
     shapes: dict[str, Shape] = {}
+    ids_from: str | None = None  # the input node, when it holds integer ids
     for node_id in order:
         node = spec.node(node_id)
         layer = LAYERS[node.type]
         try:
             params = layer.resolve(node.params)
+            if node.type == "input" and params["dtype"] == "int64":
+                ids_from = node_id
+            _check_ids(node.type, layer.takes_ids, spec.inputs_of(node_id), ids_from)
             shapes[node_id] = layer.infer(params, [shapes[i] for i in spec.inputs_of(node_id)])
         except InputShapeError as exc:
             raise SpecError(f"{exc} (after {spec.inputs_of(node_id)[0]})", node_id) from None
@@ -59,6 +63,33 @@ def infer_shapes(spec: ModelSpec) -> dict[str, Shape]:
         if any(d <= 0 for d in shapes[node_id]):
             raise SpecError(f"output shape {fmt(shapes[node_id])} has an empty dimension", node_id)
     return shapes
+
+
+def _check_ids(kind: str, takes_ids: bool, sources: list[str], ids_from: str | None) -> None:
+    """Integer ids (an int64 input) may flow only into layers that read ids, such as embedding."""
+    reads_ids = [s for s in sources if s == ids_from]
+    if takes_ids and len(reads_ids) != len(sources):
+        raise ShapeError(f"{kind} reads integer ids: connect it to the input node and set that node's "
+                         f"dtype to \"int64\"")
+    if reads_ids and not takes_ids:
+        raise ShapeError(f"{kind} cannot read the integer ids of {ids_from} (dtype int64); put an embedding first")
+
+
+def input_dtype(spec: ModelSpec) -> torch.dtype:
+    """The dtype of the model's input: float32, or int64 for token ids."""
+    dtype = spec.input_node.params.get("dtype", "float32")
+    return torch.int64 if dtype == "int64" else torch.float32
+
+
+def example_input(spec: ModelSpec, batch: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random input batch of the right shape and dtype: uniform [0, 1) floats, or ids every embedding
+    reading the input accepts."""
+    shape = (batch, *spec.input_shape)
+    if input_dtype(spec) == torch.float32:
+        return torch.rand(shape, generator=generator)
+    vocab = [n.params.get("num_embeddings") for n in spec.nodes if spec.input_node.id in spec.inputs_of(n.id)]
+    high = min((v for v in vocab if isinstance(v, int) and v > 0), default=2)
+    return torch.randint(0, high, shape, generator=generator)
 
 
 class GraphModel(nn.Module):
