@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QStyle, QToolBar, QWidget)
 
 from engine.events import EngineError, State, StatusChanged, StepMetrics
+from engine.presets import PRESETS
 from gui.bridge import EngineBridge
 from gui.builder_pane import BuilderPane
 from gui.image_io import ImageLoader
@@ -85,7 +86,19 @@ class MainWindow(QMainWindow):
         open_image.setShortcut(QKeySequence.StandardKey.Open)
         file_menu.addAction("Save run…", self._save_run).setShortcut(QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
+        file_menu.addAction(self.builder.open_action)
+        file_menu.addAction(self.builder.save_action)
+        file_menu.addSeparator()
         file_menu.addAction("Quit", self.close).setShortcut(QKeySequence.StandardKey.Quit)
+        edit_menu = self.menuBar().addMenu("&Edit")  # the builder's actions; their shortcuts work in the builder
+        for action in (self.builder.undo_action, self.builder.redo_action, None, self.builder.copy_action,
+                       self.builder.paste_action, self.builder.delete_action, None, self.builder.layout_action):
+            edit_menu.addAction(action) if action else edit_menu.addSeparator()
+        presets_menu = self.menuBar().addMenu("&Presets")
+        for preset in PRESETS.values():
+            presets_menu.addAction(preset.summary.split(":")[0], lambda name=preset.name: self.builder.load_preset(name)
+                                   ).setToolTip(preset.summary)
+        presets_menu.setToolTipsVisible(True)
         view_menu = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
@@ -102,7 +115,11 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         worker = self.bridge.worker
+        self.pending_spec = None  # an edit made while a run is active; loaded when the next run starts
         self.builder.model_chosen.connect(self._model_chosen)
+        self.builder.spec_edited.connect(self._spec_edited)
+        self.viewer.spec_dropped.connect(self.builder.open_spec)
+        self.setAcceptDrops(True)  # a spec .json dropped anywhere on the window opens in the builder
         self.train_action.triggered.connect(self._train)
         self.pause_action.toggled.connect(lambda paused: worker.pause() if paused else worker.resume())
         self.step_action.triggered.connect(worker.step_once)
@@ -118,10 +135,28 @@ class MainWindow(QMainWindow):
 
     # ---- reacting to the user ----------------------------------------------------------------------------
     def _model_chosen(self, spec) -> None:
-        self.monitor.clear()
-        self.bridge.worker.load_model(spec)
+        if not self._defer(spec):
+            self.monitor.clear()
+            self.bridge.worker.load_model(spec)
+
+    def _spec_edited(self, spec) -> None:
+        if not self._defer(spec):
+            self.bridge.worker.load_model(spec)  # the viewer shows the edited model (fresh weights)
+
+    def _defer(self, spec) -> bool:
+        """While a run is active a new spec waits for the next run: loading it now would stop the run."""
+        if self.state not in (State.TRAINING, State.PAUSED):
+            self.pending_spec = None
+            return False
+        self.pending_spec = spec
+        self.statusBar().showMessage(f"{spec.name}: changes apply to the next run")
+        return True
 
     def _train(self) -> None:
+        if self.pending_spec is not None:  # worker commands run in order: load, then train
+            self.bridge.worker.load_model(self.pending_spec)
+            self.pending_spec = None
+            self.statusBar().clearMessage()
         config = self.monitor.config()
         self.monitor.clear()
         self.progress.setRange(0, 0)  # busy until the first step reports the total
@@ -135,6 +170,16 @@ class MainWindow(QMainWindow):
         self.viewer.show_message(f"{name}: {pixels.shape[1]}×{pixels.shape[0]} pixels, prepared as the model's "
                                  f"input (left). It stays the probe while the model trains.")
         self.bridge.worker.probe_image(pixels, name)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.toLocalFile().lower().endswith(".json") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.toLocalFile().lower().endswith(".json")]
+        if paths:
+            event.acceptProposedAction()
+            self.builder.open_spec(paths[0])
 
     def _save_run(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save the run into a folder")

@@ -55,6 +55,7 @@ def _nice_ceiling(value: float) -> float:
 class ViewerPane(QWidget):
     probe_index_changed = Signal(int)
     image_dropped = Signal(str)  # a file path the user dropped or opened
+    spec_dropped = Signal(str)   # a model spec (.json) dropped here: the window opens it in the builder
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -143,6 +144,9 @@ class ViewerPane(QWidget):
         if not paths:
             return
         event.acceptProposedAction()
+        if paths[0].lower().endswith(".json"):
+            self.spec_dropped.emit(paths[0])
+            return
         self.image_dropped.emit(paths[0])
         if len(paths) > 1:
             self.show_message(f"Showing {Path(paths[0]).name}; drop one image at a time.")
