@@ -18,7 +18,7 @@ from gui.monitor_pane import MonitorPane
 from gui.viewer_pane import ViewerPane
 
 DEFAULT_PRESET = "lenet5"
-SETTINGS_VERSION = 1  # bump when docks change, so an old saved layout is not restored onto new docks
+SETTINGS_VERSION = 2  # bump when docks change, so an old saved layout is not restored onto new docks
 
 
 def _training_threads() -> int:
@@ -44,10 +44,13 @@ class MainWindow(QMainWindow):
             "monitor": self._dock("Training monitor", self.monitor, Qt.DockWidgetArea.RightDockWidgetArea),
             "viewer": self._dock("Activation viewer", self.viewer, Qt.DockWidgetArea.RightDockWidgetArea),
         }
-        self.splitDockWidget(self.docks["monitor"], self.docks["viewer"], Qt.Orientation.Horizontal)
+        # Builder and monitor share the left area as tabs (one builds, then watches the run); the viewer
+        # stays beside them, so curves and feature maps are seen together while training.
+        self.tabifyDockWidget(self.docks["builder"], self.docks["monitor"])
+        self.docks["builder"].raise_()
         self.setCentralWidget(QWidget())  # all content lives in docks; an empty centre collapses to nothing
         self.centralWidget().hide()
-        self.resizeDocks(list(self.docks.values()), [390, 450, 760], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["builder"], self.docks["viewer"]], [900, 700], Qt.Orientation.Horizontal)
         self._default_state = self.saveState(SETTINGS_VERSION)
 
         self._make_actions()
@@ -159,6 +162,8 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
         config = self.monitor.config()
         self.monitor.clear()
+        if not self.docks["monitor"].isFloating():
+            self.docks["monitor"].raise_()  # show the curves as they start to grow
         self.progress.setRange(0, 0)  # busy until the first step reports the total
         self.bridge.worker.train(config)
 

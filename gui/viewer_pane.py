@@ -13,11 +13,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSpinBox, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from engine.events import FeatureMapFrame, LayerMaps
 
+LAYER_ROW_PX = 230  # height of one layer's row once there are more than fit the pane
 FEATURE_CMAP = "CET-D1"  # diverging blue–white–red: negative and positive responses read apart
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
 
@@ -87,10 +88,14 @@ class ViewerPane(QWidget):
         self.predictions.addItem(self.bars)
         self.canvas = pg.GraphicsLayoutWidget()
         self.layer_views: dict[str, _LayerView] = {}
+        # Deep models have dozens of conv layers: each keeps a readable height and the column scrolls.
+        self.layers_scroll = QScrollArea(widgetResizable=True)
+        self.layers_scroll.setWidget(self.canvas)
         splitter = QSplitter()
         for canvas in (self.io_canvas, self.canvas):
             canvas.setAcceptDrops(False)  # drops go to the pane
-            splitter.addWidget(canvas)
+        splitter.addWidget(self.io_canvas)
+        splitter.addWidget(self.layers_scroll)
         splitter.setSizes([280, 620])
 
         top = QHBoxLayout()
@@ -126,6 +131,7 @@ class ViewerPane(QWidget):
             for item in (view.title, view.box, view.bar):
                 grid.removeItem(item)
         self.layer_views = {m.node: _LayerView(grid, 2 * i, m.node) for i, m in enumerate(layers)}
+        self.canvas.setMinimumHeight(LAYER_ROW_PX * len(layers) if len(layers) > 2 else 0)
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #c0392b; font-weight: bold;" if error else "")
