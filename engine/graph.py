@@ -107,8 +107,8 @@ class GraphModel(nn.Module):
         self.sources = {node_id: spec.inputs_of(node_id) for node_id in self.order}
         self.output_id = spec.output_id
         self.layers: dict[str, nn.Module] = {}  # node id -> module; plain dict, the tree below registers them
-        for node_id in self.order:
-            node = spec.node(node_id)
+        for node in spec.nodes:  # registered in the spec's order, so state-dict keys follow it (torchvision's)
+            node_id = node.id
             layer = LAYERS[node.type]
             module = layer.build(layer.resolve(node.params), [self.shapes[s] for s in self.sources[node_id]])
             self._register_at_path(node_id, module)

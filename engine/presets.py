@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from engine.errors import SpecError
+from engine.preset import Preset
+from engine.presets_cnn import CNN_PRESETS
+from engine.presets_generative import GENERATIVE_PRESETS
+from engine.presets_sequence import SEQUENCE_PRESETS
 from engine.spec import ModelSpec
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    summary: str  # one line, for `main.py presets` and the preset menu
-    make: Callable[[], ModelSpec]
 
 
 def lenet5() -> ModelSpec:
@@ -38,6 +32,7 @@ def lenet5() -> ModelSpec:
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("lenet5", "LeNet-5 (LeCun 1998): 2 conv + 3 fully connected layers, for 28×28 digits", lenet5),
+    *CNN_PRESETS, *SEQUENCE_PRESETS, *GENERATIVE_PRESETS,
 ]}
 
 

@@ -11,7 +11,7 @@ by contrastive divergence, not back-propagation, so their training comes later.
 
 from __future__ import annotations
 
-from engine.presets import Preset
+from engine.preset import Preset
 from engine.spec import ModelSpec
 
 IMAGE = (1, 28, 28)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from engine.layers import fmt
-from engine.presets import Preset
+from engine.preset import Preset
 from engine.spec import ModelSpec
 
 STEPS, FEATURES, HIDDEN, OUTPUTS = 20, 8, 32, 5
