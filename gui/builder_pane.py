@@ -139,7 +139,8 @@ class BuilderPane(QWidget):
 
     # ---- loading and saving --------------------------------------------------------------------------------
     def load_preset(self, name: str) -> None:
-        self.show_spec(get_preset(name))
+        if self.show_spec(get_preset(name)):
+            self.presets.setCurrentIndex(self.presets.findData(name))
 
     def show_spec(self, spec: ModelSpec) -> bool:
         """Start editing ``spec`` and announce it; a bad spec shows its message and changes nothing."""
