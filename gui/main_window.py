@@ -9,7 +9,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QStyle, QToolBar, QWidget)
 
-from engine.events import EngineError, State, StatusChanged, StepMetrics
+from engine.events import State, StatusChanged, StepMetrics
 from engine.presets import PRESETS
 from gui.bridge import EngineBridge
 from gui.builder_pane import BuilderPane

@@ -28,3 +28,16 @@ def settings(tmp_path):
     from PySide6.QtCore import QSettings
 
     return QSettings(str(tmp_path / "lumen.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    """The real main window with LeNet-5 loaded and its first feature-map frame drawn."""
+    from gui.main_window import MainWindow
+
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.viewer.frame is not None, timeout=30_000)
+    yield w
+    w.close()

@@ -244,18 +244,6 @@ def test_spec_files_round_trip_and_bad_files_change_nothing(qtbot, pane, tmp_pat
 
 
 # ---- the main window -----------------------------------------------------------------------------------------
-@pytest.fixture
-def window(qtbot, settings):
-    from gui.main_window import MainWindow
-
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.viewer.frame is not None, timeout=30_000)
-    yield w
-    w.close()
-
-
 def spy_loads(window, monkeypatch):
     loads = []
     real = window.bridge.worker.load_model

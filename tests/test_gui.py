@@ -16,16 +16,6 @@ from tests.test_image_io import write_png
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
 
-@pytest.fixture
-def window(qtbot, settings):
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.viewer.frame is not None, timeout=30_000)
-    yield w
-    w.close()
-
-
 def click(qtbot, window, action):
     toolbar = window.findChild(QToolBar, "training_toolbar")
     qtbot.mouseClick(toolbar.widgetForAction(action), Qt.MouseButton.LeftButton)
