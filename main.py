@@ -214,4 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `python main.py presets | head`: the reader left; that is not an error
+        sys.stderr.close()
+        sys.exit(0)

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScrollArea, QSplitter, QTabWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
+from engine.analysis import analyze
 from engine.errors import SpecError
 from engine.layers import fmt
 from engine.presets import PRESETS, get_preset
@@ -25,7 +26,7 @@ from gui.builder.document import SpecDocument
 from gui.builder.layout import GAP_Y, NODE_H
 from gui.builder.palette import Palette
 from gui.builder.properties import PropertyEditor
-from gui.builder.summary import SummaryTable, rows_for
+from gui.builder.summary import SummaryTable
 
 FRAGMENT_MIME = "application/x-lumen-fragment"
 SPEC_FILTER = "Lumen model spec (*.json);;All files (*)"
@@ -295,13 +296,13 @@ class BuilderPane(QWidget):
         if spec == self._summary_spec:
             return
         try:
-            rows = rows_for(spec)
+            reports = analyze(spec)
         except SpecError as exc:  # shapes fit but the model cannot be built (e.g. a reserved name)
             self._refuse(str(exc))
             return
         self._summary_spec = spec
-        self.table.show_rows(rows)
-        total = sum(int(r[3].replace(",", "") or 0) for r in rows)
+        self.table.show_reports(reports)
+        total = sum(r.params for r in reports)
         self.total.setText(f"Total parameters: <b>{total:,}</b>  ·  input {fmt(spec.input_shape)}  ·  "
                            f"output {fmt(self.doc.shapes[spec.output_id])}")
 

@@ -82,6 +82,20 @@ def test_lenet5_canvas_has_every_node_and_edge_with_shapes_on_the_edges(pane):
     assert ys == sorted(ys)
 
 
+def test_summary_tab_shows_costs_receptive_fields_and_formulas(pane):
+    from gui.builder.summary import COLUMNS
+
+    table = pane.table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "conv1")
+    cell = {name: table.item(row, c).text() for c, name in enumerate(COLUMNS)}
+    assert cell["Output shape"] == "6×28×28" and cell["Parameters"] == "156"
+    assert cell["MACs"] == f"{6 * 28 * 28 * 25:,}"  # one 5×5 window per output value
+    assert cell["Activation memory"] == f"{6 * 28 * 28 * 4 / 1024:.1f} KB"
+    assert cell["Receptive field"] == "5"
+    assert cell["Dense equivalent"] == f"{784 * 4704 + 4704:,}"  # 28×28 in, 6×28×28 out, fully connected
+    assert cell["Formula"] == "W_out = (W − F + 2P)/S + 1 = (28 − 5 + 4)/1 + 1 = 28"
+
+
 def test_add_a_layer_from_the_palette_and_connect_it_by_dragging_ports(qtbot, pane):
     pane.palette.search.setText("transpose")
     assert pane.palette.visible_types() == ["conv_transpose2d"] or "conv_transpose2d" in pane.palette.visible_types()
