@@ -160,22 +160,30 @@ def _lrn() -> dict:
     return dict(size=5, alpha=5e-4, beta=0.75, k=2.0)
 
 
-def alexnet_small() -> ModelSpec:
+def _alexnet_family(first_kernel: int, channels: tuple[int, int, int, int, int]) -> GraphBuilder:
+    """AlexNet's layout, which ZFNet keeps: five convolutions (LRN after the first two), overlapping
+    3×3/2 pooling, two dropout-regularised hidden layers."""
+    c1, c2, c3, c4, c5 = channels
     g = GraphBuilder(SMALL_INPUT)
     g.chain("input", [
-        ("conv1", "conv2d", dict(out_channels=32, kernel_size=5, padding=2)), ("relu1", "relu", {}),
-        ("norm1", "lrn", _lrn()), ("pool1", "maxpool2d", dict(kernel_size=3, stride=2)),
-        ("conv2", "conv2d", dict(out_channels=64, kernel_size=5, padding=2)), ("relu2", "relu", {}),
+        ("conv1", "conv2d", dict(out_channels=c1, kernel_size=first_kernel, padding=first_kernel // 2)),
+        ("relu1", "relu", {}), ("norm1", "lrn", _lrn()), ("pool1", "maxpool2d", dict(kernel_size=3, stride=2)),
+        ("conv2", "conv2d", dict(out_channels=c2, kernel_size=5, padding=2)), ("relu2", "relu", {}),
         ("norm2", "lrn", _lrn()), ("pool2", "maxpool2d", dict(kernel_size=3, stride=2)),
-        ("conv3", "conv2d", dict(out_channels=96, kernel_size=3, padding=1)), ("relu3", "relu", {}),
-        ("conv4", "conv2d", dict(out_channels=96, kernel_size=3, padding=1)), ("relu4", "relu", {}),
-        ("conv5", "conv2d", dict(out_channels=64, kernel_size=3, padding=1)), ("relu5", "relu", {}),
+        ("conv3", "conv2d", dict(out_channels=c3, kernel_size=3, padding=1)), ("relu3", "relu", {}),
+        ("conv4", "conv2d", dict(out_channels=c4, kernel_size=3, padding=1)), ("relu4", "relu", {}),
+        ("conv5", "conv2d", dict(out_channels=c5, kernel_size=3, padding=1)), ("relu5", "relu", {}),
         ("pool5", "maxpool2d", dict(kernel_size=3, stride=2)),
         ("flatten", "flatten", {}),
         ("fc6", "linear", dict(out_features=256)), ("relu6", "relu", {}), ("drop6", "dropout", dict(p=0.5)),
         ("fc7", "linear", dict(out_features=256)), ("relu7", "relu", {}), ("drop7", "dropout", dict(p=0.5)),
         ("fc8", "linear", dict(out_features=SMALL_CLASSES)),
     ])
+    return g
+
+
+def alexnet_small() -> ModelSpec:
+    g = _alexnet_family(5, (32, 64, 96, 96, 64))
     return g.spec("AlexNet (small)", (
         "AlexNet (Krizhevsky et al. 2012) for 28×28 digits. Kept: five convolutions with ReLU, local response "
         "normalisation after the first two, overlapping 3×3/2 max pooling, dropout before the two hidden fully "
@@ -185,21 +193,7 @@ def alexnet_small() -> ModelSpec:
 
 
 def zfnet_small() -> ModelSpec:
-    g = GraphBuilder(SMALL_INPUT)
-    g.chain("input", [
-        ("conv1", "conv2d", dict(out_channels=32, kernel_size=3, padding=1)), ("relu1", "relu", {}),
-        ("norm1", "lrn", _lrn()), ("pool1", "maxpool2d", dict(kernel_size=3, stride=2)),
-        ("conv2", "conv2d", dict(out_channels=64, kernel_size=5, padding=2)), ("relu2", "relu", {}),
-        ("norm2", "lrn", _lrn()), ("pool2", "maxpool2d", dict(kernel_size=3, stride=2)),
-        ("conv3", "conv2d", dict(out_channels=128, kernel_size=3, padding=1)), ("relu3", "relu", {}),
-        ("conv4", "conv2d", dict(out_channels=256, kernel_size=3, padding=1)), ("relu4", "relu", {}),
-        ("conv5", "conv2d", dict(out_channels=128, kernel_size=3, padding=1)), ("relu5", "relu", {}),
-        ("pool5", "maxpool2d", dict(kernel_size=3, stride=2)),
-        ("flatten", "flatten", {}),
-        ("fc6", "linear", dict(out_features=256)), ("relu6", "relu", {}), ("drop6", "dropout", dict(p=0.5)),
-        ("fc7", "linear", dict(out_features=256)), ("relu7", "relu", {}), ("drop7", "dropout", dict(p=0.5)),
-        ("fc8", "linear", dict(out_features=SMALL_CLASSES)),
-    ])
+    g = _alexnet_family(3, (32, 64, 128, 256, 128))
     return g.spec("ZFNet (small)", (
         "ZFNet (Zeiler & Fergus 2013) for 28×28 digits, built as AlexNet (small) plus ZFNet's two changes to "
         "AlexNet: a smaller first filter (their deconvnet showed 11×11 stride-4 filters left dead and aliased "
