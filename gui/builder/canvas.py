@@ -311,6 +311,7 @@ class BuilderView(QGraphicsView):
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self.setAcceptDrops(True)
         self._pan_from: QPointF | None = None
+        self._framed = False  # the view shows what show_all chose, untouched by the user since
 
     def zoom(self) -> float:
         return self.transform().m11()
@@ -320,13 +321,20 @@ class BuilderView(QGraphicsView):
         self.scale(factor, factor)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
+        self._framed = False
         self.zoom_by(1.0015 ** event.angleDelta().y())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._framed:  # a model shown before its dock got its final size: frame it again
+            self.show_all()
 
     def show_all(self, min_zoom: float = 0.75) -> None:
         """Fit the model, but never so small that its text is unreadable: then show its top (the input)."""
         rect = self.scene().itemsBoundingRect().adjusted(-30, -30, 30, 30)
         if rect.isEmpty():
             return
+        self._framed = True
         self.resetTransform()
         view = self.viewport().rect()
         scale = min(view.width() / rect.width(), view.height() / rect.height(), 1.0)
@@ -341,6 +349,7 @@ class BuilderView(QGraphicsView):
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.MiddleButton:
             self._pan_from = event.position()
+            self._framed = False
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             return
         super().mousePressEvent(event)
