@@ -6,6 +6,7 @@ an ``nn.Module``. Loading a spec never executes anything from the file.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ class ModelSpec:
             "version": VERSION,
             "name": self.name,
             "description": self.description,
-            "nodes": [{"id": n.id, "type": n.type, "params": n.params} for n in self.nodes],
+            "nodes": [{"id": n.id, "type": n.type, "params": copy.deepcopy(n.params)} for n in self.nodes],
             "edges": [list(edge) for edge in self.edges],
         }
 

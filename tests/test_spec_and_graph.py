@@ -56,6 +56,12 @@ def test_spec_round_trips_exactly(tmp_path):
     assert (tmp_path / "again.json").read_text() == text
 
 
+def test_to_dict_hands_out_copies():
+    spec = get_preset("lenet5")
+    spec.to_dict()["nodes"][0]["params"]["shape"].append(99)  # e.g. an editor working on the dict
+    assert spec.input_shape == (1, 28, 28)
+
+
 def _lenet_dict() -> dict:
     return get_preset("lenet5").to_dict()
 
