@@ -70,8 +70,8 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         icon = self.style().standardIcon
-        self.train_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPlay), "Train", self, shortcut=QKeySequence("Ctrl+T"),
-                                    toolTip="Train the model from fresh weights with the monitor's settings")
+        self.train_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPlay), "Train", self,
+                                    shortcut=QKeySequence("Ctrl+T"), toolTip="Train the model from fresh weights with the monitor's settings")
         self.pause_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPause), "Pause", self, checkable=True,
                                     shortcut=QKeySequence("Ctrl+P"))
         self.step_action = QAction(icon(QStyle.StandardPixmap.SP_MediaSkipForward), "Step", self,
