@@ -30,38 +30,67 @@ def _check(spec: ModelSpec) -> list[str]:
     order = spec.topological_order()
     output = spec.output_id
     for node in spec.nodes:
-        arity, got = LAYERS[node.type].arity, len(spec.inputs_of(node.id))
-        if arity is None and got < 2:
-            raise SpecError(f"merges two or more inputs, has {got}", node.id)
-        if arity is not None and got != arity:
-            if node.type == "input":
-                raise SpecError("the input node cannot have incoming edges", node.id)
-            raise SpecError(f"needs {arity} incoming edge{'s' if arity > 1 else ''}, has {got}", node.id)
+        _check_arity(spec, node.id)
     if output == spec.input_node.id:
         raise SpecError("the model has no layers after its input")
     return order
 
 
+def _check_arity(spec: ModelSpec, node_id: str) -> None:
+    node = spec.node(node_id)
+    arity, got = LAYERS[node.type].arity, len(spec.inputs_of(node_id))
+    if arity is None and got < 2:
+        raise SpecError(f"merges two or more inputs, has {got}", node_id)
+    if arity is not None and got != arity:
+        if node.type == "input":
+            raise SpecError("the input node cannot have incoming edges", node_id)
+        raise SpecError(f"needs {arity} incoming edge{'s' if arity > 1 else ''}, has {got}", node_id)
+
+
 def infer_shapes(spec: ModelSpec) -> dict[str, Shape]:
     """Output shape (without batch) of every node, in evaluation order; SpecError names the bad node."""
-    order = _check(spec)
+    return _infer(spec, _check(spec), partial=False)
+
+
+def partial_shapes(spec: ModelSpec) -> dict[str, Shape]:
+    """The shapes of every node whose inputs are known and fit, even when the model as a whole is invalid
+    (``infer_shapes`` stops at the first error; an editor still wants to show the rest)."""
+    try:
+        order = spec.topological_order()
+    except SpecError:
+        return {}
+    return _infer(spec, [n for n in order if spec.node(n).type in LAYERS], partial=True)
+
+
+def _infer(spec: ModelSpec, order: list[str], partial: bool) -> dict[str, Shape]:
     shapes: dict[str, Shape] = {}
     ids_from: str | None = None  # the input node, when it holds integer ids
     for node_id in order:
         node = spec.node(node_id)
         layer = LAYERS[node.type]
+        sources = spec.inputs_of(node_id)
         try:
-            params = layer.resolve(node.params)
-            if node.type == "input" and params["dtype"] == "int64":
-                ids_from = node_id
-            _check_ids(node.type, layer.takes_ids, spec.inputs_of(node_id), ids_from)
-            shapes[node_id] = layer.infer(params, [shapes[i] for i in spec.inputs_of(node_id)])
-        except InputShapeError as exc:
-            raise SpecError(f"{exc} (after {spec.inputs_of(node_id)[0]})", node_id) from None
-        except ShapeError as exc:
-            raise SpecError(str(exc), node_id) from None
-        if any(d <= 0 for d in shapes[node_id]):
-            raise SpecError(f"output shape {fmt(shapes[node_id])} has an empty dimension", node_id)
+            if partial:
+                if any(s not in shapes for s in sources):
+                    continue  # downstream of a problem: unknown
+                _check_arity(spec, node_id)
+            try:
+                params = layer.resolve(node.params)
+                if node.type == "input" and params["dtype"] == "int64":
+                    ids_from = node_id
+                _check_ids(node.type, layer.takes_ids, sources, ids_from)
+                shape = layer.infer(params, [shapes[i] for i in sources])
+            except InputShapeError as exc:
+                raise SpecError(f"{exc} (after {sources[0]})", node_id) from None
+            except ShapeError as exc:
+                raise SpecError(str(exc), node_id) from None
+            if any(d <= 0 for d in shape):
+                raise SpecError(f"output shape {fmt(shape)} has an empty dimension", node_id)
+        except SpecError:
+            if not partial:
+                raise
+            continue
+        shapes[node_id] = shape
     return shapes
 
 

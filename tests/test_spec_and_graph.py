@@ -56,6 +56,19 @@ def test_spec_round_trips_exactly(tmp_path):
     assert (tmp_path / "again.json").read_text() == text
 
 
+def test_partial_shapes_keep_what_is_upstream_of_an_error():
+    from engine.graph import partial_shapes
+
+    data = _lenet_dict()
+    data["nodes"][4]["params"]["kernel_size"] = 30  # conv2 no longer fits its 14×14 input
+    spec = ModelSpec.from_dict(data)
+    with pytest.raises(SpecError, match="conv2: kernel 30×30"):
+        infer_shapes(spec)
+    shapes = partial_shapes(spec)
+    assert shapes == {"input": (1, 28, 28), "conv1": (6, 28, 28), "relu1": (6, 28, 28), "pool1": (6, 14, 14)}
+    assert partial_shapes(get_preset("lenet5")) == infer_shapes(get_preset("lenet5"))
+
+
 def test_to_dict_hands_out_copies():
     spec = get_preset("lenet5")
     spec.to_dict()["nodes"][0]["params"]["shape"].append(99)  # e.g. an editor working on the dict

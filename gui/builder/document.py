@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal
 
 from engine.errors import SpecError
-from engine.graph import infer_shapes
-from engine.layers import LAYERS, Shape
+from engine.graph import infer_shapes, partial_shapes
+from engine.layers import Shape
 from engine.spec import ModelSpec
 from gui.builder.layout import Point, layered
 
@@ -25,29 +25,6 @@ class State:
     spec: ModelSpec
     positions: dict[str, Point] = field(default_factory=dict)
     routes: Route = field(default_factory=dict)  # bend points of long edges, from the last auto-layout
-
-
-def partial_shapes(spec: ModelSpec) -> dict[str, Shape]:
-    """The shapes of every node whose inputs are known and fit, even when the model as a whole is invalid
-    (``infer_shapes`` stops at the first error; the canvas still wants to show the rest)."""
-    try:
-        order = spec.topological_order()
-    except SpecError:
-        return {}
-    shapes: dict[str, Shape] = {}
-    for node_id in order:
-        node = spec.node(node_id)
-        sources = spec.inputs_of(node_id)
-        layer = LAYERS.get(node.type)
-        if layer is None or any(s not in shapes for s in sources):
-            continue
-        if (layer.arity is not None and len(sources) != layer.arity) or (layer.arity is None and len(sources) < 2):
-            continue
-        try:
-            shapes[node_id] = tuple(layer.infer(layer.resolve(node.params), [shapes[s] for s in sources]))
-        except Exception:  # noqa: BLE001 - a layer that cannot say its shape simply shows none
-            continue
-    return shapes
 
 
 class SpecDocument(QObject):

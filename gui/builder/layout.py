@@ -6,6 +6,7 @@ Qt-free: positions are node top-left corners; routes are the bend points of edge
 
 from __future__ import annotations
 
+from engine.errors import SpecError
 from engine.spec import ModelSpec
 
 NODE_W, NODE_H = 212.0, 60.0
@@ -18,7 +19,7 @@ Point = tuple[float, float]
 def _depths(spec: ModelSpec) -> dict[str, int]:
     try:
         order = spec.topological_order()
-    except Exception:  # a cycle cannot come from the editor, but a file may hold one: keep the file order
+    except SpecError:  # a cycle cannot come from the editor, but a file may hold one: keep the file order
         order = [n.id for n in spec.nodes]
     depth: dict[str, int] = {}
     for node_id in order:
