@@ -27,7 +27,10 @@ def lenet5() -> ModelSpec:
         ("fc2", "linear", {"out_features": 84}),
         ("relu4", "relu", {}),
         ("fc3", "linear", {"out_features": 10}),
-    ], description="LeNet-5 for 28×28 digits: two conv/pool stages, three fully connected layers")
+    ], description="LeNet-5 (LeCun et al. 1998) for 28×28 digits: two conv/pool stages, three fully connected "
+                   "layers. Unlike the original: ReLU instead of scaled tanh, max pooling instead of trainable "
+                   "subsampling, every C3 map sees all S2 maps, a linear output instead of RBF units, and "
+                   "padding 2 on conv1 so that 28×28 digits stand in for the original 32×32 input.")
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [

@@ -40,11 +40,8 @@ def extra_loss(model) -> torch.Tensor:
 def test_presets_are_all_there_and_documented():
     assert set(PRESETS) == {"ae_undercomplete", "ae_sparse", "ae_contractive", "ae_denoising", "vae",
                             "rbm", "dbn", "dbm"}
-    for preset in GENERATIVE_PRESETS:
-        spec = preset.make()
-        assert preset.summary and "\n" not in preset.summary
-        assert "Unlike" in spec.description  # says how it differs from the original
-        assert ModelSpec.from_json(spec.to_json()) == spec
+    for preset in GENERATIVE_PRESETS:  # (summaries and JSON round trips: tests/test_spec_and_graph.py, for every preset)
+        assert "Unlike" in preset.make().description  # says how it differs from the original
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

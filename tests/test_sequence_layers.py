@@ -27,11 +27,8 @@ def test_twenty_presets_cover_every_family_and_io_type():
         for io in ("one_to_one", "one_to_many", "many_to_one", "many_to_many"):
             assert f"{family}_{io}" in names
     assert len(names) == 21  # and the encoder–decoder
-    for preset in SEQUENCE_PRESETS:
-        spec = preset.make()
-        assert preset.summary and "\n" not in preset.summary
-        assert "Unlike" in spec.description  # says how it differs from the original
-        assert ModelSpec.from_json(spec.to_json()) == spec
+    for preset in SEQUENCE_PRESETS:  # (summaries and JSON round trips: tests/test_spec_and_graph.py, for every preset)
+        assert "Unlike" in preset.make().description  # says how it differs from the original
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -46,6 +46,15 @@ def test_every_inferred_shape_equals_the_real_tensor():
             assert tuple(recorded[node_id].shape[1:]) == shape, node_id
 
 
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_is_described_and_round_trips(name):
+    preset = PRESETS[name]
+    spec = preset.make()
+    assert preset.summary and "\n" not in preset.summary
+    assert len(spec.description) > 60  # what it is and how it differs from the original
+    assert ModelSpec.from_json(spec.to_json()) == spec
+
+
 def test_spec_round_trips_exactly(tmp_path):
     path = tmp_path / "lenet.json"
     get_preset("lenet5").save(path)
