@@ -135,9 +135,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from engine.data import load_dataset
     from engine.events import EpochMetrics, StepMetrics
     from engine.graph import build_model
-    from engine.runs import save_run
+    from engine.runs import check_run_dir, save_run
     from engine.training import TrainConfig, Training
 
+    check_run_dir(args.out)  # before training, so a bad --out loses no work
     spec = load_model_arg(args.model)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
     config.check()

@@ -33,7 +33,21 @@ EPOCHS_FILE, STEPS_FILE, RUN_FILE = "metrics.csv", "steps.csv", "run.json"
 def save_run(run_dir: str | Path, spec: ModelSpec, model: nn.Module, history: list[StepMetrics | EpochMetrics],
              info: dict) -> Path:
     """Write the run folder; ``info`` (config, dataset, ...) goes to run.json with the final metrics."""
+    run_dir = check_run_dir(run_dir)
+    with writing(run_dir):
+        return _write_run(run_dir, spec, model, history, info)
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """Refuse, before any work is done, a run folder that names an existing file."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DataError(f"cannot write {run_dir}: it is a file; name a folder for the run")
+    return run_dir
+
+
+def _write_run(run_dir: Path, spec: ModelSpec, model: nn.Module, history: list[StepMetrics | EpochMetrics],
+               info: dict) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     spec.save(run_dir / SPEC_FILE)
     save_weights(model, run_dir / WEIGHTS_FILE)
@@ -144,8 +158,7 @@ def import_run(spec: ModelSpec, weights_path: str | Path, run_dir: str | Path) -
     model = build_model(spec)
     load_state_dict_checked(model, tensors, weights_path.name)
     digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
-    with writing(run_dir):
-        return save_run(run_dir, spec, model, [], {"imported_from": str(weights_path.resolve()), "sha256": digest})
+    return save_run(run_dir, spec, model, [], {"imported_from": str(weights_path.resolve()), "sha256": digest})
 
 
 def open_run(run_dir: str | Path) -> GraphModel:

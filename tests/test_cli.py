@@ -42,6 +42,7 @@ def test_summary_table_ends_with_the_total(tmp_path):
     (["train", "lenet5", "--epochs", "0", "--out", "x"], "epochs must be a whole number ≥ 1"),
     (["summary", "Makefile"], "Makefile: not valid JSON (line 1, column 1"),
     (["--colour"], "unrecognized arguments: --colour"),
+    (["train", "lenet5", "--out", "Makefile"], "cannot write Makefile: it is a file; name a folder for the run"),
 ])
 def test_errors_are_one_clear_line(args, message):
     result = lumen(*args)
