@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.errors import SpecError
 from engine.preset import Preset
-from engine.presets_cnn import CNN_PRESETS
+from engine.presets_cnn import CNN_PRESETS, FULL_SIZE_PRESETS, SMALL_PRESETS
 from engine.presets_generative import GENERATIVE_PRESETS
 from engine.presets_sequence import SEQUENCE_PRESETS
 from engine.spec import ModelSpec
@@ -33,10 +33,17 @@ def lenet5() -> ModelSpec:
                    "padding 2 on conv1 so that 28×28 digits stand in for the original 32×32 input.")
 
 
-PRESETS: dict[str, Preset] = {p.name: p for p in [
-    Preset("lenet5", "LeNet-5 (LeCun 1998): 2 conv + 3 fully connected layers, for 28×28 digits", lenet5),
-    *CNN_PRESETS, *SEQUENCE_PRESETS, *GENERATIVE_PRESETS,
-]}
+LENET5 = Preset("lenet5", "LeNet-5 (LeCun 1998): 2 conv + 3 fully connected layers, for 28×28 digits", lenet5)
+_CNN = {p.name: p for p in CNN_PRESETS}
+
+# Families, in the order menus list them.
+PRESET_GROUPS: dict[str, list[Preset]] = {
+    "CNNs for digits": [LENET5, *(_CNN[name] for name in SMALL_PRESETS)],
+    "CNNs, full size": [_CNN[name] for name in FULL_SIZE_PRESETS],
+    "Recurrent": SEQUENCE_PRESETS,
+    "Autoencoders and Boltzmann machines": GENERATIVE_PRESETS,
+}
+PRESETS: dict[str, Preset] = {p.name: p for group in PRESET_GROUPS.values() for p in group}
 
 
 def get_preset(name: str) -> ModelSpec:

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QStyle, QToolBar, QWidget)
 
 from engine.events import State, StatusChanged, StepMetrics
-from engine.presets import PRESETS
+from engine.presets import PRESET_GROUPS
 from gui.bridge import EngineBridge
 from gui.builder_pane import BuilderPane
 from gui.image_io import ImageLoader
@@ -98,10 +98,12 @@ class MainWindow(QMainWindow):
                        self.builder.paste_action, self.builder.delete_action, None, self.builder.layout_action):
             edit_menu.addAction(action) if action else edit_menu.addSeparator()
         presets_menu = self.menuBar().addMenu("&Presets")
-        for preset in PRESETS.values():
-            presets_menu.addAction(preset.summary.split(":")[0], lambda name=preset.name: self.builder.load_preset(name)
-                                   ).setToolTip(preset.summary)
-        presets_menu.setToolTipsVisible(True)
+        for family, presets in PRESET_GROUPS.items():
+            submenu = presets_menu.addMenu(family)
+            submenu.setToolTipsVisible(True)
+            for preset in presets:
+                submenu.addAction(preset.summary.split(":")[0], lambda name=preset.name: self.builder.load_preset(name)
+                                  ).setToolTip(preset.summary)
         view_menu = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())

@@ -171,3 +171,18 @@ def test_colour_scale_is_symmetric_and_snaps_to_round_values(window):
     maps = window.viewer.frame.layers[0]
     low, high = window.viewer.layer_views[maps.node].bar.levels()
     assert low == -high and high >= max(abs(maps.levels[0]), abs(maps.levels[1]))
+
+
+def test_presets_menu_groups_every_preset_by_family(qtbot, window):
+    from engine.presets import PRESETS
+
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Presets")
+    families = {a.text(): a.menu() for a in menu.actions()}
+    assert list(families) == ["CNNs for digits", "CNNs, full size", "Recurrent",
+                              "Autoencoders and Boltzmann machines"]
+    entries = [action for submenu in families.values() for action in submenu.actions()]
+    assert len(entries) == len(PRESETS)
+    resnet = next(a for a in families["CNNs for digits"].actions() if a.text().startswith("ResNet"))
+    resnet.trigger()
+    qtbot.waitUntil(lambda: window.builder.doc.spec.name == "ResNet (small)", timeout=5_000)
+    assert window.builder.presets.currentData() == "resnet_small"
