@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_model_arg(model: str):
     from engine.presets import PRESETS, get_preset
-    from engine.spec import ModelSpec
+    from engine.spec.model_spec import ModelSpec
 
     if model in PRESETS:
         return get_preset(model)
@@ -76,7 +76,7 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
     if input_shape is not None:
         spec = with_input_shape(spec, parse_shape(input_shape))
     try:
-        from engine.analysis import analyze
+        from engine.graph.analysis import analyze
     except ImportError:  # the analysis module is optional: parameters only
         analyze = None
     if analyze is not None:
@@ -86,7 +86,7 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
         table += [(r.id, r.type, fmt(r.output_shape), f"{r.params:,}", f"{r.macs:,}",
                    "" if r.receptive_field is None else str(r.receptive_field)) for r in reports]
     else:
-        from engine.graph import summarize
+        from engine.graph.model import summarize
 
         rows = summarize(spec)
         params = [r.params for r in rows]
@@ -116,7 +116,7 @@ def with_input_shape(spec, shape: tuple[int, ...]):
     import dataclasses
 
     from engine.errors import SpecError
-    from engine.graph import infer_shapes
+    from engine.graph.model import infer_shapes
     from engine.layers import fmt
 
     old = spec.input_node
@@ -132,11 +132,11 @@ def with_input_shape(spec, shape: tuple[int, ...]):
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from engine.data import load_dataset
-    from engine.events import EpochMetrics, StepMetrics
-    from engine.graph import build_model
-    from engine.runs import check_run_dir, save_run
-    from engine.training import TrainConfig, Training
+    from engine.data.datasets import load_dataset
+    from engine.runtime.events import EpochMetrics, StepMetrics
+    from engine.graph.model import build_model
+    from engine.io.runs import check_run_dir, save_run
+    from engine.training.loop import TrainConfig, Training
 
     check_run_dir(args.out)  # before training, so a bad --out loses no work
     spec = load_model_arg(args.model)
@@ -167,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from engine.runs import import_run
+    from engine.io.runs import import_run
 
     spec = load_model_arg(args.model)
     import_run(spec, args.weights, args.out)
@@ -175,7 +175,7 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from engine.export import export_run
+    from engine.io.export import export_run
 
     export_run(args.run, args.format, args.out)
     print(f"wrote {args.out}")

@@ -26,11 +26,11 @@ import torch  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from engine.data import load_mnist  # noqa: E402
-from engine.events import StepMetrics  # noqa: E402
-from engine.graph import build_model  # noqa: E402
+from engine.data.datasets import load_mnist  # noqa: E402
+from engine.runtime.events import StepMetrics  # noqa: E402
+from engine.graph.model import build_model  # noqa: E402
 from engine.presets import get_preset  # noqa: E402
-from engine.training import TrainConfig, Training  # noqa: E402
+from engine.training.loop import TrainConfig, Training  # noqa: E402
 from gui.app import configure_pyqtgraph  # noqa: E402
 from gui.main_window import MainWindow, _training_threads  # noqa: E402
 

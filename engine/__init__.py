@@ -4,6 +4,6 @@ The GUI (``gui/``) and the CLI (``main.py``) both drive this package; a test kee
 """
 
 from engine.errors import DataError, LumenError, SpecError
-from engine.spec import ModelSpec, Node
+from engine.spec.model_spec import ModelSpec, Node
 
 __all__ = ["DataError", "LumenError", "ModelSpec", "Node", "SpecError"]

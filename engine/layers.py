@@ -23,11 +23,11 @@ Shape = tuple[int, ...]  # one sample's shape, without the batch dimension
 
 
 class ShapeError(ValueError):
-    """Raised by a layer's ``infer``; ``engine.graph`` adds the node's name."""
+    """Raised by a layer's ``infer``; ``engine.graph.model`` adds the node's name."""
 
 
 class InputShapeError(ShapeError):
-    """The incoming tensor does not fit the layer; ``engine.graph`` adds which node it came from."""
+    """The incoming tensor does not fit the layer; ``engine.graph.model`` adds which node it came from."""
 
 
 def fmt(shape: Shape) -> str:
@@ -59,7 +59,7 @@ class LayerType:
     optional: tuple[str, ...] = ()  # parameters for which None is a legal value (a pool's stride: the window)
     docs: dict[str, str] = field(default_factory=dict)  # parameter -> one line for tooltips
     takes_ids: bool = False  # reads integer ids (an int64 input), not floats
-    # (resolved params, input shape) -> the sliding window; lets engine.analysis give formulas and receptive fields
+    # (resolved params, input shape) -> the sliding window; lets engine.graph.analysis give formulas and receptive fields
     window: Callable[[dict[str, Any], Shape], Window] | None = None
     # (resolved params, input shapes, output shape) -> multiply-accumulates per sample; None counts 0
     macs: Callable[[dict[str, Any], list[Shape], Shape], int] | None = None
@@ -156,7 +156,7 @@ def param_kinds(layer_type: LayerType | str) -> dict[str, str]:
     return {key: layer.kind(key) for key in layer.defaults}
 
 
-# ---- geometry shared by shape rules and engine.analysis -------------------------------------------
+# ---- geometry shared by shape rules and engine.graph.analysis -------------------------------------------
 
 def _tuple(value: Any, n: int) -> tuple[int, ...]:
     return tuple(value) if isinstance(value, (list, tuple)) else (value,) * n

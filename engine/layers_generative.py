@@ -20,7 +20,7 @@ from torch import nn
 
 from engine.errors import SpecError
 from engine.layers import InputShapeError, LayerType, Shape, ShapeError, fmt, register
-from engine.spec import ModelSpec
+from engine.spec.model_spec import ModelSpec
 
 _ACTIVATIONS = {"none": lambda z: z, "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 

@@ -11,8 +11,8 @@ import threading
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.events import EngineError, Event, FeatureMapFrame, StatusChanged
-from engine.worker import EngineWorker
+from engine.runtime.events import EngineError, Event, FeatureMapFrame, StatusChanged
+from engine.runtime.worker import EngineWorker
 
 RENDER_HZ = 30
 

@@ -9,13 +9,13 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QStyle, QToolBar, QWidget)
 
-from engine.events import State, StatusChanged, StepMetrics
+from engine.runtime.events import State, StatusChanged, StepMetrics
 from engine.presets import PRESET_GROUPS
 from gui.bridge import EngineBridge
-from gui.builder_pane import BuilderPane
+from gui.panes.builder.pane import BuilderPane
 from gui.image_io import ImageLoader
-from gui.monitor_pane import MonitorPane
-from gui.viewer_pane import ViewerPane
+from gui.panes.monitor import MonitorPane
+from gui.panes.viewer import ViewerPane
 
 DEFAULT_PRESET = "lenet5"
 SETTINGS_VERSION = 2  # bump when docks change, so an old saved layout is not restored onto new docks

@@ -7,7 +7,7 @@ import time
 
 from PySide6.QtWidgets import QApplication
 
-from engine.events import StepMetrics
+from engine.runtime.events import StepMetrics
 from gui.main_window import MainWindow
 
 TIMEOUT_S = 120

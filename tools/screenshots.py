@@ -17,7 +17,7 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from engine.events import State  # noqa: E402
+from engine.runtime.events import State  # noqa: E402
 from gui.app import configure_pyqtgraph  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 

@@ -24,8 +24,8 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.graph import GraphModel  # noqa: E402
-from engine.presets_cnn import CNN_PRESETS, FULL_SIZE_PRESETS  # noqa: E402
+from engine.graph.model import GraphModel  # noqa: E402
+from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS  # noqa: E402
 
 MANIFEST = Path(__file__).resolve().parent.parent / "tests" / "data" / "torchvision_manifest.json"
 

@@ -1,0 +1,125 @@
+"""Real training steps on the bundled digits, NaN handling, feature maps against torch's conv, image prep."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.data.datasets import load_mnist
+from engine.errors import DataError
+from engine.runtime.events import EpochMetrics, StepMetrics
+from engine.graph.model import build_model
+from engine.data.images import digit_input
+from engine.probes.feature_maps import feature_map_frame, tile
+from engine.presets import get_preset
+from engine.training.loop import NonFiniteLoss, TrainConfig, Training, evaluate
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+def test_bundled_mnist_is_balanced_and_split_without_overlap(mnist):
+    assert mnist.train_x.shape == (4500, 1, 28, 28) and mnist.val_x.shape == (500, 1, 28, 28)
+    assert 0.0 <= float(mnist.train_x.min()) and float(mnist.train_x.max()) <= 1.0
+    assert set(torch.bincount(mnist.val_y).tolist()) != {0}  # every class in validation
+    assert len(torch.unique(mnist.val_y)) == 10
+    train_rows = {tuple(x.flatten().tolist()[::7]) for x in mnist.train_x[:300]}
+    assert not any(tuple(x.flatten().tolist()[::7]) in train_rows for x in mnist.val_x)
+
+
+@pytest.mark.slow
+def test_lenet5_learns_the_digits(mnist):
+    torch.manual_seed(0)
+    model = build_model(get_preset("lenet5"))
+    before = evaluate(model, mnist.val_x, mnist.val_y)
+    events = list(Training(model, mnist, TrainConfig(epochs=2, seed=0)).steps())
+    epochs = [e for e in events if isinstance(e, EpochMetrics)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert len([e for e in events if isinstance(e, StepMetrics)]) == 2 * 71
+    assert before[1] < 0.2  # chance level before training
+    assert epochs[-1].val_accuracy > 0.85 and epochs[-1].val_loss < before[0] / 3
+
+
+def test_same_seed_same_run(mnist):
+    small = dataclasses.replace(mnist, train_x=mnist.train_x[:256], train_y=mnist.train_y[:256])
+
+    def losses():
+        torch.manual_seed(3)
+        model = build_model(get_preset("lenet5"))
+        return [e.loss for e in Training(model, small, TrainConfig(epochs=1, seed=3)).steps()
+                if isinstance(e, StepMetrics)]
+
+    assert losses() == losses()
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_weights(mnist):
+    data = dataclasses.replace(mnist, train_x=mnist.train_x[:64].clone(), train_y=mnist.train_y[:64])
+    model = build_model(get_preset("lenet5"))
+    steps = Training(model, data, TrainConfig(epochs=2, batch_size=64, seed=0)).steps()
+    first = next(steps)
+    assert isinstance(first, StepMetrics) and np.isfinite(first.loss)
+    assert isinstance(next(steps), EpochMetrics)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    data.train_x[:] = float("nan")  # the data goes bad between two steps
+    with pytest.raises(NonFiniteLoss, match=r"the loss became nan at step 2 \(epoch 2\).*lower learning rate"):
+        next(steps)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, good[key]), key
+
+
+def test_tile_places_every_channel_and_gaps_are_nan():
+    maps = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
+    mosaic, grid = tile(maps)
+    assert grid == (2, 3) and mosaic.shape == (2 * 3 - 1, 3 * 4 - 1)
+    assert np.array_equal(mosaic[0:2, 0:3], maps[0])
+    assert np.array_equal(mosaic[3:5, 4:7], maps[4])
+    assert np.isnan(mosaic[2]).all() and np.isnan(mosaic[:, 3]).all()
+    assert np.isnan(mosaic[3:5, 8:11]).all()  # the unused sixth tile
+
+
+def test_feature_maps_equal_torch_conv_and_predictions_equal_softmax(mnist):
+    torch.manual_seed(0)
+    model = build_model(get_preset("lenet5"))
+    model.train()
+    x = mnist.val_x[:1]
+    frame = feature_map_frame(model, x, mnist.classes, step=3, source="probe", label="7")
+    assert model.training  # mode restored
+    conv1 = model.layers["conv1"]
+    expected = F.conv2d(x, conv1.weight, conv1.bias, padding=2)[0].detach().numpy()
+    first = frame.layers[0]
+    assert first.node == "conv1" and first.shape == (6, 28, 28) and first.grid == (2, 3)
+    np.testing.assert_allclose(first.mosaic[0:28, 0:28], expected[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(first.mosaic[29:57, 58:86], expected[5], rtol=1e-5, atol=1e-6)
+    assert first.levels == pytest.approx((expected.min(), expected.max()))
+    assert [m.node for m in frame.layers] == ["conv1", "conv2"]
+    probs = torch.softmax(model.eval()(x)[0], 0)
+    top = torch.topk(probs, 5)
+    assert [p[0] for p in frame.predictions] == [str(int(i)) for i in top.indices]
+    np.testing.assert_allclose([p[1] for p in frame.predictions], top.values.detach().numpy(), rtol=1e-5)
+
+
+def test_a_dark_on_light_picture_is_prepared_like_mnist(mnist):
+    digit = (mnist.val_x[0, 0].numpy() * 255).astype(np.uint8)
+    scan = 255 - np.kron(digit, np.ones((5, 5), np.uint8))  # 140×140, dark ink on white paper
+    scan = np.pad(scan, ((30, 0), (0, 50)), constant_values=255)  # off-centre on the page
+    x = digit_input(scan)
+    assert x.shape == (1, 1, 28, 28)
+    img = x[0, 0].numpy()
+    assert 0.0 <= img.min() and img.max() <= 1.0 and img.max() > 0.9
+    ys, xs = np.indices(img.shape)
+    assert abs((ys * img).sum() / img.sum() - 13.5) < 1.0 and abs((xs * img).sum() / img.sum() - 13.5) < 1.0
+    rows, cols = np.flatnonzero(img.max(1) > 0.2), np.flatnonzero(img.max(0) > 0.2)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)  # fit to a 20-pixel box
+
+
+def test_rgba_transparency_is_laid_over_white_and_a_blank_image_is_refused():
+    rgba = np.zeros((50, 50, 4), np.uint8)  # fully transparent black = white paper
+    with pytest.raises(DataError, match="looks blank"):
+        digit_input(rgba)
+    rgba[10:40, 24:27] = (0, 0, 0, 255)  # an opaque black stroke: a "1"
+    img = digit_input(rgba)[0, 0].numpy()
+    assert img.max() > 0.9 and img[:, :5].max() == 0.0

@@ -1,0 +1,181 @@
+"""The engine's worker thread driven through its commands, with no QApplication; run folders."""
+
+import queue
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import DataError
+from engine.runtime.events import EngineError, FeatureMapFrame, State, StatusChanged, StepMetrics
+from engine.graph.model import build_model
+from engine.presets import get_preset
+from engine.io.runs import load_weights, save_run
+from engine.spec.model_spec import ModelSpec
+from engine.training.loop import TrainConfig
+from engine.runtime.worker import EngineWorker
+
+
+class Recorder:
+    def __init__(self):
+        self.events = queue.Queue()
+        self.seen = []
+
+    def __call__(self, event):
+        self.events.put(event)
+
+    def wait_for(self, predicate, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(event)
+            if predicate(event):
+                return event
+        raise AssertionError(f"no matching event within {timeout}s; last: {self.seen[-3:]}")
+
+    def drain(self, settle=0.3):
+        time.sleep(settle)
+        while not self.events.empty():
+            self.seen.append(self.events.get())
+        return self.seen
+
+
+def state_is(state):
+    return lambda e: isinstance(e, StatusChanged) and e.state is state
+
+
+@pytest.fixture
+def worker():
+    recorder = Recorder()
+    w = EngineWorker(recorder, torch_threads=1)
+    w.recorder = recorder
+    w.start()
+    w.load_model(get_preset("lenet5"))
+    recorder.wait_for(state_is(State.IDLE))
+    yield w
+    assert w.shutdown(10)
+
+
+def test_load_shows_an_untrained_frame_at_once(worker):
+    frame = worker.recorder.wait_for(lambda e: isinstance(e, FeatureMapFrame))
+    assert frame.step == 0 and frame.source == "validation digit #0" and len(frame.predictions) == 5
+
+
+def test_pause_step_resume_stop(worker):
+    rec = worker.recorder
+    worker.train(TrainConfig(epochs=3))
+    rec.wait_for(state_is(State.TRAINING))
+    rec.wait_for(lambda e: isinstance(e, StepMetrics))
+    worker.pause()
+    paused = rec.wait_for(state_is(State.PAUSED))
+    seen = rec.drain()
+    steps_at_pause = max(e.step for e in seen if isinstance(e, StepMetrics))
+    assert paused.message == f"paused at step {steps_at_pause}"  # commands act between batches
+    rec.seen.clear()
+    assert not [e for e in rec.drain(0.5) if isinstance(e, StepMetrics)]  # really paused
+    worker.step_once()
+    stepped = rec.wait_for(lambda e: isinstance(e, StepMetrics))
+    assert stepped.step == steps_at_pause + 1
+    rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and e.step == stepped.step)  # forced frame
+    worker.resume()
+    rec.wait_for(lambda e: isinstance(e, StepMetrics) and e.step > stepped.step + 3)
+    worker.stop()
+    finished = rec.wait_for(state_is(State.FINISHED))
+    assert finished.message.startswith("stopped at step")
+    rec.seen.clear()
+    assert not [e for e in rec.drain(0.5) if isinstance(e, StepMetrics)]
+
+
+@pytest.mark.slow
+def test_frames_are_throttled_at_the_source(worker):
+    rec = worker.recorder
+    worker.train(TrainConfig(epochs=1, frame_interval_s=0.25))
+    began = time.monotonic()
+    rec.wait_for(state_is(State.FINISHED), timeout=120)
+    elapsed = time.monotonic() - began
+    steps = [e for e in rec.seen if isinstance(e, StepMetrics)]
+    frames = [e for e in rec.seen if isinstance(e, FeatureMapFrame) and e.step > 0]
+    assert len(steps) == 71
+    assert 1 <= len(frames) <= elapsed / 0.25 + 3  # ≤ 4 Hz plus the final frame, not one per step
+
+
+def test_a_bad_spec_is_refused_and_the_loaded_model_stays(worker):
+    rec = worker.recorder
+    bad = ModelSpec.sequential("bad", (1, 28, 28), [("fc", "linear", {"out_features": 3})])
+    worker.load_model(bad)
+    error = rec.wait_for(lambda e: isinstance(e, EngineError))
+    assert "fc: linear expects a flat input" in error.message
+    worker.train(TrainConfig(epochs=1))
+    assert "LeNet-5" in rec.wait_for(state_is(State.TRAINING)).message
+
+
+def test_shutdown_mid_training_joins_promptly(worker):
+    worker.train(TrainConfig(epochs=50))
+    worker.recorder.wait_for(lambda e: isinstance(e, StepMetrics))
+    began = time.monotonic()
+    assert worker.shutdown(10)
+    assert time.monotonic() - began < 2.0
+    assert not worker.alive
+
+
+def test_probe_image_is_prepared_and_shown(worker):
+    rec = worker.recorder
+    picture = torch.full((60, 40), 255, dtype=torch.uint8).numpy()
+    picture[10:50, 18:22] = 0  # a dark vertical stroke on white
+    worker.probe_image(picture, "one.png")
+    frame = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and e.source == "one.png")
+    assert frame.image.shape == (28, 28) and frame.image.max() > 0.9 and frame.label is None
+    worker.probe_image(torch.full((20, 20), 255, dtype=torch.uint8).numpy(), "blank.png")
+    assert "looks blank" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
+
+
+def test_models_that_do_not_fit_the_data_are_inspected_not_trained(worker):
+    rec = worker.recorder
+    vector_model = ModelSpec.sequential("tabular", (8,), [("fc", "linear", {"out_features": 3})])
+    worker.load_model(vector_model)
+    loaded = rec.wait_for(state_is(State.IDLE))
+    assert "takes 8 inputs" in loaded.message and "not trained" in loaded.message
+    empty = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and not e.layers)  # no stale digit maps
+    assert empty.source.startswith("no input")
+    worker.train(TrainConfig(epochs=1))
+    assert "cannot train on them" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
+    worker.probe_image(np.full((20, 20), 128, np.uint8), "grey.png")
+    assert "not images" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
+
+    colour_model = ModelSpec.sequential("rgb", (3, 32, 32), [("conv1", "conv2d", {"out_channels": 4, "kernel_size": 3}),
+                                                             ("flatten", "flatten", {}),
+                                                             ("fc", "linear", {"out_features": 10})])
+    worker.load_model(colour_model)
+    rec.wait_for(state_is(State.IDLE))
+    picture = np.zeros((40, 60, 4), np.uint8)
+    picture[..., 0], picture[..., 3] = 200, 255
+    worker.probe_image(picture, "red.png")
+    frame = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and e.source == "red.png")
+    assert frame.layers[0].shape == (4, 30, 30) and frame.image.shape == (32, 32)
+
+
+def test_run_folder_round_trip_and_refusals(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(get_preset("lenet5"))
+    save_run(tmp_path / "run", model.spec, model, [], {"dataset": "mnist"})
+    again = build_model(ModelSpec.load(tmp_path / "run" / "model.json"))
+    load_weights(again, tmp_path / "run" / "weights.safetensors")
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(again(x), model(x))
+
+    other = build_model(ModelSpec.sequential("small", (1, 28, 28), [
+        ("conv1", "conv2d", {"out_channels": 3, "kernel_size": 5}), ("flatten", "flatten", {}),
+        ("fc3", "linear", {"out_features": 10})]))
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(DataError, match=r"do not fit this model: unexpected conv2.bias.*conv1.weight is \(6, 1, 5, 5\), the model needs \(3, 1, 5, 5\)"):
+        load_weights(other, tmp_path / "run" / "weights.safetensors")
+    assert all(torch.equal(v, before[k]) for k, v in other.state_dict().items())
+
+    pickled = tmp_path / "evil.safetensors"
+    torch.save({"conv1.weight": torch.zeros(1)}, pickled)  # a pickle, not safetensors
+    with pytest.raises(DataError, match="not a readable safetensors file"):
+        load_weights(other, pickled)

@@ -1,0 +1,188 @@
+"""The real main window, driven with qtbot as a user would: train, pause, step, stop, drop images, close."""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QToolBar
+
+from engine.runtime.events import State, StepMetrics
+from gui.main_window import MainWindow
+from tests.support import write_png
+
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+
+
+def click(qtbot, window, action):
+    toolbar = window.findChild(QToolBar, "training_toolbar")
+    qtbot.mouseClick(toolbar.widgetForAction(action), Qt.MouseButton.LeftButton)
+
+
+def drop(widget, *paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(widget.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(widget.rect().center()), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+    return event
+
+
+def test_window_opens_with_three_panes_and_lenet5_on_mnist(window):
+    titles = sorted(d.windowTitle() for d in window.docks.values())
+    assert titles == ["Activation viewer", "Model builder", "Training monitor"]
+    assert window.builder.table.rowCount() == 13
+    assert "61,706" in window.builder.total.text()
+    frame = window.viewer.frame
+    assert frame.step == 0 and frame.source == "validation digit #0"
+    assert list(window.viewer.layer_views) == ["conv1", "conv2"]
+    assert window.viewer.layer_views["conv2"].image.image.shape == frame.layers[1].mosaic.shape
+    assert window.train_action.isEnabled() and not window.stop_action.isEnabled()
+
+
+def test_train_pause_step_stop(qtbot, window):
+    window.monitor.epochs.setValue(3)
+    click(qtbot, window, window.train_action)
+    curve = window.monitor.curves["train_loss"]
+    qtbot.waitUntil(lambda: curve.xData is not None and len(curve.xData) >= 3, timeout=30_000)
+    qtbot.waitUntil(lambda: window.viewer.frame.step > 0, timeout=30_000)  # the frame follows training
+    assert not window.train_action.isEnabled() and window.stop_action.isEnabled()
+    assert window.progress.maximum() == 3 * 71
+
+    click(qtbot, window, window.pause_action)
+    qtbot.waitUntil(lambda: window.state is State.PAUSED, timeout=10_000)
+    assert window.pause_action.text() == "Resume" and window.step_action.isEnabled()
+    qtbot.wait(300)
+    steps = len(curve.xData)
+    qtbot.wait(300)
+    assert len(curve.xData) == steps  # really paused
+    click(qtbot, window, window.step_action)
+    qtbot.waitUntil(lambda: len(curve.xData) == steps + 1, timeout=10_000)
+    qtbot.waitUntil(lambda: window.viewer.frame.step == steps + 1, timeout=10_000)  # a frame after the step
+    assert window.progress.value() == steps + 1
+
+    click(qtbot, window, window.pause_action)  # resume
+    qtbot.waitUntil(lambda: len(curve.xData) > steps + 3, timeout=10_000)
+    click(qtbot, window, window.stop_action)
+    qtbot.waitUntil(lambda: window.state is State.FINISHED, timeout=10_000)
+    assert "stopped at step" in window.status_label.text()
+    assert window.train_action.isEnabled() and not window.pause_action.isEnabled()
+
+
+@pytest.mark.slow
+def test_training_to_the_end_shows_validation_points(qtbot, window):
+    window.monitor.epochs.setValue(1)
+    click(qtbot, window, window.train_action)
+    qtbot.waitUntil(lambda: window.state is State.FINISHED, timeout=120_000)
+    val = window.monitor.curves["val_accuracy"]
+    qtbot.waitUntil(lambda: val.xData is not None and len(val.xData) == 1, timeout=5_000)  # next curve redraw
+    assert len(val.xData) == 1 and val.xData[0] == 71 and 0.5 < val.yData[0] <= 1
+    assert "validation accuracy" in window.status_label.text()
+
+
+def test_dropping_a_digit_shows_its_feature_maps_and_predictions(qtbot, window):
+    event = drop(window.viewer, SAMPLES / "digit_7.png")
+    assert event.isAccepted()
+    qtbot.waitUntil(lambda: window.viewer.frame.source == "digit_7.png", timeout=10_000)
+    frame = window.viewer.frame
+    assert len(frame.predictions) == 5 and frame.label is None
+    assert frame.image.shape == (28, 28) and frame.image.max() > 0.9 and frame.image[0, 0] == 0  # light on dark
+    assert "digit_7.png: 112×112 pixels" in window.viewer.message.text()
+    assert window.viewer.input_image.image.shape == (28, 28)
+
+
+def test_bad_drops_get_a_message_and_change_nothing(qtbot, window, tmp_path):
+    (tmp_path / "essay.png").write_text("not a picture")
+    (tmp_path / "empty.png").write_bytes(b"")
+    good = (SAMPLES / "digit_1.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(good[:100])
+    write_png(tmp_path / "huge.png", 20_000, 20_000)
+    before = window.viewer.frame
+    expected = {"essay.png": "is not an image", "empty.png": "is empty", "truncated.png": "could not be decoded",
+                "huge.png": "20,000 × 20,000 pixels"}
+    for name, message in expected.items():
+        drop(window.viewer, tmp_path / name)
+        qtbot.waitUntil(lambda: message in window.viewer.message.text(), timeout=10_000)
+        assert "c0392b" in window.viewer.message.styleSheet()  # shown as an error
+    qtbot.wait(200)
+    assert window.viewer.frame is before  # the viewer still shows what it showed
+
+
+def test_choosing_another_validation_digit(qtbot, window):
+    window.viewer.probe.setValue(17)
+    qtbot.waitUntil(lambda: window.viewer.frame.source == "validation digit #17", timeout=10_000)
+    assert window.viewer.frame.label is not None
+
+
+def test_closing_mid_training_stops_the_engine_without_a_hang(qtbot, window):
+    window.monitor.epochs.setValue(100)
+    click(qtbot, window, window.train_action)
+    qtbot.waitUntil(lambda: window.state is State.TRAINING and window.progress.value() > 0, timeout=30_000)
+    began = time.monotonic()
+    window.close()
+    assert time.monotonic() - began < 5
+    assert not window.bridge.worker.alive
+
+
+def test_the_layout_is_remembered(qtbot, settings):
+    first = MainWindow(settings)
+    qtbot.addWidget(first)
+    first.show()
+    first.docks["monitor"].hide()
+    first.docks["viewer"].setFloating(True)
+    first.close()
+    second = MainWindow(settings)
+    qtbot.addWidget(second)
+    second.show()
+    assert second.docks["monitor"].isHidden()
+    assert second.docks["viewer"].isFloating()
+    assert not second.docks["builder"].isHidden()
+    second.close()
+
+
+def test_bridge_keeps_every_metric_but_only_the_newest_frame(qtbot, window):
+    bridge = window.bridge
+    bridge.flush()
+    frames, batches = [], []
+    bridge.frame.connect(frames.append)
+    bridge.metrics.connect(batches.append)
+    old = window.viewer.frame
+    newer = [dataclasses.replace(old, step=i) for i in range(1, 101)]
+    metrics = [StepMetrics(i, 100, 1, 1.0 / i, 0.5, 1000.0) for i in range(1, 101)]
+    for frame, metric in zip(newer, metrics):  # as the worker thread would, faster than any screen
+        bridge._sink(metric)
+        bridge._sink(frame)
+    bridge.flush()
+    assert [f.step for f in frames] == [100]
+    assert [m.step for batch in batches for m in batch] == list(range(1, 101))
+
+
+def test_colour_scale_is_symmetric_and_snaps_to_round_values(window):
+    from gui.panes.viewer import _nice_ceiling
+
+    assert [_nice_ceiling(v) for v in (0.03, 0.9, 1.0, 1.2, 2.17, 4.08, 7.0, 12.0)] == \
+        pytest.approx([0.05, 1, 1, 2, 5, 5, 10, 20])
+    maps = window.viewer.frame.layers[0]
+    low, high = window.viewer.layer_views[maps.node].bar.levels()
+    assert low == -high and high >= max(abs(maps.levels[0]), abs(maps.levels[1]))
+
+
+def test_presets_menu_groups_every_preset_by_family(qtbot, window):
+    from engine.presets import PRESETS
+
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Presets")
+    families = {a.text(): a.menu() for a in menu.actions()}
+    assert list(families) == ["CNNs for digits", "CNNs, full size", "Recurrent",
+                              "Autoencoders and Boltzmann machines"]
+    entries = [action for submenu in families.values() for action in submenu.actions()]
+    assert len(entries) == len(PRESETS)
+    resnet = next(a for a in families["CNNs for digits"].actions() if a.text().startswith("ResNet"))
+    resnet.trigger()
+    qtbot.waitUntil(lambda: window.builder.doc.spec.name == "ResNet (small)", timeout=5_000)
+    assert window.builder.presets.currentData() == "resnet_small"

@@ -1,0 +1,40 @@
+"""Helpers shared by several test modules (test modules never import each other)."""
+
+from __future__ import annotations
+
+import importlib
+import struct
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "resources" / "samples"
+
+
+def write_png(path: Path, width: int, height: int, rows_per_chunk: int = 500) -> None:
+    """A real greyscale PNG of any size, streamed so even 20,000 × 20,000 costs little memory."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(1)
+    row = b"\x00" + b"\xff" * width  # filter byte + white pixels
+    idat = b"".join(compressor.compress(row * min(rows_per_chunk, height - y)) for y in range(0, height, rows_per_chunk))
+    idat += compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def all_presets() -> dict:
+    """engine.presets.PRESETS and every list or dict of presets in engine/presets/*.py."""
+    from engine.presets.preset import Preset
+
+    found: dict[str, Preset] = {}
+    for path in sorted((ROOT / "engine" / "presets").glob("*.py")):
+        name = "engine.presets" if path.stem == "__init__" else f"engine.presets.{path.stem}"
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+            for item in items:
+                if isinstance(item, Preset):
+                    found.setdefault(item.name, item)
+    return found
