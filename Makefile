@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast package bench clean system-libs
+.PHONY: run test test-fast lint package bench clean system-libs
 
 # The virtual environment, rebuilt whenever the pinned requirements change.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -25,6 +25,14 @@ test: $(STAMP) system-libs
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -ra -m "not slow and not packaging"
+
+# The quality gate CI runs before the tests: ruff (lint, import order, format), mypy on engine/, and the
+# import contracts in pyproject.toml (the engine never imports Qt; layers never import presets; ...).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 package: $(STAMP) system-libs
 	$(PY) -m PyInstaller --noconfirm --clean --distpath dist --workpath build packaging/lumen.spec
