@@ -156,8 +156,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                 _progress(event, time.monotonic() - began)
             elif isinstance(event, EpochMetrics):
                 sys.stderr.write("\n")
-                print(f"epoch {event.epoch}: train loss {event.train_loss:.4f} acc {event.train_accuracy:.4f}  "
-                      f"val loss {event.val_loss:.4f} acc {event.val_accuracy:.4f}", flush=True)
+                print(f"epoch {event.epoch}: train {_measures(event.train)}  val {_measures(event.val)}", flush=True)
     except KeyboardInterrupt:
         save_run(args.out, spec, model, history, {**info, "interrupted": True})
         sys.stderr.write(f"\ninterrupted; saved the run so far to {args.out}\n")
@@ -185,8 +184,13 @@ def _progress(event, elapsed: float) -> None:
     done = event.step / event.total_steps
     bar = "#" * int(done * 30)
     sys.stderr.write(f"\r[{bar:<30}] {done:4.0%} epoch {event.epoch} step {event.step}/{event.total_steps} "
-                     f"loss {event.loss:.4f} {elapsed:5.1f}s")
+                     f"{_measures(event.values)} {elapsed:5.1f}s")
     sys.stderr.flush()
+
+
+def _measures(values) -> str:
+    """Named metrics as one line: ``loss 0.1234 accuracy 0.9688``, in the order the engine gave them."""
+    return " ".join(f"{name} {value:.4f}" for name, value in values.items())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
-"""Engine events into Qt signals, coalesced: every light event is kept, only the newest frame is drawn.
+"""Engine events into Qt signals, coalesced: every light event is kept, only the newest frame of each type.
 
-The engine calls ``_sink`` on its worker thread. It only appends to a list or replaces the newest frame
-under a lock; a timer on the GUI thread drains both at most ``RENDER_HZ`` times a second. So however fast
-the engine runs, the GUI does a bounded amount of work per second and never queues stale frames.
+The engine calls ``_sink`` on its worker thread. It only appends a light event to a list, or replaces the
+pending frame of the same type (a dict keyed by frame type), under a lock; a timer on the GUI thread drains
+both at most ``RENDER_HZ`` times a second. So however fast the engine and its probes run, the GUI does a
+bounded amount of work per second, holds at most one undrawn frame per type, and never draws a stale one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.runtime.events import EngineError, Event, FeatureMapFrame, StatusChanged
+from engine.runtime.events import EngineError, Event, Frame, StatusChanged
 from engine.runtime.worker import EngineWorker
 
 RENDER_HZ = 30
@@ -19,7 +20,7 @@ RENDER_HZ = 30
 
 class EngineBridge(QObject):
     metrics = Signal(list)      # StepMetrics and EpochMetrics since the last flush, in order
-    frame = Signal(object)      # the newest FeatureMapFrame
+    frame = Signal(object)      # the newest Frame of one type; the viewer routes it to that type's view
     status = Signal(object)     # StatusChanged
     error = Signal(str)         # EngineError's message
 
@@ -27,7 +28,7 @@ class EngineBridge(QObject):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._events: list[Event] = []
-        self._frame: FeatureMapFrame | None = None
+        self._frames: dict[type[Frame], Frame] = {}  # the newest undrawn frame of each type
         self.frames_received = 0  # engine frames, counted so benchmarks can report how many were coalesced
         self.frames_drawn = 0
         self.worker = EngineWorker(self._sink, torch_threads=torch_threads)
@@ -39,16 +40,21 @@ class EngineBridge(QObject):
 
     def _sink(self, event: Event) -> None:  # worker thread
         with self._lock:
-            if isinstance(event, FeatureMapFrame):
-                self._frame = event
+            if isinstance(event, Frame):
+                self._frames[type(event)] = event  # latest-wins: an undrawn older frame of this type is dropped
                 self.frames_received += 1
             else:
                 self._events.append(event)
 
+    def pending_frames(self) -> dict[type[Frame], Frame]:
+        """A copy of the frames waiting for the next flush (at most one per type)."""
+        with self._lock:
+            return dict(self._frames)
+
     def flush(self) -> None:  # GUI thread
         with self._lock:
             events, self._events = self._events, []
-            frame, self._frame = self._frame, None
+            frames, self._frames = self._frames, {}
         metrics: list[Event] = []
         for event in events:
             if isinstance(event, (StatusChanged, EngineError)):
@@ -63,7 +69,7 @@ class EngineBridge(QObject):
                 metrics.append(event)
         if metrics:
             self.metrics.emit(metrics)
-        if frame is not None:
+        for frame in frames.values():
             self.frames_drawn += 1
             self.frame.emit(frame)
 

@@ -9,7 +9,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QStyle, QToolBar, QWidget)
 
-from engine.runtime.events import State, StatusChanged, StepMetrics
+from engine.runtime.events import RunState, StatusChanged, StepMetrics
 from engine.presets import PRESET_GROUPS
 from gui.bridge import EngineBridge
 from gui.panes.builder.pane import BuilderPane
@@ -32,7 +32,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.setWindowTitle("Lumen")
         self.setDockNestingEnabled(True)
-        self.state = State.IDLE
+        self.state = RunState.IDLE
 
         self.bridge = EngineBridge(self, torch_threads=_training_threads())
         self.loader = ImageLoader(self)
@@ -58,7 +58,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_layout()
         self.builder.load_preset(DEFAULT_PRESET)
-        self._apply_state(State.IDLE)
+        self._apply_state(RunState.IDLE)
 
     # ---- construction ---------------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -150,7 +150,7 @@ class MainWindow(QMainWindow):
 
     def _defer(self, spec) -> bool:
         """While a run is active a new spec waits for the next run: loading it now would stop the run."""
-        if self.state not in (State.TRAINING, State.PAUSED):
+        if self.state not in (RunState.TRAINING, RunState.PAUSED):
             self.pending_spec = None
             return False
         self.pending_spec = spec
@@ -213,16 +213,16 @@ class MainWindow(QMainWindow):
         self.viewer.show_message(message, error=True)
         self.statusBar().showMessage(message, 10_000)
 
-    def _apply_state(self, state: State) -> None:
+    def _apply_state(self, state: RunState) -> None:
         self.state = state
-        running = state in (State.TRAINING, State.PAUSED)
+        running = state in (RunState.TRAINING, RunState.PAUSED)
         self.train_action.setEnabled(not running)
         self.pause_action.setEnabled(running)
         self.stop_action.setEnabled(running)
-        self.step_action.setEnabled(state is State.PAUSED)
+        self.step_action.setEnabled(state is RunState.PAUSED)
         self.pause_action.blockSignals(True)  # reflect the engine's state without sending a command back
-        self.pause_action.setChecked(state is State.PAUSED)
-        self.pause_action.setText("Resume" if state is State.PAUSED else "Pause")
+        self.pause_action.setChecked(state is RunState.PAUSED)
+        self.pause_action.setText("Resume" if state is RunState.PAUSED else "Pause")
         self.pause_action.blockSignals(False)
         if not running and self.progress.maximum() == 0:
             self.progress.setRange(0, 1)

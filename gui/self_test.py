@@ -7,6 +7,7 @@ import time
 
 from PySide6.QtWidgets import QApplication
 
+from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.events import StepMetrics
 from gui.main_window import MainWindow
 
@@ -31,13 +32,14 @@ def run_self_test(app: QApplication, window: MainWindow) -> int:
         window.train_action.trigger()
         _wait(app, lambda: bool(steps), "a training step", deadline)
         window.pause_action.trigger()
-        _wait(app, lambda: window.viewer.frame.step >= 1 and window.viewer.layer_views, "a feature-map frame",
-              deadline)
-        frame = window.viewer.frame
-        image = window.viewer.layer_views[frame.layers[0].node].image.image
+        view = window.viewer.views[FeatureMapFrame]
+        _wait(app, lambda: view.frame is not None and view.frame.step >= 1 and view.layer_views,
+              "a feature-map frame", deadline)
+        frame = view.frame
+        image = view.layer_views[frame.layers[0].node].image.image
         if image is None or image.shape != frame.layers[0].mosaic.shape:
             raise RuntimeError("the feature-map image was not rendered")
-        print(f"self-test passed: step {steps[0].step} loss {steps[0].loss:.4f}; rendered "
+        print(f"self-test passed: step {steps[0].step} loss {steps[0].values["loss"]:.4f}; rendered "
               f"{len(frame.layers)} feature-map layers ({', '.join(m.node for m in frame.layers)})")
         return 0
     except Exception as exc:  # noqa: BLE001 - any failure is the answer

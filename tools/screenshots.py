@@ -17,7 +17,8 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from engine.runtime.events import State  # noqa: E402
+from engine.probes.feature_maps import FeatureMapFrame  # noqa: E402
+from engine.runtime.events import RunState  # noqa: E402
 from gui.app import configure_pyqtgraph  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 
@@ -54,12 +55,13 @@ def main() -> None:
     window.monitor.epochs.setValue(4)
     pump(app, 1)
     window.train_action.trigger()
-    while window.state is not State.FINISHED:
+    while window.state is not RunState.FINISHED:
         pump(app, 0.2)
     drop(window.viewer, ROOT / "resources" / "samples" / "digit_3.png")
     pump(app, 2)
     window.grab().save(str(ROOT / "docs" / "screenshot-training.png"))
-    print(window.status_label.text(), "|", window.viewer.frame.source, window.viewer.frame.predictions[:2])
+    frame = window.viewer.frames[FeatureMapFrame]
+    print(window.status_label.text(), "|", frame.source, frame.predictions[:2])
     window.close()
 
 

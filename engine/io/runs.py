@@ -53,13 +53,19 @@ def _write_run(run_dir: Path, spec: ModelSpec, model: nn.Module, history: list[S
     save_weights(model, run_dir / WEIGHTS_FILE)
     epochs = [e for e in history if isinstance(e, EpochMetrics)]
     steps = [e for e in history if isinstance(e, StepMetrics)]
-    _write_csv(run_dir / EPOCHS_FILE, ["epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy"],
-               [[e.epoch, e.step, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy] for e in epochs])
-    _write_csv(run_dir / STEPS_FILE, ["step", "epoch", "loss", "accuracy"],
-               [[s.step, s.epoch, s.loss, s.accuracy] for s in steps])
-    final = {"val_loss": epochs[-1].val_loss, "val_accuracy": epochs[-1].val_accuracy} if epochs else {}
+    _write_metrics_csv(run_dir / EPOCHS_FILE, ["epoch", "step"], [([e.epoch, e.step], e.flat()) for e in epochs])
+    _write_metrics_csv(run_dir / STEPS_FILE, ["step", "epoch"], [([s.step, s.epoch], s.values) for s in steps])
+    final = {f"val_{name}": value for name, value in epochs[-1].val.items()} if epochs else {}
     (run_dir / RUN_FILE).write_text(json.dumps({**info, "steps": len(steps), "final": final}, indent=2) + "\n")
     return run_dir
+
+
+def _write_metrics_csv(path: Path, keys: list[str], rows: list[tuple[list, Mapping[str, float]]]) -> None:
+    """One row per event: its keys, then one column per metric name, in the order names first appear; a
+    name an event lacks is left empty."""
+    names = list(dict.fromkeys(name for _, values in rows for name in values))
+    _write_csv(path, keys + names, [key_values + [values.get(name, "") for name in names]
+                                    for key_values, values in rows])
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:

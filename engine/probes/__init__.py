@@ -1,0 +1,14 @@
+"""The probes the worker runs while a model trains: one plain list, built from the leaves' classes.
+
+Adding a probe: a module here with its Frame type and its Probe subclass, one line below, and a view for
+its frame type in ``gui/views/__init__.py``. Nothing registers itself on import.
+"""
+
+from engine.probes.base import Probe, ProbeContext, ProbeInput
+from engine.probes.feature_maps import FeatureMaps
+
+PROBES: list[Probe] = [
+    FeatureMaps(),
+]
+
+__all__ = ["PROBES", "Probe", "ProbeContext", "ProbeInput"]

@@ -3,14 +3,50 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from engine.runtime.events import FeatureMapFrame, LayerMaps
 from engine.graph.model import GraphModel
+from engine.probes.base import Probe, ProbeContext
+from engine.runtime.events import Frame
 
 FEATURE_MAP_TYPES = ("conv2d",)
+NO_INPUT = "no input: drop a picture if the model takes images"
+
+
+@dataclass(frozen=True)
+class LayerMaps:
+    """One layer's feature maps tiled into one image (so the GUI draws one item, not one per channel)."""
+    node: str
+    shape: tuple[int, int, int]  # channels, height, width of the real activation
+    grid: tuple[int, int]        # rows, columns of the mosaic
+    mosaic: np.ndarray           # float32, row-major; gaps between tiles are NaN
+    levels: tuple[float, float]  # min and max of the activation, for the colour scale
+
+
+@dataclass(frozen=True)
+class FeatureMapFrame(Frame):
+    source: str                              # what was fed in, e.g. "validation digit #17" or a file name
+    image: np.ndarray                        # the model's input as H×W float32 in [0, 1]
+    layers: tuple[LayerMaps, ...]
+    predictions: tuple[tuple[str, float], ...]  # top classes with probabilities, best first
+    label: str | None = None                 # the true class, when known
+
+
+class FeatureMaps(Probe):
+    name = "feature maps"
+    frame_type = FeatureMapFrame
+    interval_s = 0.1
+    budget = 0.25
+
+    def frame(self, context: ProbeContext) -> FeatureMapFrame:
+        if context.input is None:  # nothing fits this model: an empty frame, so the viewer shows no stale maps
+            return FeatureMapFrame(context.step, NO_INPUT, np.zeros((1, 1), np.float32), (), ())
+        probe = context.input
+        return feature_map_frame(context.model, probe.x, context.classes, step=context.step, source=probe.source,
+                                 label=probe.label)
 
 
 def tile(maps: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -40,7 +76,7 @@ def feature_map_frame(model: GraphModel, x: torch.Tensor, classes: tuple[str, ..
     for node in nodes:
         maps = recorded[node][0].float().numpy()
         mosaic, grid = tile(maps)
-        layers.append(LayerMaps(node, tuple(maps.shape), grid, mosaic,
+        layers.append(LayerMaps(node, (maps.shape[0], maps.shape[1], maps.shape[2]), grid, mosaic,
                                 (float(maps.min()), float(maps.max()))))
     predictions: tuple[tuple[str, float], ...] = ()
     if out.dim() == 2 and out.shape[1] == len(classes):

@@ -1,19 +1,24 @@
 """The typed events the engine emits. Plain frozen dataclasses holding numbers and numpy arrays.
 
-Light events (progress, epoch summaries, status) are emitted as they happen; heavy ones (feature-map
-frames) are built at most every ``TrainConfig.frame_interval_s`` seconds, so a slow consumer never faces
-a flood. Consumers keep every light event and only the newest heavy one.
+Light events (step and epoch metrics, status, errors) are emitted as they happen and consumers keep every
+one. Heavy ones are ``Frame``s, made by probes (``engine.probes``) at most as often as each probe's interval
+and cost budget allow; consumers keep only the newest frame of each type (latest-wins), so a slow consumer
+never faces a flood.
+
+Metrics are named values: a step carries ``{"loss": ..., "accuracy": ...}`` today, an autoencoder's step
+could carry ``{"loss": ..., "reconstruction": ..., "kl": ...}``; the same name in a step and in an epoch's
+phases is the same quantity. Files, the CLI and the monitor take their columns, lines and curves from the
+names, so a new objective needs no new event class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-import numpy as np
 
-
-class State(str, Enum):
+class RunState(str, Enum):
     IDLE = "idle"          # a model is loaded; not training
     TRAINING = "training"
     PAUSED = "paused"
@@ -25,44 +30,34 @@ class StepMetrics:
     step: int            # 1-based, across epochs
     total_steps: int
     epoch: int           # 1-based
-    loss: float          # this batch's mean loss
-    accuracy: float      # this batch's accuracy
-    samples_per_s: float
+    values: Mapping[str, float]  # this batch's measures by name, e.g. {"loss": 0.31, "accuracy": 0.92}
+    samples_per_s: float         # throughput, a property of the run rather than of the model
 
 
 @dataclass(frozen=True)
 class EpochMetrics:
     epoch: int
     step: int
-    train_loss: float  # mean over the epoch's batches
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
+    train: Mapping[str, float]  # means over the epoch's batches, by name (the step's names)
+    val: Mapping[str, float]    # the same names measured on the validation set
+
+    def flat(self) -> dict[str, float]:
+        """One mapping with the phase as a prefix: ``train_loss``, ``val_accuracy``, ..."""
+        return {f"{phase}_{name}": value for phase, values in (("train", self.train), ("val", self.val))
+                for name, value in values.items()}
 
 
 @dataclass(frozen=True)
-class LayerMaps:
-    """One layer's feature maps tiled into one image (so the GUI draws one item, not one per channel)."""
-    node: str
-    shape: tuple[int, int, int]  # channels, height, width of the real activation
-    grid: tuple[int, int]        # rows, columns of the mosaic
-    mosaic: np.ndarray           # float32, row-major; gaps between tiles are NaN
-    levels: tuple[float, float]  # min and max of the activation, for the colour scale
-
-
-@dataclass(frozen=True)
-class FeatureMapFrame:
-    step: int
-    source: str                              # what was fed in, e.g. "validation digit #17" or a file name
-    image: np.ndarray                        # the model's input as H×W float32 in [0, 1]
-    layers: tuple[LayerMaps, ...]
-    predictions: tuple[tuple[str, float], ...]  # top classes with probabilities, best first
-    label: str | None = None                 # the true class, when known
+class Frame:
+    """A heavy payload made by a probe (feature maps today). Each probe has its own Frame subclass, defined
+    beside it; consumers keep only the newest frame of each type and draw it with the view registered for
+    that type."""
+    step: int  # the training step of the weights the frame shows (0 before training)
 
 
 @dataclass(frozen=True)
 class StatusChanged:
-    state: State
+    state: RunState
     message: str
 
 
@@ -72,4 +67,5 @@ class EngineError:
     message: str
 
 
-Event = StepMetrics | EpochMetrics | FeatureMapFrame | StatusChanged | EngineError
+Metrics = StepMetrics | EpochMetrics
+Event = StepMetrics | EpochMetrics | Frame | StatusChanged | EngineError

@@ -1,9 +1,11 @@
 """The engine's worker thread: owns the model, runs training batch by batch, obeys commands.
 
-Commands are queued and handled between batches, so pause, stop and probe changes take effect within one
-batch. Nothing here is shared with the caller except the command queue and the ``sink`` callback, which
-receives every event on the worker thread (the GUI's bridge keeps the newest heavy frame and hands the
-rest to Qt). Shutdown stops and joins the thread; nothing is ever killed.
+Commands (dataclasses from ``engine.runtime.commands``) are queued and handled between batches, each by
+the handler its type maps to, so pause, stop and probe changes take effect within one batch. Between
+batches the due probes (``engine.probes.PROBES``) make their frames. Nothing here is shared with the
+caller except the command queue and the ``sink`` callback, which receives every event on the worker
+thread (the GUI's bridge keeps the newest frame of each type and hands the rest to Qt). Shutdown stops
+and joins the thread; nothing is ever killed.
 """
 
 from __future__ import annotations
@@ -11,86 +13,103 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from engine import probes as probe_registry
 from engine.data.datasets import Dataset, load_dataset
-from engine.errors import LumenError
-from engine.runtime.events import EngineError, EpochMetrics, Event, FeatureMapFrame, State, StatusChanged, StepMetrics
-from engine.graph.model import GraphModel, build_model
 from engine.data.images import image_input
-from engine.layers import fmt
-from engine.probes.feature_maps import feature_map_frame
+from engine.errors import LumenError
+from engine.graph.model import GraphModel, build_model
 from engine.io.runs import save_run
+from engine.probes.base import Probe, ProbeContext, ProbeInput
+from engine.probes.runner import ProbeRunner
+from engine.runtime.commands import (Command, LoadModel, Pause, ProbeChoice, ProbeImage, ProbeSample, Quit, Resume,
+                                     Save, Step, Stop, Train)
+from engine.runtime.events import EngineError, EpochMetrics, Event, Metrics, RunState, StatusChanged
 from engine.spec.model_spec import ModelSpec
+from engine.layers import fmt
 from engine.training.loop import TrainConfig, Training
 
 log = logging.getLogger(__name__)
 
 
 class EngineWorker:
-    def __init__(self, sink: Callable[[Event], None], *, torch_threads: int | None = None):
+    def __init__(self, sink: Callable[[Event], None], *, torch_threads: int | None = None,
+                 probes: Sequence[Probe] | None = None):
         self._sink = sink
         self._torch_threads = torch_threads
-        self._commands: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="lumen-engine", daemon=True)
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            LoadModel: self._load, Train: self._train, Pause: self._pause, Resume: self._resume, Step: self._step,
+            Stop: self._stop, ProbeSample: self._choose_probe_input, ProbeImage: self._choose_probe_input,
+            Save: self._save,
+        }
         # Everything below is touched only on the worker thread.
-        self._state = State.IDLE
+        self._state = RunState.IDLE
         self._spec: ModelSpec | None = None
         self._model: GraphModel | None = None
         self._data: Dataset | None = None
         self._training: Training | None = None
-        self._steps = None
+        self._steps: Iterator[Metrics] | None = None
         self._config = TrainConfig()
-        self._history: list[StepMetrics | EpochMetrics] = []
-        # What the user chose to look at, and that choice prepared for the current model (None if it
+        self._history: list[Metrics] = []
+        # What the user chose to feed the probes, and that choice prepared for the current model (None if it
         # does not fit, e.g. a digit for a sequence model).
-        self._probe_choice: tuple[str, object, str] = ("sample", 0, "")
-        self._probe: tuple[torch.Tensor, str, str | None] | None = None
-        self._last_frame = 0.0
+        self._probe_choice: ProbeChoice = ProbeSample(0)
+        self._probe_input: ProbeInput | None = None
+        self._probes = ProbeRunner(probe_registry.PROBES if probes is None else probes)
 
     # ---- commands: safe to call from any thread, they return at once ------------------------------
     def start(self) -> None:
         self._thread.start()
 
+    def submit(self, command: Command) -> None:
+        """Queue a command; one the worker has no handler for is refused here, in the caller's thread."""
+        if type(command) not in self._handlers and not isinstance(command, Quit):
+            raise TypeError(f"the engine has no command {command!r}; commands are the dataclasses in "
+                            f"engine.runtime.commands ({', '.join(t.__name__ for t in self._handlers)}, Quit)")
+        self._commands.put(command)
+
     def load_model(self, spec: ModelSpec, dataset: str = "mnist") -> None:
-        self._commands.put(("load", (spec, dataset)))
+        self.submit(LoadModel(spec, dataset))
 
     def train(self, config: TrainConfig) -> None:
-        self._commands.put(("train", config))
+        self.submit(Train(config))
 
     def pause(self) -> None:
-        self._commands.put(("pause", None))
+        self.submit(Pause())
 
     def resume(self) -> None:
-        self._commands.put(("resume", None))
+        self.submit(Resume())
 
     def step_once(self) -> None:
-        self._commands.put(("step", None))
+        self.submit(Step())
 
     def stop(self) -> None:
-        self._commands.put(("stop", None))
+        self.submit(Stop())
 
     def probe_sample(self, index: int) -> None:
-        """Show the feature maps of validation sample ``index``."""
-        self._commands.put(("probe_sample", index))
+        """Feed the probes validation sample ``index``."""
+        self.submit(ProbeSample(int(index)))
 
     def probe_image(self, pixels: np.ndarray, name: str) -> None:
-        """Show the feature maps of a user's picture (decoded pixels, H×W[×C] uint8)."""
-        self._commands.put(("probe_image", (pixels, name)))
+        """Feed the probes a user's picture (decoded pixels, H×W[×C] uint8)."""
+        self.submit(ProbeImage(pixels, name))
 
     def save(self, run_dir: str | Path) -> None:
-        self._commands.put(("save", Path(run_dir)))
+        self.submit(Save(Path(run_dir)))
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop any run and end the thread; True if it ended within ``timeout`` seconds."""
         if self._thread.is_alive():
-            self._commands.put(("quit", None))
+            self.submit(Quit())
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -103,16 +122,17 @@ class EngineWorker:
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
         while True:
-            running = self._state is State.TRAINING
+            running = self._state is RunState.TRAINING
+            command: Command | None
             try:
-                name, arg = self._commands.get_nowait() if running else self._commands.get()
+                command = self._commands.get_nowait() if running else self._commands.get()
             except queue.Empty:
-                name, arg = None, None
-            if name == "quit":
+                command = None
+            if isinstance(command, Quit):
                 return
             try:
-                if name is not None:
-                    getattr(self, f"_on_{name}")(arg)
+                if command is not None:
+                    self._handlers[type(command)](command)
                 elif running:
                     self._advance()
             except LumenError as exc:
@@ -124,58 +144,66 @@ class EngineWorker:
     def _emit(self, event: Event) -> None:
         self._sink(event)
 
-    def _set_state(self, state: State, message: str) -> None:
+    def _set_state(self, state: RunState, message: str) -> None:
         self._state = state
         self._emit(StatusChanged(state, message))
 
     def _fail(self, message: str) -> None:
         self._emit(EngineError(message))
-        if self._state in (State.TRAINING, State.PAUSED):
+        if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run(f"stopped: {message}")
 
+    @property
+    def _step_count(self) -> int:
+        return self._training.step if self._training else 0
+
     # ---- command handlers (worker thread) ----------------------------------------------------------
-    def _on_load(self, arg: tuple[ModelSpec, str]) -> None:
-        spec, dataset = arg
+    def _load(self, command: LoadModel) -> None:
+        spec = command.spec
         model = build_model(spec)  # raises SpecError before anything changes
-        data = self._data if self._data and self._data.name == dataset else load_dataset(dataset)
-        if self._state in (State.TRAINING, State.PAUSED):
+        data = self._data if self._data and self._data.name == command.dataset else load_dataset(command.dataset)
+        if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run("stopped: a new model was loaded")
         self._spec, self._model, self._data = spec, model, data
         self._history = []
-        self._prepare_probe()
+        self._prepare_probe_input()
+        self._probes.reset()
         if self._data_fits():
-            self._set_state(State.IDLE, f"{spec.name} loaded on {data.name}")
+            self._set_state(RunState.IDLE, f"{spec.name} loaded on {data.name}")
         else:
-            self._set_state(State.IDLE, f"{spec.name} loaded; it takes {fmt(spec.input_shape)} inputs, which the "
-                                        f"bundled {data.name} samples ({fmt(data.input_shape)}) do not fit: "
-                                        f"it can be inspected but not trained on them")
-        self._frame()
+            self._set_state(RunState.IDLE, f"{spec.name} loaded; it takes {fmt(spec.input_shape)} inputs, which "
+                                           f"the bundled {data.name} samples ({fmt(data.input_shape)}) do not "
+                                           f"fit: it can be inspected but not trained on them")
+        self._run_probes(force=True)
 
     def _data_fits(self) -> bool:
         return self._data is not None and self._spec is not None and \
             tuple(self._data.input_shape) == tuple(self._spec.input_shape)
 
-    def _prepare_probe(self) -> None:
+    def _prepare_probe_input(self) -> None:
         """Turn the user's probe choice into an input for the current model, if it can be one."""
-        kind, value, name = self._probe_choice
-        self._probe = None
+        choice = self._probe_choice
+        self._probe_input = None
         if self._spec is None or self._data is None:
             return
-        if kind == "sample" and self._data_fits():
-            data, index = self._data, int(value) % len(self._data.val_x)
-            self._probe = (data.val_x[index:index + 1], f"validation digit #{index}", data.classes[data.val_y[index]])
-        elif kind == "image" and len(self._spec.input_shape) == 3:
-            x = image_input(value, self._spec.input_shape, digits=self._data_fits() and self._data.name == "mnist")
-            self._probe = (x, name, None)
+        if isinstance(choice, ProbeSample) and self._data_fits():
+            data, index = self._data, choice.index % len(self._data.val_x)
+            self._probe_input = ProbeInput(data.val_x[index:index + 1], f"validation digit #{index}",
+                                           data.classes[data.val_y[index]])
+        elif isinstance(choice, ProbeImage) and len(self._spec.input_shape) == 3:
+            x = image_input(choice.pixels, self._spec.input_shape,
+                            digits=self._data_fits() and self._data.name == "mnist")
+            self._probe_input = ProbeInput(x, choice.name)
 
-    def _on_train(self, config: TrainConfig) -> None:
+    def _train(self, command: Train) -> None:
+        config = command.config
         if self._model is None or self._spec is None or self._data is None:
             raise LumenError("load a model before training")
         config.check()
         if not self._data_fits():
             raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs; the bundled "
                              f"{self._data.name} samples are {fmt(self._data.input_shape)}, so it cannot train on them")
-        if self._state in (State.TRAINING, State.PAUSED):
+        if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run("stopped: a new run began")
         torch.manual_seed(config.seed)
         self._model = build_model(self._spec)  # a run starts from fresh weights
@@ -183,58 +211,55 @@ class EngineWorker:
         self._training = Training(self._model, self._data, config)
         self._steps = self._training.steps()
         self._history = []
-        self._set_state(State.TRAINING, f"training {self._spec.name}: {config.epochs} epochs, "
-                                        f"batch {config.batch_size}, lr {config.lr:g}")
+        self._set_state(RunState.TRAINING, f"training {self._spec.name}: {config.epochs} epochs, "
+                                           f"batch {config.batch_size}, lr {config.lr:g}")
 
-    def _on_pause(self, _: object) -> None:
-        if self._state is State.TRAINING:
-            self._set_state(State.PAUSED, f"paused at step {self._training.step}")
+    def _pause(self, _: Pause) -> None:
+        if self._state is RunState.TRAINING:
+            self._set_state(RunState.PAUSED, f"paused at step {self._step_count}")
 
-    def _on_resume(self, _: object) -> None:
-        if self._state is State.PAUSED:
-            self._set_state(State.TRAINING, f"resumed at step {self._training.step}")
+    def _resume(self, _: Resume) -> None:
+        if self._state is RunState.PAUSED:
+            self._set_state(RunState.TRAINING, f"resumed at step {self._step_count}")
 
-    def _on_step(self, _: object) -> None:
-        if self._state is State.PAUSED:
-            self._advance(force_frame=True)
-            if self._state is State.PAUSED:
-                self._emit(StatusChanged(State.PAUSED, f"paused at step {self._training.step}"))
+    def _step(self, _: Step) -> None:
+        if self._state is RunState.PAUSED:
+            self._advance(force_probes=True)
+            if self._state is RunState.PAUSED:
+                self._emit(StatusChanged(RunState.PAUSED, f"paused at step {self._step_count}"))
 
-    def _on_stop(self, _: object) -> None:
-        if self._state in (State.TRAINING, State.PAUSED):
-            self._end_run(f"stopped at step {self._training.step}")
+    def _stop(self, _: Stop) -> None:
+        if self._state in (RunState.TRAINING, RunState.PAUSED):
+            self._end_run(f"stopped at step {self._step_count}")
 
-    def _on_probe_sample(self, index: int) -> None:
-        self._probe_choice = ("sample", int(index), "")
-        self._prepare_probe()
-        self._frame()
-
-    def _on_probe_image(self, arg: tuple[np.ndarray, str]) -> None:
-        pixels, name = arg
-        if self._spec is None:
-            raise LumenError("load a model before inspecting an image")
-        if len(self._spec.input_shape) != 3:
-            raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs, not images")
+    def _choose_probe_input(self, choice: ProbeChoice) -> None:
+        if isinstance(choice, ProbeImage):
+            if self._spec is None:
+                raise LumenError("load a model before inspecting an image")
+            if len(self._spec.input_shape) != 3:
+                raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs, not images")
         previous = self._probe_choice
-        self._probe_choice = ("image", pixels, name)
+        self._probe_choice = choice
         try:
-            self._prepare_probe()
+            self._prepare_probe_input()
         except LumenError:
             self._probe_choice = previous  # a picture that cannot be used changes nothing
-            self._prepare_probe()
+            self._prepare_probe_input()
             raise
-        self._frame()
+        self._run_probes(force=True)
 
-    def _on_save(self, run_dir: Path) -> None:
+    def _save(self, command: Save) -> None:
         if self._model is None or self._spec is None:
             raise LumenError("there is no model to save")
-        save_run(run_dir, self._spec, self._model, self._history,
+        save_run(command.run_dir, self._spec, self._model, self._history,
                  {"dataset": self._data.name if self._data else None, "config": vars(self._config)})
-        self._emit(StatusChanged(self._state, f"saved the run to {run_dir}"))
+        self._emit(StatusChanged(self._state, f"saved the run to {command.run_dir}"))
 
     # ---- training -------------------------------------------------------------------------------
-    def _advance(self, force_frame: bool = False) -> None:
-        """One batch (or the epoch's evaluation), then a frame if one is due."""
+    def _advance(self, force_probes: bool = False) -> None:
+        """One batch (or the epoch's evaluation), then the probes that are due."""
+        if self._steps is None:
+            return
         try:
             event = next(self._steps)
         except StopIteration:
@@ -242,29 +267,29 @@ class EngineWorker:
             return
         self._history.append(event)
         self._emit(event)
-        if force_frame or time.monotonic() - self._last_frame >= self._config.frame_interval_s:
-            self._frame()
+        self._run_probes(force=force_probes)
 
     def _end_run(self, message: str) -> None:
         self._steps = None
-        self._set_state(State.FINISHED, message)
-        self._frame()
+        self._set_state(RunState.FINISHED, message)
+        self._run_probes(force=True)
 
     def _finished_message(self) -> str:
         epochs = [e for e in self._history if isinstance(e, EpochMetrics)]
         if not epochs:
             return "finished"
         last = epochs[-1]
-        return f"finished {last.epoch} epochs: validation accuracy {last.val_accuracy:.1%}, loss {last.val_loss:.3f}"
+        headline_first = sorted(last.val.items(), key=lambda item: item[0] != "accuracy")  # accuracy leads
+        measured = ", ".join(f"{name} {_readable(name, value)}" for name, value in headline_first)
+        return f"finished {last.epoch} epochs: validation {measured}"
 
-    def _frame(self) -> None:
+    def _run_probes(self, *, force: bool) -> None:
         if self._model is None or self._data is None:
             return
-        step = self._training.step if self._training else 0
-        if self._probe is None:  # nothing fits this model: an empty frame, so the viewer shows no stale maps
-            self._emit(FeatureMapFrame(step, "no input: drop a picture if the model takes images",
-                                       np.zeros((1, 1), np.float32), (), ()))
-            return
-        x, source, label = self._probe
-        self._emit(feature_map_frame(self._model, x, self._data.classes, step=step, source=source, label=label))
-        self._last_frame = time.monotonic()
+        context = ProbeContext(self._model, self._probe_input, self._data.classes, self._step_count)
+        for event in self._probes.run(context, force=force, min_interval_s=self._config.frame_interval_s):
+            self._emit(event)
+
+
+def _readable(name: str, value: float) -> str:
+    return f"{value:.1%}" if name == "accuracy" else f"{value:.3f}"

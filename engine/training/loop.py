@@ -21,7 +21,7 @@ class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 64
     seed: int = 0
-    frame_interval_s: float = 0.1  # feature-map frames are built at most this often while training
+    frame_interval_s: float = 0.1  # while training, no probe makes frames more often than this
 
     def check(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
@@ -37,7 +37,8 @@ class NonFiniteLoss(LumenError):
 
 
 class Training:
-    """One run of Adam on cross-entropy. Iterate ``steps()``; each item is one batch's or epoch's metrics."""
+    """One run of Adam on cross-entropy. Iterate ``steps()``; each item is one batch's or epoch's metrics,
+    named ``loss`` (mean cross-entropy) and ``accuracy`` (share of correct top-1 predictions)."""
 
     def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig):
         config.check()
@@ -64,10 +65,11 @@ class Training:
                 losses.append(loss * len(batch))
                 correct += hits
                 self.step += 1
-                yield StepMetrics(self.step, self.total_steps, epoch, loss, hits / len(batch),
+                yield StepMetrics(self.step, self.total_steps, epoch, {"loss": loss, "accuracy": hits / len(batch)},
                                   len(batch) / max(time.perf_counter() - began, 1e-9))
             val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y)
-            yield EpochMetrics(epoch, self.step, sum(losses) / len(x_all), correct / len(x_all), val_loss, val_acc)
+            yield EpochMetrics(epoch, self.step, {"loss": sum(losses) / len(x_all), "accuracy": correct / len(x_all)},
+                               {"loss": val_loss, "accuracy": val_acc})
 
     def _train_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[float, int]:
         self.model.train()

@@ -1,6 +1,15 @@
-"""Training monitor pane: run settings and live loss and accuracy curves."""
+"""Training monitor pane: run settings and live curves of whatever metrics the engine names.
+
+Each metric name gets a plot: its per-batch values, their smoothed curve and its validation points (a
+step's ``loss`` and an epoch's ``val["loss"]`` share the loss plot). Known names get their titles and ranges
+from ``PLOT_STYLES``; a name never seen before (an autoencoder's ``kl``, an RBM's ``free_energy``) gets a
+plot of its own, titled by its name, the first time it arrives.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -18,13 +27,81 @@ SMOOTH_PEN = pg.mkPen((40, 110, 200), width=2)
 VAL_PEN = pg.mkPen((230, 126, 34), width=2)
 
 
-def _plot(title: str, y_label: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
-    plot = pg.PlotWidget(title=title)
-    plot.setLabel("bottom", "step")
-    plot.setLabel("left", y_label)
-    plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.addLegend(offset=legend_offset)  # in the corner the curve leaves free
-    return plot
+@dataclass(frozen=True)
+class PlotStyle:
+    title: str
+    y_label: str
+    legend_offset: tuple[int, int] = (-10, 10)  # in the corner the curve leaves free
+    y_range: tuple[float, float] | None = None  # fixed, for bounded measures; None: follow the data
+    percent: bool = False                       # the readout shows it as a percentage
+
+
+PLOT_STYLES: dict[str, PlotStyle] = {
+    "loss": PlotStyle("Loss (cross-entropy)", "loss"),
+    "accuracy": PlotStyle("Accuracy", "accuracy", legend_offset=(-10, -10), y_range=(0.0, 1.0), percent=True),
+}
+SHOWN_BEFORE_TRAINING = ("loss", "accuracy")  # the plots an empty monitor shows
+
+
+def style_of(name: str) -> PlotStyle:
+    return PLOT_STYLES.get(name) or PlotStyle(name.replace("_", " ").capitalize(), name)
+
+
+class MetricPlot:
+    """One metric's plot: batch values, their moving average, validation points."""
+
+    def __init__(self, name: str):
+        self.name, self.style = name, style_of(name)
+        self.widget = pg.PlotWidget(title=self.style.title)
+        self.widget.setLabel("bottom", "step")
+        self.widget.setLabel("left", self.style.y_label)
+        self.widget.showGrid(x=True, y=True, alpha=0.2)
+        self.widget.addLegend(offset=self.style.legend_offset)
+        if self.style.y_range is not None:
+            self.widget.setYRange(*self.style.y_range, padding=0.02)
+            self.widget.enableAutoRange(y=False)
+        # Long runs stay cheap: downsample to the view and skip NaN checks on data we made.
+        self.batch = self.widget.plot(pen=TRAIN_PEN, name="batch", skipFiniteCheck=True, autoDownsample=True,
+                                      clipToView=True)
+        self.smooth = self.widget.plot(pen=SMOOTH_PEN, name="batch (smoothed)", skipFiniteCheck=True,
+                                       autoDownsample=True, clipToView=True)
+        self.val = self.widget.plot(pen=VAL_PEN, symbol="o", symbolSize=7, symbolBrush=VAL_PEN.color(),
+                                    name="validation")
+        self.clear()
+
+    def clear(self) -> None:
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.smoothed: list[float] = []
+        self.val_steps: list[int] = []
+        self.val_values: list[float] = []
+        for curve in (self.batch, self.smooth, self.val):
+            curve.setData([], [])
+
+    def add_step(self, step: int, value: float) -> None:
+        self.steps.append(step)
+        self.values.append(value)
+        previous = self.smoothed[-1] if self.smoothed else value
+        self.smoothed.append(SMOOTHING * previous + (1 - SMOOTHING) * value)
+
+    def add_validation(self, step: int, value: float) -> None:
+        self.val_steps.append(step)
+        self.val_values.append(value)
+
+    def redraw(self) -> None:
+        steps = np.asarray(self.steps, dtype=np.float64)
+        self.batch.setData(steps, np.asarray(self.values))
+        self.smooth.setData(steps, np.asarray(self.smoothed))
+        self.val.setData(np.asarray(self.val_steps, dtype=np.float64), np.asarray(self.val_values))
+
+
+def readable(name: str, value: float) -> str:
+    return f"{value:.1%}" if style_of(name).percent else f"{value:.3f}"
+
+
+def _headline_first(values: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Percentages (accuracy) lead the readout, then the rest in the engine's order."""
+    return sorted(values.items(), key=lambda item: not style_of(item[0]).percent)
 
 
 class MonitorPane(QWidget):
@@ -46,74 +123,80 @@ class MonitorPane(QWidget):
         header.addLayout(settings)
         header.addWidget(self.readout, 1)
 
-        self.loss_plot = _plot("Loss (cross-entropy)", "loss", (-10, 10))
-        self.acc_plot = _plot("Accuracy", "accuracy", (-10, -10))
-        self.acc_plot.setYRange(0, 1, padding=0.02)
-        self.acc_plot.enableAutoRange(y=False)
-        self.acc_plot.setXLink(self.loss_plot)
-        self.curves = {}
-        for plot, key in ((self.loss_plot, "loss"), (self.acc_plot, "accuracy")):
-            # Long runs stay cheap: downsample to the view and skip NaN checks on data we made.
-            self.curves[f"train_{key}"] = plot.plot(pen=TRAIN_PEN, name="batch", skipFiniteCheck=True,
-                                                    autoDownsample=True, clipToView=True)
-            self.curves[f"smooth_{key}"] = plot.plot(pen=SMOOTH_PEN, name="batch (smoothed)",
-                                                     skipFiniteCheck=True, autoDownsample=True, clipToView=True)
-            self.curves[f"val_{key}"] = plot.plot(pen=VAL_PEN, symbol="o", symbolSize=7, symbolBrush=VAL_PEN.color(),
-                                                  name="validation")
+        self.plots: dict[str, MetricPlot] = {}
         self._redraw = QTimer(self, singleShot=True, interval=CURVE_REDRAW_MS)
         self._redraw.timeout.connect(self.redraw)
-        layout = QVBoxLayout(self)
-        layout.addLayout(header)
-        layout.addWidget(self.loss_plot, 1)
-        layout.addWidget(self.acc_plot, 1)
+        self._layout = QVBoxLayout(self)
+        self._layout.addLayout(header)
+        for name in SHOWN_BEFORE_TRAINING:
+            self._plot(name)
         self.clear()
 
     def config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs.value(), lr=self.lr.value(), batch_size=self.batch_size.value(),
                            seed=self.seed.value())
 
-    def clear(self) -> None:
-        self.steps: list[int] = []
-        self.values: dict[str, list[float]] = {"loss": [], "accuracy": []}
-        self.smooth: dict[str, list[float]] = {"loss": [], "accuracy": []}
-        self.val_steps: list[int] = []
-        self.val: dict[str, list[float]] = {"loss": [], "accuracy": []}
-        for curve in self.curves.values():
-            curve.setData([], [])
-        self._redraw.stop()
-        self.loss_plot.enableAutoRange(x=True)
+    def _plot(self, name: str) -> MetricPlot:
+        """The plot of metric ``name``, made (below the others, sharing their x-axis) the first time."""
+        plot = self.plots.get(name)
+        if plot is None:
+            plot = self.plots[name] = MetricPlot(name)
+            anchor = next(iter(self.plots.values()))
+            if plot is not anchor:
+                plot.widget.setXLink(anchor.widget)
+            self._layout.addWidget(plot.widget, 1)
+        return plot
 
-    def add_metrics(self, events: list) -> None:
+    @property
+    def _anchor(self) -> pg.PlotWidget:
+        return next(iter(self.plots.values())).widget  # the plot whose x-range the others follow
+
+    def clear(self) -> None:
+        for name in [n for n in self.plots if n not in SHOWN_BEFORE_TRAINING]:  # the last model's own measures
+            plot = self.plots.pop(name)
+            self._layout.removeWidget(plot.widget)
+            plot.widget.deleteLater()
+        for plot in self.plots.values():
+            plot.clear()
+        self._ranged = False
+        self._redraw.stop()
+        self._anchor.enableAutoRange(x=True)
+
+    def add_metrics(self, events: Iterable[StepMetrics | EpochMetrics]) -> None:
         """Append a batch of StepMetrics/EpochMetrics; the curves are redrawn at most every CURVE_REDRAW_MS."""
         last_step = None
+        validated = False
         for event in events:
             if isinstance(event, StepMetrics):
-                self.steps.append(event.step)
-                for key, value in (("loss", event.loss), ("accuracy", event.accuracy)):
-                    self.values[key].append(value)
-                    previous = self.smooth[key][-1] if self.smooth[key] else value
-                    self.smooth[key].append(SMOOTHING * previous + (1 - SMOOTHING) * value)
-                if len(self.steps) == 1:
+                for name, value in event.values.items():
+                    self._plot(name).add_step(event.step, value)
+                if not self._ranged:
                     # The whole run's x-range from the start: the curves grow into it, and the axes
                     # (whose text is the costliest thing to paint) are not redrawn at every update.
-                    self.loss_plot.setXRange(0, event.total_steps, padding=0.01)
-                    self.loss_plot.enableAutoRange(x=False)
+                    self._anchor.setXRange(0, event.total_steps, padding=0.01)
+                    self._anchor.enableAutoRange(x=False)
+                    self._ranged = True
                 last_step = event
             elif isinstance(event, EpochMetrics):
-                self.val_steps.append(event.step)
-                self.val["loss"].append(event.val_loss)
-                self.val["accuracy"].append(event.val_accuracy)
-                self.readout.setText(f"Epoch {event.epoch}: validation accuracy <b>{event.val_accuracy:.1%}</b>, "
-                                     f"loss {event.val_loss:.3f}<br>training accuracy {event.train_accuracy:.1%}, "
-                                     f"loss {event.train_loss:.3f}")
-        if last_step is not None and not self.val_steps:
-            self.readout.setText(f"Epoch {last_step.epoch}, step {last_step.step}: batch loss {last_step.loss:.3f}")
+                for name, value in event.val.items():
+                    self._plot(name).add_validation(event.step, value)
+                validated = True
+                self.readout.setText(f"Epoch {event.epoch}: validation {self._describe(event.val, bold=True)}<br>"
+                                     f"training {self._describe(event.train)}")
+        if last_step is not None and not validated and not any(p.val_steps for p in self.plots.values()):
+            name, value = next(iter(last_step.values.items()), ("", 0.0))
+            self.readout.setText(f"Epoch {last_step.epoch}, step {last_step.step}: batch {name} {readable(name, value)}")
         if not self._redraw.isActive():
             self._redraw.start()
 
+    @staticmethod
+    def _describe(values: Mapping[str, float], bold: bool = False) -> str:
+        parts = [f"{name} {readable(name, value)}" for name, value in _headline_first(values)]
+        if bold and parts:
+            name, value = _headline_first(values)[0]
+            parts[0] = f"{name} <b>{readable(name, value)}</b>"
+        return ", ".join(parts)
+
     def redraw(self) -> None:
-        steps = np.asarray(self.steps, dtype=np.float64)
-        for key in ("loss", "accuracy"):
-            self.curves[f"train_{key}"].setData(steps, np.asarray(self.values[key]))
-            self.curves[f"smooth_{key}"].setData(steps, np.asarray(self.smooth[key]))
-            self.curves[f"val_{key}"].setData(np.asarray(self.val_steps, dtype=np.float64), np.asarray(self.val[key]))
+        for plot in self.plots.values():
+            plot.redraw()

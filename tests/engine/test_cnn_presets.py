@@ -52,7 +52,7 @@ def test_small_preset_trains_a_step(name):
     data = Dataset("random", tuple(str(i) for i in range(10)), x, y, x[:4], y[:4])
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     step = next(Training(model, data, TrainConfig(epochs=1, batch_size=16)).steps())
-    assert torch.isfinite(torch.tensor(step.loss))
+    assert torch.isfinite(torch.tensor(step.values["loss"]))
     unchanged = [k for k, v in model.named_parameters() if torch.equal(v, before[k])]
     assert unchanged == []  # every layer takes part in the loss
 

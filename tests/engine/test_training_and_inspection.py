@@ -41,7 +41,7 @@ def test_lenet5_learns_the_digits(mnist):
     assert [e.epoch for e in epochs] == [1, 2]
     assert len([e for e in events if isinstance(e, StepMetrics)]) == 2 * 71
     assert before[1] < 0.2  # chance level before training
-    assert epochs[-1].val_accuracy > 0.85 and epochs[-1].val_loss < before[0] / 3
+    assert epochs[-1].val["accuracy"] > 0.85 and epochs[-1].val["loss"] < before[0] / 3
 
 
 def test_same_seed_same_run(mnist):
@@ -50,7 +50,7 @@ def test_same_seed_same_run(mnist):
     def losses():
         torch.manual_seed(3)
         model = build_model(get_preset("lenet5"))
-        return [e.loss for e in Training(model, small, TrainConfig(epochs=1, seed=3)).steps()
+        return [e.values["loss"] for e in Training(model, small, TrainConfig(epochs=1, seed=3)).steps()
                 if isinstance(e, StepMetrics)]
 
     assert losses() == losses()
@@ -61,7 +61,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_weights(mnist):
     model = build_model(get_preset("lenet5"))
     steps = Training(model, data, TrainConfig(epochs=2, batch_size=64, seed=0)).steps()
     first = next(steps)
-    assert isinstance(first, StepMetrics) and np.isfinite(first.loss)
+    assert isinstance(first, StepMetrics) and np.isfinite(first.values["loss"])
     assert isinstance(next(steps), EpochMetrics)
     good = {k: v.clone() for k, v in model.state_dict().items()}
     data.train_x[:] = float("nan")  # the data goes bad between two steps

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from engine.errors import DataError
-from engine.runtime.events import EngineError, FeatureMapFrame, State, StatusChanged, StepMetrics
+from engine.probes.feature_maps import FeatureMapFrame
+from engine.runtime.events import EngineError, RunState, StatusChanged, StepMetrics
 from engine.graph.model import build_model
 from engine.presets import get_preset
 from engine.io.runs import load_weights, save_run
@@ -55,7 +56,7 @@ def worker():
     w.recorder = recorder
     w.start()
     w.load_model(get_preset("lenet5"))
-    recorder.wait_for(state_is(State.IDLE))
+    recorder.wait_for(state_is(RunState.IDLE))
     yield w
     assert w.shutdown(10)
 
@@ -68,10 +69,10 @@ def test_load_shows_an_untrained_frame_at_once(worker):
 def test_pause_step_resume_stop(worker):
     rec = worker.recorder
     worker.train(TrainConfig(epochs=3))
-    rec.wait_for(state_is(State.TRAINING))
+    rec.wait_for(state_is(RunState.TRAINING))
     rec.wait_for(lambda e: isinstance(e, StepMetrics))
     worker.pause()
-    paused = rec.wait_for(state_is(State.PAUSED))
+    paused = rec.wait_for(state_is(RunState.PAUSED))
     seen = rec.drain()
     steps_at_pause = max(e.step for e in seen if isinstance(e, StepMetrics))
     assert paused.message == f"paused at step {steps_at_pause}"  # commands act between batches
@@ -84,7 +85,7 @@ def test_pause_step_resume_stop(worker):
     worker.resume()
     rec.wait_for(lambda e: isinstance(e, StepMetrics) and e.step > stepped.step + 3)
     worker.stop()
-    finished = rec.wait_for(state_is(State.FINISHED))
+    finished = rec.wait_for(state_is(RunState.FINISHED))
     assert finished.message.startswith("stopped at step")
     rec.seen.clear()
     assert not [e for e in rec.drain(0.5) if isinstance(e, StepMetrics)]
@@ -95,7 +96,7 @@ def test_frames_are_throttled_at_the_source(worker):
     rec = worker.recorder
     worker.train(TrainConfig(epochs=1, frame_interval_s=0.25))
     began = time.monotonic()
-    rec.wait_for(state_is(State.FINISHED), timeout=120)
+    rec.wait_for(state_is(RunState.FINISHED), timeout=120)
     elapsed = time.monotonic() - began
     steps = [e for e in rec.seen if isinstance(e, StepMetrics)]
     frames = [e for e in rec.seen if isinstance(e, FeatureMapFrame) and e.step > 0]
@@ -110,7 +111,7 @@ def test_a_bad_spec_is_refused_and_the_loaded_model_stays(worker):
     error = rec.wait_for(lambda e: isinstance(e, EngineError))
     assert "fc: linear expects a flat input" in error.message
     worker.train(TrainConfig(epochs=1))
-    assert "LeNet-5" in rec.wait_for(state_is(State.TRAINING)).message
+    assert "LeNet-5" in rec.wait_for(state_is(RunState.TRAINING)).message
 
 
 def test_shutdown_mid_training_joins_promptly(worker):
@@ -137,7 +138,7 @@ def test_models_that_do_not_fit_the_data_are_inspected_not_trained(worker):
     rec = worker.recorder
     vector_model = ModelSpec.sequential("tabular", (8,), [("fc", "linear", {"out_features": 3})])
     worker.load_model(vector_model)
-    loaded = rec.wait_for(state_is(State.IDLE))
+    loaded = rec.wait_for(state_is(RunState.IDLE))
     assert "takes 8 inputs" in loaded.message and "not trained" in loaded.message
     empty = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and not e.layers)  # no stale digit maps
     assert empty.source.startswith("no input")
@@ -150,7 +151,7 @@ def test_models_that_do_not_fit_the_data_are_inspected_not_trained(worker):
                                                              ("flatten", "flatten", {}),
                                                              ("fc", "linear", {"out_features": 10})])
     worker.load_model(colour_model)
-    rec.wait_for(state_is(State.IDLE))
+    rec.wait_for(state_is(RunState.IDLE))
     picture = np.zeros((40, 60, 4), np.uint8)
     picture[..., 0], picture[..., 3] = 200, 255
     worker.probe_image(picture, "red.png")

@@ -10,7 +10,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QSpinBox, QToolBar
 
-from engine.runtime.events import State
+from engine.runtime.events import RunState
 from engine.layers import LAYERS
 from engine.presets import get_preset
 from engine.spec.model_spec import ModelSpec, Node
@@ -294,25 +294,25 @@ def test_editing_while_training_does_not_disturb_the_run(qtbot, window, monkeypa
     window.monitor.epochs.setValue(100)
     toolbar = window.findChild(QToolBar, "training_toolbar")
     qtbot.mouseClick(toolbar.widgetForAction(window.train_action), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.state is State.TRAINING and window.progress.value() > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: window.state is RunState.TRAINING and window.progress.value() > 0, timeout=30_000)
     loads = spy_loads(window, monkeypatch)
     window.builder.set_param("fc1", "out_features", 64)
     qtbot.waitUntil(lambda: window.pending_spec is not None, timeout=3000)
     assert "changes apply to the next run" in window.statusBar().currentMessage()
     step = window.progress.value()
     qtbot.waitUntil(lambda: window.progress.value() > step + 2, timeout=20_000)  # still training
-    assert window.state is State.TRAINING and loads == []
+    assert window.state is RunState.TRAINING and loads == []
     assert window.bridge.worker._spec.node("fc1").params["out_features"] == 120  # the run keeps its model
 
     window.stop_action.trigger()
-    qtbot.waitUntil(lambda: window.state is State.FINISHED, timeout=10_000)
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=10_000)
     window.monitor.epochs.setValue(1)
     window.train_action.trigger()  # loads the pending spec first, then trains it
     assert [s.node("fc1").params["out_features"] for s in loads] == [64] and window.pending_spec is None
-    qtbot.waitUntil(lambda: window.state is State.TRAINING, timeout=30_000)
+    qtbot.waitUntil(lambda: window.state is RunState.TRAINING, timeout=30_000)
     assert window.bridge.worker._spec.node("fc1").params["out_features"] == 64
     window.stop_action.trigger()
-    qtbot.waitUntil(lambda: window.state is State.FINISHED, timeout=10_000)
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=10_000)
 
 
 def test_dropping_a_spec_on_the_window_opens_it(qtbot, window, tmp_path):

@@ -9,7 +9,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QToolBar
 
-from engine.runtime.events import State, StepMetrics
+from engine.probes.feature_maps import FeatureMapFrame
+from engine.runtime.events import RunState, StepMetrics
 from gui.main_window import MainWindow
 from tests.support import write_png
 
@@ -41,22 +42,24 @@ def test_window_opens_with_three_panes_and_lenet5_on_mnist(window):
     assert "61,706" in window.builder.total.text()
     frame = window.viewer.frame
     assert frame.step == 0 and frame.source == "validation digit #0"
-    assert list(window.viewer.layer_views) == ["conv1", "conv2"]
-    assert window.viewer.layer_views["conv2"].image.image.shape == frame.layers[1].mosaic.shape
+    view = window.viewer.views[FeatureMapFrame]
+    assert list(view.layer_views) == ["conv1", "conv2"]
+    assert view.layer_views["conv2"].image.image.shape == frame.layers[1].mosaic.shape
+    assert window.viewer.tabs.tabBar().isHidden()  # one view: no tabs
     assert window.train_action.isEnabled() and not window.stop_action.isEnabled()
 
 
 def test_train_pause_step_stop(qtbot, window):
     window.monitor.epochs.setValue(3)
     click(qtbot, window, window.train_action)
-    curve = window.monitor.curves["train_loss"]
+    curve = window.monitor.plots["loss"].batch
     qtbot.waitUntil(lambda: curve.xData is not None and len(curve.xData) >= 3, timeout=30_000)
     qtbot.waitUntil(lambda: window.viewer.frame.step > 0, timeout=30_000)  # the frame follows training
     assert not window.train_action.isEnabled() and window.stop_action.isEnabled()
     assert window.progress.maximum() == 3 * 71
 
     click(qtbot, window, window.pause_action)
-    qtbot.waitUntil(lambda: window.state is State.PAUSED, timeout=10_000)
+    qtbot.waitUntil(lambda: window.state is RunState.PAUSED, timeout=10_000)
     assert window.pause_action.text() == "Resume" and window.step_action.isEnabled()
     qtbot.wait(300)
     steps = len(curve.xData)
@@ -70,7 +73,7 @@ def test_train_pause_step_stop(qtbot, window):
     click(qtbot, window, window.pause_action)  # resume
     qtbot.waitUntil(lambda: len(curve.xData) > steps + 3, timeout=10_000)
     click(qtbot, window, window.stop_action)
-    qtbot.waitUntil(lambda: window.state is State.FINISHED, timeout=10_000)
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=10_000)
     assert "stopped at step" in window.status_label.text()
     assert window.train_action.isEnabled() and not window.pause_action.isEnabled()
 
@@ -79,8 +82,8 @@ def test_train_pause_step_stop(qtbot, window):
 def test_training_to_the_end_shows_validation_points(qtbot, window):
     window.monitor.epochs.setValue(1)
     click(qtbot, window, window.train_action)
-    qtbot.waitUntil(lambda: window.state is State.FINISHED, timeout=120_000)
-    val = window.monitor.curves["val_accuracy"]
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=120_000)
+    val = window.monitor.plots["accuracy"].val
     qtbot.waitUntil(lambda: val.xData is not None and len(val.xData) == 1, timeout=5_000)  # next curve redraw
     assert len(val.xData) == 1 and val.xData[0] == 71 and 0.5 < val.yData[0] <= 1
     assert "validation accuracy" in window.status_label.text()
@@ -94,7 +97,7 @@ def test_dropping_a_digit_shows_its_feature_maps_and_predictions(qtbot, window):
     assert len(frame.predictions) == 5 and frame.label is None
     assert frame.image.shape == (28, 28) and frame.image.max() > 0.9 and frame.image[0, 0] == 0  # light on dark
     assert "digit_7.png: 112×112 pixels" in window.viewer.message.text()
-    assert window.viewer.input_image.image.shape == (28, 28)
+    assert window.viewer.views[FeatureMapFrame].input_image.image.shape == (28, 28)
 
 
 def test_bad_drops_get_a_message_and_change_nothing(qtbot, window, tmp_path):
@@ -123,7 +126,7 @@ def test_choosing_another_validation_digit(qtbot, window):
 def test_closing_mid_training_stops_the_engine_without_a_hang(qtbot, window):
     window.monitor.epochs.setValue(100)
     click(qtbot, window, window.train_action)
-    qtbot.waitUntil(lambda: window.state is State.TRAINING and window.progress.value() > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: window.state is RunState.TRAINING and window.progress.value() > 0, timeout=30_000)
     began = time.monotonic()
     window.close()
     assert time.monotonic() - began < 5
@@ -154,7 +157,7 @@ def test_bridge_keeps_every_metric_but_only_the_newest_frame(qtbot, window):
     bridge.metrics.connect(batches.append)
     old = window.viewer.frame
     newer = [dataclasses.replace(old, step=i) for i in range(1, 101)]
-    metrics = [StepMetrics(i, 100, 1, 1.0 / i, 0.5, 1000.0) for i in range(1, 101)]
+    metrics = [StepMetrics(i, 100, 1, {"loss": 1.0 / i, "accuracy": 0.5}, 1000.0) for i in range(1, 101)]
     for frame, metric in zip(newer, metrics):  # as the worker thread would, faster than any screen
         bridge._sink(metric)
         bridge._sink(frame)
@@ -164,12 +167,12 @@ def test_bridge_keeps_every_metric_but_only_the_newest_frame(qtbot, window):
 
 
 def test_colour_scale_is_symmetric_and_snaps_to_round_values(window):
-    from gui.panes.viewer import _nice_ceiling
+    from gui.widgets.mosaic import nice_ceiling
 
-    assert [_nice_ceiling(v) for v in (0.03, 0.9, 1.0, 1.2, 2.17, 4.08, 7.0, 12.0)] == \
+    assert [nice_ceiling(v) for v in (0.03, 0.9, 1.0, 1.2, 2.17, 4.08, 7.0, 12.0)] == \
         pytest.approx([0.05, 1, 1, 2, 5, 5, 10, 20])
     maps = window.viewer.frame.layers[0]
-    low, high = window.viewer.layer_views[maps.node].bar.levels()
+    low, high = window.viewer.views[FeatureMapFrame].layer_views[maps.node].bar.levels()
     assert low == -high and high >= max(abs(maps.levels[0]), abs(maps.levels[1]))
 
 

@@ -1,0 +1,46 @@
+"""What a probe is: something the engine computes live from the model, between batches, as a Frame.
+
+A probe has a name, the Frame type it makes, how often it wants to run while training (``interval_s``),
+and a cost budget (``budget``): the largest share of the worker's time it may take while training. One
+verb, ``frame(context)``, makes a frame (or None when it has nothing to show). Probes are plain objects
+listed in ``engine/probes/__init__.py``; the worker runs them through ``ProbeRunner``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from engine.graph.model import GraphModel
+from engine.runtime.events import Frame
+
+
+@dataclass(frozen=True)
+class ProbeInput:
+    """The input the user chose, prepared for the current model."""
+    x: torch.Tensor            # one input, a batch of 1 shaped as the model takes it
+    source: str                # what it is, for people: "validation digit #17", a file name
+    label: str | None = None   # its true class, when known
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """Everything a probe may look at. Read it; never train the model or keep references past the call."""
+    model: GraphModel
+    input: ProbeInput | None   # None when the chosen input does not fit the model
+    classes: tuple[str, ...]   # the dataset's class names, in output order
+    step: int                  # the training step of the model's weights (0 before training)
+
+
+class Probe(ABC):
+    name: ClassVar[str]
+    frame_type: ClassVar[type[Frame]]
+    interval_s: ClassVar[float] = 0.1  # while training, run at most this often
+    budget: ClassVar[float] = 0.25     # while training, take at most this share of the worker's time
+
+    @abstractmethod
+    def frame(self, context: ProbeContext) -> Frame | None:
+        """Look at the model now. Runs on the worker's thread; must leave the model's mode as it found it."""

@@ -1,0 +1,68 @@
+"""Runs the probes between batches, each no more often than its interval and within its cost budget."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from engine.probes.base import Probe, ProbeContext
+from engine.runtime.events import EngineError, Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Slot:
+    probe: Probe
+    next_due: float = 0.0    # monotonic time at which it may run again while training
+    cost_s: float = 0.0      # how long its last run took
+    broken: bool = False     # it raised; skipped until the next model is loaded
+
+
+class ProbeRunner:
+    """``run(context)`` returns the frames (and errors) of the probes that are due.
+
+    While training a probe is due ``max(interval_s, min_interval_s)`` after its last run, and later if its
+    last run cost more than its budget allows: a probe that took ``c`` seconds with a budget share ``b``
+    waits at least ``c·(1−b)/b``, so it never takes more than ``b`` of the worker's time. A forced run (after a
+    load, a single step, a stop, a new probe input) runs every probe at once. A probe that raises is reported
+    once and left out until ``reset()``.
+    """
+
+    def __init__(self, probes: Sequence[Probe], clock: Callable[[], float] = time.monotonic):
+        self._slots = [_Slot(probe) for probe in probes]
+        self._clock = clock
+
+    @property
+    def probes(self) -> list[Probe]:
+        return [slot.probe for slot in self._slots]
+
+    def reset(self) -> None:
+        """A new model: every probe runs again, at once."""
+        for slot in self._slots:
+            slot.next_due, slot.cost_s, slot.broken = 0.0, 0.0, False
+
+    def run(self, context: ProbeContext, *, force: bool, min_interval_s: float = 0.0) -> list[Frame | EngineError]:
+        events: list[Frame | EngineError] = []
+        for slot in self._slots:
+            if slot.broken or not (force or self._clock() >= slot.next_due):
+                continue
+            began = self._clock()
+            try:
+                frame = slot.probe.frame(context)
+            except Exception as exc:  # a probe's bug must not stop training: report it, leave the probe out
+                log.error("probe %s failed\n%s", slot.probe.name, traceback.format_exc())
+                slot.broken = True
+                events.append(EngineError(f"the {slot.probe.name} probe failed ({type(exc).__name__}: {exc}); "
+                                          f"it is off until the next model is loaded"))
+                continue
+            ended = self._clock()
+            slot.cost_s = ended - began
+            budget_gap = slot.cost_s * (1 - slot.probe.budget) / slot.probe.budget
+            slot.next_due = ended + max(slot.probe.interval_s, min_interval_s, budget_gap)
+            if frame is not None:
+                events.append(frame)
+        return events

@@ -1,0 +1,77 @@
+"""The commands the engine's worker obeys: one frozen dataclass per command.
+
+A caller builds one and hands it to ``EngineWorker.submit`` (or uses the worker's one-line helpers); the
+worker queues it and handles it between batches, looking its handler up by the command's type. A command
+the worker has no handler for is refused at ``submit``, in the caller's thread, with a ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.spec.model_spec import ModelSpec
+from engine.training.loop import TrainConfig
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    """Build ``spec`` with fresh weights on ``dataset``; stops a run in progress."""
+    spec: ModelSpec
+    dataset: str = "mnist"
+
+
+@dataclass(frozen=True)
+class Train:
+    """Start a run from fresh weights."""
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True)
+class Step:
+    """Train one batch while paused; the probes run after it."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True)
+class ProbeSample:
+    """Probe the model with validation sample ``index`` (wrapped around the set's size)."""
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class ProbeImage:
+    """Probe the model with a user's picture: decoded pixels, H×W[×C] uint8, and its name for people."""
+    pixels: np.ndarray
+    name: str
+
+
+@dataclass(frozen=True)
+class Save:
+    """Write the run folder (spec, weights, metrics) to ``run_dir``."""
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class Quit:
+    """End the worker's thread (after stopping any run); nothing after it is handled."""
+
+
+Command = LoadModel | Train | Pause | Resume | Step | Stop | ProbeSample | ProbeImage | Save | Quit
+ProbeChoice = ProbeSample | ProbeImage  # what the user chose to feed the probes

@@ -1,0 +1,17 @@
+"""Which view draws which frame type: one plain dict, built from the leaves' classes.
+
+Adding a view for a new probe's frames: a module here with its View subclass and one entry below. The
+viewer pane hosts one view per entry and routes each frame to the view of its type. Nothing registers
+itself on import.
+"""
+
+from engine.probes.feature_maps import FeatureMapFrame
+from engine.runtime.events import Frame
+from gui.views.base import View
+from gui.views.feature_maps import FeatureMapView
+
+VIEWS: dict[type[Frame], type[View]] = {
+    FeatureMapFrame: FeatureMapView,
+}
+
+__all__ = ["VIEWS", "View"]

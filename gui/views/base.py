@@ -1,0 +1,26 @@
+"""What a view is: a widget that draws the newest frame of one type. The viewer pane hosts one per type."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from PySide6.QtWidgets import QWidget
+
+from engine.runtime.events import Frame
+
+
+class View(QWidget):
+    """Subclasses set ``title`` (its tab's name when the viewer hosts several) and implement ``show_frame``.
+
+    ``show_frame`` is called on the GUI thread with the newest frame of the view's type, at most ~30 times a
+    second; it should update existing items (``setImage``, ``setData``) rather than rebuild them.
+    """
+
+    title: ClassVar[str] = "View"
+
+    def show_frame(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+    def caption(self, frame: Frame) -> str:
+        """One line for the viewer's header while this view is on top (rich text allowed)."""
+        return f"model at step {frame.step}"
