@@ -287,7 +287,7 @@ class EngineWorker:
         if self._model is None or self._data is None:
             return
         context = ProbeContext(self._model, self._probe_input, self._data.classes, self._step_count)
-        for event in self._probes.run(context, force=force, min_interval_s=self._config.frame_interval_s):
+        for event in self._probes.run(context, force=force, min_interval_s=self._config.frame_interval_s or 0.0):
             self._emit(event)
 
 

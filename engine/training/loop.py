@@ -21,7 +21,8 @@ class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 64
     seed: int = 0
-    frame_interval_s: float = 0.1  # while training, no probe makes frames more often than this
+    # While training no probe runs more often than this; None: each probe's own interval (feature maps: 0.1 s).
+    frame_interval_s: float | None = None
 
     def check(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
@@ -30,6 +31,8 @@ class TrainConfig:
             raise LumenError(f"learning rate must be a positive number, got {self.lr}")
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise LumenError(f"batch size must be a whole number ≥ 1, got {self.batch_size}")
+        if self.frame_interval_s is not None and not self.frame_interval_s >= 0:
+            raise LumenError(f"the frame interval must be a number of seconds ≥ 0, got {self.frame_interval_s}")
 
 
 class NonFiniteLoss(LumenError):

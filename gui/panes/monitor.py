@@ -60,11 +60,12 @@ class MetricPlot:
         if self.style.y_range is not None:
             self.widget.setYRange(*self.style.y_range, padding=0.02)
             self.widget.enableAutoRange(y=False)
-        # Long runs stay cheap: downsample to the view and skip NaN checks on data we made.
-        self.batch = self.widget.plot(pen=TRAIN_PEN, name="batch", skipFiniteCheck=True, autoDownsample=True,
-                                      clipToView=True)
-        self.smooth = self.widget.plot(pen=SMOOTH_PEN, name="batch (smoothed)", skipFiniteCheck=True,
-                                       autoDownsample=True, clipToView=True)
+        # Long runs stay cheap: downsample to the view and skip NaN checks on data we made. Downsampling and
+        # clipping are set on the plot, not per curve: PlotItem.addItem overwrites a curve's own settings.
+        self.widget.setDownsampling(auto=True, mode="peak")
+        self.widget.setClipToView(True)
+        self.batch = self.widget.plot(pen=TRAIN_PEN, name="batch", skipFiniteCheck=True)
+        self.smooth = self.widget.plot(pen=SMOOTH_PEN, name="batch (smoothed)", skipFiniteCheck=True)
         self.val = self.widget.plot(pen=VAL_PEN, symbol="o", symbolSize=7, symbolBrush=VAL_PEN.color(),
                                     name="validation")
         self.clear()

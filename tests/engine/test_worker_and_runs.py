@@ -1,5 +1,6 @@
 """The engine's worker thread driven through its commands, with no QApplication; run folders."""
 
+import json
 import queue
 import time
 
@@ -180,3 +181,18 @@ def test_run_folder_round_trip_and_refusals(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, pickled)  # a pickle, not safetensors
     with pytest.raises(DataError, match="not a readable safetensors file"):
         load_weights(other, pickled)
+
+
+def test_run_csvs_take_their_columns_from_the_metric_names(tmp_path):
+    from engine.runtime.events import EpochMetrics
+
+    model = build_model(get_preset("lenet5"))
+    history = [StepMetrics(1, 2, 1, {"loss": 0.5, "reconstruction": 0.25}, 10.0),
+               StepMetrics(2, 2, 1, {"loss": 0.4, "reconstruction": 0.2, "kl": 0.1}, 10.0),
+               EpochMetrics(1, 2, {"loss": 0.45, "kl": 0.1}, {"loss": 0.3, "kl": 0.05})]
+    run = save_run(tmp_path / "run", model.spec, model, history, {"dataset": "mnist"})
+    assert (run / "steps.csv").read_text().splitlines() == ["step,epoch,loss,reconstruction,kl",
+                                                            "1,1,0.5,0.25,", "2,1,0.4,0.2,0.1"]
+    assert (run / "metrics.csv").read_text().splitlines() == ["epoch,step,train_loss,train_kl,val_loss,val_kl",
+                                                              "1,2,0.45,0.1,0.3,0.05"]
+    assert json.loads((run / "run.json").read_text())["final"] == {"val_loss": 0.3, "val_kl": 0.05}

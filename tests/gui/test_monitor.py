@@ -1,0 +1,57 @@
+"""The monitor draws whatever metric names arrive; LeNet's two plots keep their look and their speed-ups."""
+
+import pytest
+
+from engine.runtime.events import EpochMetrics, StepMetrics
+from gui.panes.monitor import SHOWN_BEFORE_TRAINING, MonitorPane
+
+
+@pytest.fixture
+def monitor(qtbot):
+    pane = MonitorPane()
+    qtbot.addWidget(pane)
+    return pane
+
+
+def test_before_training_it_shows_loss_and_accuracy_as_ever(monitor):
+    assert list(monitor.plots) == list(SHOWN_BEFORE_TRAINING) == ["loss", "accuracy"]
+    loss, accuracy = monitor.plots["loss"], monitor.plots["accuracy"]
+    assert loss.widget.getPlotItem().titleLabel.text == "Loss (cross-entropy)"
+    assert accuracy.widget.getPlotItem().titleLabel.text == "Accuracy"
+    assert accuracy.widget.getViewBox().viewRange()[1] == pytest.approx([-0.02, 1.02])
+    assert accuracy.widget.getViewBox().linkedView(0) is loss.widget.getViewBox()
+    for plot in (loss, accuracy):
+        assert [item.name() for item in (plot.batch, plot.smooth, plot.val)] == ["batch", "batch (smoothed)",
+                                                                                   "validation"]
+        for curve in (plot.batch, plot.smooth):
+            assert curve.opts["skipFiniteCheck"] and curve.opts["autoDownsample"] and curve.opts["clipToView"]
+
+
+def test_a_new_metric_name_gets_a_plot_of_its_own(qtbot, monitor):
+    steps = [StepMetrics(i, 40, 1, {"loss": 1.0 / i, "reconstruction": 0.5 / i, "kl": 0.1 * i}, 100.0)
+             for i in range(1, 21)]
+    monitor.add_metrics(steps)
+    monitor.add_metrics([EpochMetrics(1, 20, {"loss": 0.3, "kl": 1.0}, {"loss": 0.25, "kl": 1.5})])
+    assert list(monitor.plots) == ["loss", "accuracy", "reconstruction", "kl"]
+    kl = monitor.plots["kl"]
+    assert kl.widget.getPlotItem().titleLabel.text == "Kl"
+    assert kl.widget.isVisibleTo(monitor) and monitor.layout().indexOf(kl.widget) > 0
+    assert kl.widget.getViewBox().linkedView(0) is monitor.plots["loss"].widget.getViewBox()  # one step axis
+    qtbot.waitUntil(lambda: kl.batch.xData is not None and len(kl.batch.xData) == 20, timeout=2_000)
+    assert list(kl.batch.yData) == pytest.approx([0.1 * i for i in range(1, 21)])
+    assert list(kl.val.xData) == [20] and list(kl.val.yData) == [1.5]
+    assert kl.batch.opts["skipFiniteCheck"] and kl.batch.opts["clipToView"]
+    assert monitor.plots["accuracy"].batch.xData is None or len(monitor.plots["accuracy"].batch.xData) == 0
+    assert monitor.plots["loss"].widget.getViewBox().viewRange()[0][1] == pytest.approx(40, rel=0.02)  # fixed run range
+    assert "validation loss <b>0.250</b>, kl 1.500<br>training loss 0.300, kl 1.000" in monitor.readout.text()
+
+    monitor.clear()  # the next run (maybe another model) starts from the usual two plots
+    assert list(monitor.plots) == ["loss", "accuracy"] and monitor.layout().indexOf(kl.widget) == -1
+
+
+def test_lenet_readout_reads_as_before(monitor):
+    monitor.add_metrics([StepMetrics(1, 71, 1, {"loss": 2.3, "accuracy": 0.1}, 100.0)])
+    assert monitor.readout.text() == "Epoch 1, step 1: batch loss 2.300"
+    monitor.add_metrics([EpochMetrics(1, 71, {"loss": 0.5, "accuracy": 0.8}, {"loss": 0.4, "accuracy": 0.875})])
+    assert monitor.readout.text() == ("Epoch 1: validation accuracy <b>87.5%</b>, loss 0.400<br>"
+                                      "training accuracy 80.0%, loss 0.500")

@@ -1,0 +1,149 @@
+"""Probes and views plug in through their two registries only; heavy frames are latest-wins, per type."""
+
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QToolBar, QVBoxLayout
+
+import engine.probes
+import gui.views
+from engine.probes import Probe
+from engine.probes.feature_maps import FeatureMapFrame
+from engine.runtime.events import Frame, RunState
+from gui.main_window import MainWindow
+from gui.views import View
+
+
+@dataclass(frozen=True, eq=False)
+class ToyFrame(Frame):
+    serial: int
+    pixels: np.ndarray  # heavy, as a real probe's payload would be
+
+
+@dataclass(frozen=True, eq=False)
+class OtherToyFrame(Frame):
+    serial: int
+    pixels: np.ndarray
+
+
+class ToyProbe(Probe):
+    """Makes a frame after every batch: far more often than a screen can show them."""
+    name = "toy"
+    frame_type = ToyFrame
+    interval_s = 0.001
+    budget = 1.0
+
+    def __init__(self):
+        self.made: list[ToyFrame] = []
+
+    def frame(self, context):
+        made = ToyFrame(context.step, len(self.made), np.full((64, 64), len(self.made), np.float32))
+        self.made.append(made)
+        return made
+
+
+class ToyView(View):
+    title = "Toy"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.drawn: list[Frame] = []
+        self.label = QLabel()
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.canvas.ci.addViewBox().addItem(self.image)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.label)
+        layout.addWidget(self.canvas)
+
+    def show_frame(self, frame):
+        self.drawn.append(frame)
+        self.image.setImage(frame.pixels, levels=(0, 1000), autoLevels=False)
+        self.label.setText(f"toy #{frame.serial} at step {frame.step}")
+
+
+class OtherToyView(ToyView):
+    title = "Other toy"
+
+
+@pytest.fixture
+def plugged(monkeypatch):
+    """A toy probe and its view added through the two registries' lists, and nothing else."""
+    probe = ToyProbe()
+    monkeypatch.setattr(engine.probes, "PROBES", [*engine.probes.PROBES, probe])
+    monkeypatch.setattr(gui.views, "VIEWS", {**gui.views.VIEWS, ToyFrame: ToyView, OtherToyFrame: OtherToyView})
+    return probe
+
+
+def open_window(qtbot, settings):
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: FeatureMapFrame in window.viewer.frames, timeout=30_000)
+    return window
+
+
+def test_a_toy_probe_and_view_draw_latest_frames_while_a_model_trains(qtbot, settings, plugged):
+    window = open_window(qtbot, settings)
+    view = window.viewer.views[ToyFrame]
+    assert isinstance(view, ToyView) and window.viewer.tabs.count() == 3
+    assert not window.viewer.tabs.tabBar().isHidden()  # several views: one tab each
+    qtbot.waitUntil(lambda: bool(view.drawn), timeout=10_000)  # the load's forced run reached the toy view too
+    assert view.drawn[0].step == 0
+
+    window.monitor.epochs.setValue(1)
+    window.monitor.batch_size.setValue(16)  # 282 quick batches: a toy frame after each
+    toolbar = window.findChild(QToolBar, "training_toolbar")
+    qtbot.mouseClick(toolbar.widgetForAction(window.train_action), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=120_000)
+    qtbot.waitUntil(lambda: view.drawn[-1] is plugged.made[-1], timeout=5_000)  # the newest is the one shown
+
+    training = [f for f in view.drawn if 0 < f.step < 282]
+    assert training, "no toy frame was drawn while the model trained"
+    serials = [f.serial for f in view.drawn]
+    assert serials == sorted(set(serials))  # never an older frame after a newer one, never one twice
+    assert len(plugged.made) > 282 and len(view.drawn) < len(plugged.made) / 2  # most were superseded, not queued
+    assert window.viewer.frames[ToyFrame] is view.drawn[-1]
+    assert view.label.text() == f"toy #{plugged.made[-1].serial} at step 282"
+    assert window.viewer.frames[FeatureMapFrame].step == 282  # the feature maps still follow training
+    assert window.bridge.frames_drawn < window.bridge.frames_received
+    window.close()
+
+
+def test_a_flood_of_two_frame_types_keeps_at_most_one_of_each_and_draws_the_last(qtbot, settings, plugged):
+    window = open_window(qtbot, settings)
+    bridge, viewer = window.bridge, window.viewer
+    sent: dict[type, list] = {ToyFrame: [], OtherToyFrame: []}
+    most_pending, most_alive = [0], [0]
+
+    def flood():  # as a worker thread would, faster than any screen
+        for i in range(1500):
+            for frame_type in (ToyFrame, OtherToyFrame):
+                frame = frame_type(i, i, np.full((128, 128), i, np.float32))
+                sent[frame_type].append(weakref.ref(frame))
+                bridge._sink(frame)
+                del frame
+            pending = bridge.pending_frames()
+            most_pending[0] = max(most_pending[0], max(
+                sum(isinstance(f, t) for f in pending.values()) for t in (ToyFrame, OtherToyFrame)))
+            if i % 50 == 0:  # frames nobody holds are freed at once: count the ones still alive
+                most_alive[0] = max(most_alive[0], max(sum(r() is not None for r in refs) for refs in sent.values()))
+            del pending
+
+    thread = threading.Thread(target=flood, name="toy-flood")
+    thread.start()
+    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=60_000)  # the GUI keeps flushing meanwhile
+    bridge.flush()
+    assert most_pending[0] == 1
+    assert most_alive[0] <= 3  # pending, being drawn, shown: never a queue that grows with the flood
+    for frame_type in (ToyFrame, OtherToyFrame):
+        last = sent[frame_type][-1]()
+        assert last is not None and viewer.frames[frame_type] is last
+        assert viewer.views[frame_type].drawn[-1] is last
+        assert sum(r() is not None for r in sent[frame_type]) == 1  # everything older is gone
+    window.close()
