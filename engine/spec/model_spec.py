@@ -9,18 +9,30 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from engine.errors import SpecError
+from engine.errors import DataError, SpecError
+from engine.io.untrusted import control_characters, parse_json, printable, read_json, shown, write_text_atomic
 
 FORMAT = "lumen.model"
 VERSION = 1
+# Limits on what a spec may hold (a spec is untrusted input: a file, a paste, the builder's fields).
+MAX_NODES = 5_000  # the largest preset has a few hundred; every spec step is linear, 5,000 loads in well under 1 s
+MAX_EDGES = 4 * MAX_NODES
+MAX_SIZE = 2**31 - 1  # any integer in a node's params (channels, sizes, ...): products of a few stay in int64
+MAX_NAME = 200  # characters in a spec's name or a node id
+MAX_TEXT = 20_000  # characters in the description or any string parameter
 # A node id is also the module's path in the built model (and so its state-dict key prefix): dotted paths
 # such as "layer1.0.conv1" let full-size presets use torchvision's exact names.
-_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")  # used with fullmatch: "$" allows a final "\n"
 
+# Parameters renamed since files of this version were first written, {layer type: {old name: new name}}; a file
+# that uses an old name loads with the new one.
+RENAMED_PARAMS = {"noise": {"kind": "noise"}}
 
 @dataclass(frozen=True)
 class Node:
@@ -47,14 +59,33 @@ class ModelSpec:
         return cls(name, tuple(nodes), edges, description)
 
     # ---- queries -------------------------------------------------------------------------------
+    # The indexes are built once per spec (it is frozen), so every query is O(1) and a whole pass is linear.
+    @cached_property
+    def _by_id(self) -> dict[str, Node]:
+        return {node.id: node for node in self.nodes}
+
+    @cached_property
+    def _inputs(self) -> dict[str, list[str]]:
+        inputs: dict[str, list[str]] = {node.id: [] for node in self.nodes}
+        for src, dst in self.edges:
+            inputs.setdefault(dst, []).append(src)
+        return inputs
+
+    @cached_property
+    def _outputs(self) -> dict[str, list[str]]:
+        outputs: dict[str, list[str]] = {node.id: [] for node in self.nodes}
+        for src, dst in self.edges:
+            outputs.setdefault(src, []).append(dst)
+        return outputs
+
     def node(self, node_id: str) -> Node:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node
-        raise KeyError(node_id)
+        try:
+            return self._by_id[node_id]
+        except KeyError:
+            raise KeyError(node_id) from None
 
     def inputs_of(self, node_id: str) -> list[str]:
-        return [src for src, dst in self.edges if dst == node_id]
+        return list(self._inputs.get(node_id, ()))
 
     @property
     def input_node(self) -> Node:
@@ -69,19 +100,20 @@ class ModelSpec:
 
     def topological_order(self) -> list[str]:
         """Node ids so that every node comes after its inputs; raises SpecError on cycles."""
-        pending = {n.id: len(self.inputs_of(n.id)) for n in self.nodes}
-        ready = [n.id for n in self.nodes if pending[n.id] == 0]
+        pending = {n.id: len(self._inputs[n.id]) for n in self.nodes}
+        ready = deque(n.id for n in self.nodes if pending[n.id] == 0)
         order = []
         while ready:
-            current = ready.pop(0)
+            current = ready.popleft()
             order.append(current)
-            for src, dst in self.edges:
-                if src == current:
+            for dst in self._outputs.get(current, ()):
+                if dst in pending:
                     pending[dst] -= 1
                     if pending[dst] == 0:
                         ready.append(dst)
         if len(order) != len(self.nodes):
-            stuck = next(n.id for n in self.nodes if n.id not in order)
+            done = set(order)
+            stuck = next(n.id for n in self.nodes if n.id not in done)
             raise SpecError("is part of a cycle; a model's graph must not loop back", stuck)
         return order
 
@@ -109,7 +141,8 @@ class ModelSpec:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        """Write the spec as JSON, atomically: the file is the whole spec or is left as it was."""
+        write_text_atomic(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelSpec:
@@ -120,58 +153,115 @@ class ModelSpec:
         raw_nodes, raw_edges = data.get("nodes"), data.get("edges")
         if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list):
             raise SpecError("a spec needs a list of \"nodes\" and a list of \"edges\"")
+        if len(raw_nodes) > MAX_NODES:
+            raise SpecError(f"the spec has {len(raw_nodes):,} nodes; Lumen reads at most {MAX_NODES:,}")
+        if len(raw_edges) > MAX_EDGES:
+            raise SpecError(f"the spec has {len(raw_edges):,} edges; Lumen reads at most {MAX_EDGES:,}")
+        name = data.get("name", "untitled")
+        description = data.get("description", "")
+        if not isinstance(name, str) or not isinstance(description, str):
+            raise SpecError("\"name\" and \"description\" must be strings")
+        _check_text("the name", name, MAX_NAME)
+        _check_text("the description", description, MAX_TEXT, allow="\n\t")
         nodes = []
         for i, raw in enumerate(raw_nodes):
             if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("type"), str):
                 raise SpecError(f"node #{i + 1} needs a string \"id\" and a string \"type\"")
-            if not _ID.match(raw["id"]):
+            if len(raw["id"]) > MAX_NAME or not _ID.fullmatch(raw["id"]):
                 raise SpecError("ids may hold only letters, digits, underscores and dots between parts, "
-                                "and not start with a digit", raw["id"])
+                                f"and not start with a digit (at most {MAX_NAME} characters)", printable(raw["id"][:80]))
+            _check_text("the type", raw["type"], MAX_NAME, node=raw["id"])
             params = raw.get("params", {})
             if not isinstance(params, dict):
                 raise SpecError("\"params\" must be an object", raw["id"])
-            nodes.append(Node(raw["id"], raw["type"], params))
-        ids = [n.id for n in nodes]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+            _check_params(params, raw["id"])
+            nodes.append(Node(raw["id"], raw["type"], _renamed_params(raw["type"], params)))
+        counts = Counter(n.id for n in nodes)
+        duplicates = sorted(i for i, count in counts.items() if count > 1)
         if duplicates:
             raise SpecError(f"node ids must be unique; repeated: {', '.join(duplicates)}")
-        for node_id in ids:
-            parent = next((other for other in ids if node_id.startswith(other + ".")), None)
+        for node_id in counts:  # linear: look up each proper prefix ("a", "a.b" of "a.b.c"), not every other id
+            parts = node_id.split(".")
+            parent = next((p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in counts), None)
             if parent:
                 raise SpecError(f"the id lies inside another node's path ({parent}); a layer cannot contain a layer",
                                 node_id)
         edges = []
         for raw in raw_edges:
             if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(e, str) for e in raw)):
-                raise SpecError(f"an edge must be a pair of node ids, got {raw!r}")
+                raise SpecError(f"an edge must be a pair of node ids, got {printable(repr(raw)[:200])}")
             for end in raw:
-                if end not in ids:
-                    raise SpecError(f"edge {raw[0]} -> {raw[1]} names a node that does not exist: {end}")
+                if end not in counts:
+                    raise SpecError(f"edge {printable(raw[0][:80])} -> {printable(raw[1][:80])} names a node that "
+                                    f"does not exist: {printable(end[:80])}")
             edges.append((raw[0], raw[1]))
-        name = data.get("name", "untitled")
-        description = data.get("description", "")
-        if not isinstance(name, str) or not isinstance(description, str):
-            raise SpecError("\"name\" and \"description\" must be strings")
         return cls(name, tuple(nodes), tuple(edges), description)
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
+        """A spec from JSON text, parsed with the limits of ``engine.io.untrusted`` (depth, numbers)."""
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+            data = parse_json(text)
+        except DataError as exc:
+            raise SpecError(str(exc)) from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelSpec:
+        """A spec from a file: a regular file of limited size (see ``engine.io.untrusted.read_json``)."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise SpecError(f"{path.name} is not a text file, so not a model spec") from None
-        except OSError as exc:
-            raise SpecError(f"cannot read {path}: {exc.strerror}") from None
+            data = read_json(path, "model spec")
+        except DataError as exc:
+            raise SpecError(str(exc)) from None
         try:
-            return cls.from_json(text)
+            return cls.from_dict(data)
         except SpecError as exc:
-            raise SpecError(f"{path.name}: {exc}") from None
+            raise SpecError(f"{shown(path.name)}: {exc}") from None
+
+
+def _renamed_params(layer_type: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the names RENAMED_PARAMS lists for ``layer_type`` made current (unless both are there)."""
+    renames = RENAMED_PARAMS.get(layer_type, {})
+    return {renames[key] if key in renames and renames[key] not in params else key: value
+            for key, value in params.items()}
+
+
+def _check_text(what: str, text: str, limit: int, allow: str = "", node: str | None = None) -> None:
+    """Refuse control characters (ANSI escapes, carriage returns, NULs, ...) and overlong text."""
+    if len(text) > limit:
+        raise SpecError(f"{what} has {len(text):,} characters; at most {limit:,} are allowed", node)
+    bad = control_characters(text, allow)
+    if bad:
+        raise SpecError(f"{what} holds a control character ({printable(bad[0])}); only printable text is allowed",
+                        node)
+
+
+def _check_params(params: dict, node_id: str) -> None:
+    """Every number within the spec's limits, every string printable; nesting is already bounded by the JSON
+    reader (or by the builder, whose values are typed in)."""
+    stack: list[Any] = [params]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise SpecError(f"parameter names must be strings, got {printable(repr(key)[:40])}", node_id)
+                _check_text(f"the parameter name {printable(key[:40])!r}", key, MAX_NAME, node=node_id)
+                stack.append(item)
+        elif isinstance(value, (list, tuple)):
+            if len(value) > MAX_NODES:
+                raise SpecError(f"a parameter holds a list of {len(value):,} items; at most {MAX_NODES:,}", node_id)
+            stack.extend(value)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if abs(value) > MAX_SIZE:
+                raise SpecError(f"the number {value} is too large; sizes and counts go up to {MAX_SIZE:,}", node_id)
+        elif isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise SpecError(f"the number {value} is not finite", node_id)
+        elif isinstance(value, str):
+            _check_text("a text parameter", value, MAX_TEXT, node=node_id)
+        else:
+            raise SpecError(f"a parameter holds a {type(value).__name__}, which a spec cannot", node_id)

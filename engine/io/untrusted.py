@@ -1,0 +1,233 @@
+"""The one place that reads files Lumen did not write itself (or that may have been tampered with), and the one
+place that writes files so that they are complete or absent.
+
+Reading: ``read_json`` opens without blocking (a FIFO, a socket or a device never hangs it), accepts only a
+regular file of at most ``MAX_JSON_BYTES``, and parses JSON that nests at most ``MAX_DEPTH`` deep, whose
+integers fit in 64 bits and whose numbers are finite (no NaN or Infinity). Anything else is one ``DataError``
+naming the file and the cause.
+
+Writing: ``atomic_write(path)`` hands out a temporary name in the same folder; when the block ends without an
+error the file is flushed to disk and renamed over ``path``, otherwise it is removed. A full disk or a crash
+therefore leaves the old file (or nothing), never a half-written one.
+
+Printing: ``printable(text)`` escapes control characters (ANSI escapes, carriage returns, NULs, bidirectional
+overrides) so that text from a file can be shown on a terminal as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import DataError
+
+MAX_JSON_BYTES = 8 * 2**20  # a 5,000-node spec is well under 2 MB
+MAX_DEPTH = 64  # a spec nests 5 deep; 64 leaves room and keeps the parser's recursion small
+MAX_INT = 2**63 - 1  # integers beyond int64 are refused while parsing (none of Lumen's numbers needs more)
+_MAX_INT_DIGITS = 19
+
+
+class UnreadableFile(DataError):
+    """A file that is not a regular file, is too large, or does not hold acceptable JSON."""
+
+
+# ---- reading ------------------------------------------------------------------------------------------------
+
+def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; never blocks on a FIFO or device."""
+    path = Path(path)
+    name = shown(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UnreadableFile(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UnreadableFile(f"{name} is a folder, not a {what}") from None
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {name}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise UnreadableFile(f"{name} is a folder, not a {what}")
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile(f"{name} is not a regular file (a pipe, socket or device), so not a {what}")
+        if info.st_size > limit:
+            raise UnreadableFile(f"{name} is {_size(info.st_size)}, more than a {what} may be ({_size(limit)})")
+        os.set_blocking(fd, True)
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # the file grew while being read
+                raise UnreadableFile(f"{name} is more than a {what} may be ({_size(limit)})")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {name}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str | Path, what: str = "JSON file", limit: int = MAX_JSON_BYTES) -> Any:
+    """The JSON value in ``path``, read with the limits above; ``what`` names the kind of file in messages."""
+    path = Path(path)
+    data = read_bytes(path, limit, what)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableFile(f"{shown(path.name)} is not a text file, so not a {what}") from None
+    try:
+        return parse_json(text)
+    except UnreadableFile as exc:
+        raise UnreadableFile(f"{shown(path.name)}: {exc}") from None
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` with a depth limit, integers within int64 and finite numbers only."""
+    if not text.strip():
+        raise UnreadableFile("empty, not JSON (a file cut short?)")
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise UnreadableFile(f"nested {depth} deep; at most {MAX_DEPTH} levels are read")
+    try:
+        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+    except json.JSONDecodeError as exc:
+        raise UnreadableFile(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:  # cannot happen below MAX_DEPTH; kept so no recursion ever escapes as a traceback
+        raise UnreadableFile(f"nested too deep; at most {MAX_DEPTH} levels are read") from None
+
+
+# A string runs to its closing quote or, unterminated, to the end of the text: every match that starts succeeds,
+# so the scan stays linear even for hostile text such as '"\\"\\"\\"…'.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the brackets of a JSON text nest (strings skipped), in linear time without recursion."""
+    skeleton = _STRING.sub("", text).encode("utf-8", "replace")
+    codes = np.frombuffer(skeleton, dtype=np.uint8)
+    steps = ((codes == ord("[")) | (codes == ord("{"))).astype(np.int64)
+    steps -= ((codes == ord("]")) | (codes == ord("}")))
+    if steps.size == 0:
+        return 0
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+        raise UnreadableFile(f"the number {digits[:12]}… has {len(digits.lstrip('-'))} digits; "
+                             f"numbers must fit in 64 bits")
+    value = int(digits)
+    if abs(value) > MAX_INT:
+        raise UnreadableFile(f"the number {digits} does not fit in 64 bits")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UnreadableFile(f"the number {text[:12]}{'…' if len(text) > 12 else ''} is too large")
+    return value
+
+
+def _parse_constant(name: str) -> float:
+    raise UnreadableFile(f"{name} is not a number JSON allows")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def human_size(n: float) -> str:
+    """Bytes in the largest binary unit below them: ``1.5 GiB``."""
+    return _size(n)
+
+
+# ---- text ----------------------------------------------------------------------------------------------------
+
+def control_characters(text: str, allow: str = "") -> list[str]:
+    """The control, format and separator characters in ``text`` (except those in ``allow``)."""
+    return [c for c in text if c not in allow and (unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"))]
+
+
+def shown(path: str | Path, limit: int = 160) -> str:
+    """A path as a message shows it: printable, and shortened in the middle when very long."""
+    text = printable(str(path))
+    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-(limit // 2):]}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape, so a terminal shows it and obeys none."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+# ---- writing -------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``; renamed over ``path`` after an fsync if the block succeeds, removed if
+    it fails. OS errors (a full disk, no permission) come out as one DataError naming ``path``."""
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        try:
+            yield temp
+            _fsync_file(temp)
+            os.replace(temp, path)
+            fsync_dir(path.parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+    except OSError as exc:
+        raise DataError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
+    except DataError as exc:  # a writer's own message names the temporary file: name the real one
+        message = str(exc).replace(printable(str(temp)), printable(str(path)))
+        raise type(exc)(message.replace(printable(temp.name), printable(path.name))) from None
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_write(path) as temp, open(temp, "wb") as f:
+        f.write(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (where the platform allows fsync on a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
