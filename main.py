@@ -7,19 +7,43 @@
     python main.py train MODEL --data mnist --epochs N --out RUN_DIR
     python main.py import MODEL WEIGHTS_FILE --out RUN_DIR     a run folder from a state dict
     python main.py export RUN_DIR --format torchscript|onnx|python|safetensors --out FILE
+
+Errors are one line on stderr (``lumen: …``) and a non-zero exit: 1 for a refused input, 2 for a bad command
+line. ``train`` stopped by Ctrl-C, SIGTERM or a closed stdout (``train … | head -1``) saves the run so far, marked
+interrupted, and exits 128 + the signal's number: 130 (SIGINT), 143 (SIGTERM), 141 (SIGPIPE, the reader left).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+
+MAX_SEED = 2**63 - 1  # torch's generators take 64 bits
+MAX_EPOCHS = 1_000_000
+MAX_BATCH = 2**31 - 1
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one clear line instead of usage + error
         self.exit(2, f"lumen: {message} (see 'python main.py --help')\n")
+
+
+def _whole(low: int, high: int):
+    """An argparse type: a whole number in [low, high], refused in one line otherwise."""
+    def parse(text: str) -> int:
+        digits = text.strip()
+        if not (digits.lstrip("-").isascii() and digits.lstrip("-").isdigit() and len(digits) <= 20) \
+                or not low <= int(digits) <= high:
+            shown = text if len(text) <= 24 else text[:20] + "…"
+            raise argparse.ArgumentTypeError(f"takes a whole number from {low:,} to {high:,}, got {shown!r}")
+        return int(digits)
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,15 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model headless and save the run")
     train.add_argument("model", help="a preset name or a model spec JSON file")
     train.add_argument("--data", default="mnist", help="bundled dataset (default: mnist)")
-    train.add_argument("--epochs", type=int, default=5)
-    train.add_argument("--out", required=True, type=Path, help="run folder to write")
+    train.add_argument("--epochs", type=_whole(1, MAX_EPOCHS), default=5)
+    train.add_argument("--out", required=True, type=Path, help="run folder to write (new, empty, or with --force "
+                                                               "an existing run)")
+    train.add_argument("--force", action="store_true", help="replace the run already in --out")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default: 0.001)")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch-size", type=_whole(1, MAX_BATCH), default=64)
+    train.add_argument("--seed", type=_whole(0, MAX_SEED), default=0)
     imports = commands.add_parser("import", help="make a run folder from a .pth/.pt state dict or .safetensors")
     imports.add_argument("model", help="the preset name or model spec JSON file the weights belong to")
     imports.add_argument("weights", type=Path, help="a state dict: .pth/.pt (read weights-only) or .safetensors")
     imports.add_argument("--out", required=True, type=Path, help="run folder to write")
+    imports.add_argument("--force", action="store_true", help="replace the run already in --out")
     export = commands.add_parser("export", help="write a run's model as TorchScript, ONNX, Python or safetensors")
     export.add_argument("run", type=Path, help="a run folder (from train or import)")
     export.add_argument("--format", required=True, choices=["torchscript", "onnx", "python", "safetensors"])
@@ -56,8 +83,12 @@ def load_model_arg(model: str):
 
     if model in PRESETS:
         return get_preset(model)
-    if Path(model).exists():
-        return ModelSpec.load(model)
+    try:
+        is_path = Path(model).exists() or Path(model).is_symlink() or model.lower().endswith(".json")
+    except (OSError, ValueError):  # a name too long for the file system, say: a path, and ModelSpec.load says why
+        is_path = True
+    if is_path:
+        return ModelSpec.load(model)  # every check of engine.io.untrusted: regular file, size, depth, numbers
     return get_preset(model)  # raises with the list of presets
 
 
@@ -67,6 +98,19 @@ def cmd_presets() -> None:
     width = max(len(name) for name in PRESETS)
     for preset in PRESETS.values():
         print(f"{preset.name:<{width}}  {preset.summary}")
+
+
+def _memory_warning(spec, nodes) -> str | None:
+    """Why the model cannot be built here (too big for the memory limit), or None; ``nodes``: (id, params,
+    bytes of one sample's output) per node."""
+    from engine.errors import SpecError
+    from engine.graph import budget
+
+    try:
+        budget.check(budget.estimate(nodes))
+    except SpecError as exc:
+        return str(exc)
+    return None
 
 
 def cmd_summary(model: str, input_shape: str | None = None) -> None:
@@ -93,21 +137,36 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
         table = [("name", "type", "output shape", "params")]
         table += [(r.name, r.type, fmt(r.output_shape), f"{r.params:,}") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    print(f"{spec.name}: {spec.description}" if spec.description else spec.name)
+    from engine.io.untrusted import printable
+
+    name, description = printable(spec.name), printable(spec.description)
+    print(f"{name}: {description}" if description else name)
     for i, row in enumerate(table):
         print("  ".join(cell.ljust(w) if k < 3 else cell.rjust(w)
                         for k, (cell, w) in enumerate(zip(row, widths))).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print(f"total params: {sum(params)}")
+    if analyze is not None:
+        warning = _memory_warning(spec, [(r.id, r.params, r.activation_bytes) for r in reports])
+        if warning:
+            sys.stdout.flush()
+            sys.stderr.write(f"lumen: warning: {printable(warning)}; it can be summarised but not built or trained "
+                             f"here\n")
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
     from engine.errors import LumenError
 
+    from engine.io.untrusted import printable
+    from engine.spec.model_spec import MAX_SIZE
+
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise LumenError(f"--input takes whole numbers above 0 separated by commas, like 1,28,28; got {text!r}")
+    if len(parts) > 8 or not all(p.isascii() and p.isdigit() and len(p) <= 12 and 0 < int(p) <= MAX_SIZE
+                                 for p in parts):
+        shown = printable(text if len(text) <= 40 else text[:36] + "…")
+        raise LumenError(f"--input takes up to 8 whole numbers from 1 to {MAX_SIZE:,} separated by commas, "
+                         f"like 1,28,28; got {shown!r}")
     return tuple(int(p) for p in parts)
 
 
@@ -133,22 +192,28 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from engine.data.datasets import load_dataset
+    from engine.graph import budget
     from engine.runtime.events import EpochMetrics, StepMetrics
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir, save_run
+    from engine.io.untrusted import printable
     from engine.training.loop import TrainConfig, Training
+    from engine.training.objective import check_objective
 
-    check_run_dir(args.out)  # before training, so a bad --out loses no work
+    check_run_dir(args.out, args.force)  # before training, so a bad --out loses no work
     spec = load_model_arg(args.model)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
     config.check()
     data = load_dataset(args.data)
+    check_objective(spec, data)  # the model's output must be what the loss compares with the labels
     torch.manual_seed(config.seed)
-    model = build_model(spec)
+    model = build_model(spec)  # refuses, before allocating, a model too big for this machine
+    budget.check_model(model, min(config.batch_size, len(data.train_x)), training=True)
     training = Training(model, data, config)
     history: list = []
     info = {"dataset": data.name, "config": vars(config)}
     began = time.monotonic()
+    restore_signals = _stop_like_ctrl_c()  # SIGTERM now stops training as Ctrl-C does
     try:
         for event in training.steps():
             history.append(event)
@@ -157,27 +222,90 @@ def cmd_train(args: argparse.Namespace) -> None:
             elif isinstance(event, EpochMetrics):
                 sys.stderr.write("\n")
                 print(f"epoch {event.epoch}: train {_measures(event.train)}  val {_measures(event.val)}", flush=True)
-    except KeyboardInterrupt:
-        save_run(args.out, spec, model, history, {**info, "interrupted": True})
-        sys.stderr.write(f"\ninterrupted; saved the run so far to {args.out}\n")
-        raise SystemExit(130)
-    save_run(args.out, spec, model, history, info)
-    print(f"saved {args.out}/ ({time.monotonic() - began:.1f} s)")
+    except (KeyboardInterrupt, BrokenPipeError) as exc:
+        restore_signals()
+        code = _interrupted_exit_code(exc)
+        with _signals_held():  # a second Ctrl-C must not cut the save short
+            save_run(args.out, spec, model, history, {**info, "interrupted": True}, force=args.force)
+        _note(f"\ninterrupted; saved the run so far to {printable(str(args.out))}\n")
+        raise SystemExit(code) from None
+    restore_signals()
+    with _signals_held():
+        save_run(args.out, spec, model, history, info, force=args.force)
+    print(f"saved {printable(str(args.out))}/ ({time.monotonic() - began:.1f} s)")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be."""
+
+
+def _stop_like_ctrl_c():
+    """Make SIGTERM raise like Ctrl-C; returns the function that puts the old handler back. (Only the main thread
+    may set handlers: elsewhere, as in a test calling main() from a thread, nothing changes.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def terminated(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ignore Ctrl-C and SIGTERM while a run is being saved (it takes a moment and must not be cut short)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted_exit_code(exc: BaseException) -> int:
+    """128 + the signal, as a shell reports a process the signal ended; a closed stdout counts as SIGPIPE."""
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
+    return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout has gone: send the rest to /dev/null, so the exit's flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _note(text: str) -> None:
+    """A message on stderr, if anyone still reads it."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(text)
+        sys.stderr.flush()
 
 
 def cmd_import(args: argparse.Namespace) -> None:
     from engine.io.runs import import_run
 
+    from engine.io.untrusted import printable
+
     spec = load_model_arg(args.model)
-    import_run(spec, args.weights, args.out)
-    print(f"saved {args.out}/ ({spec.name}, weights from {args.weights.name})")
+    import_run(spec, args.weights, args.out, force=args.force)
+    print(printable(f"saved {args.out}/ ({spec.name}, weights from {args.weights.name})"))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     from engine.io.export import export_run
 
+    from engine.io.untrusted import printable
+
     export_run(args.run, args.format, args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {printable(str(args.out))}")
 
 
 def _progress(event, elapsed: float) -> None:
@@ -213,9 +341,25 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             cmd_export(args)
     except LumenError as exc:
-        sys.stderr.write(f"lumen: {exc}\n")
+        _note(f"lumen: {_one_line(str(exc))}\n")
+        return 1
+    except MemoryError:
+        _note("lumen: out of memory\n")
+        return 1
+    except BrokenPipeError:
+        raise  # the reader of stdout left: handled below, as before
+    except OSError as exc:  # a file system error no check foresaw (the disk went away, ...): still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        _note(f"lumen: {_one_line(where + (exc.strerror or str(exc)))}\n")
         return 1
     return 0
+
+
+def _one_line(text: str) -> str:
+    """Text from anywhere (a file name, a spec's name) as one line a terminal shows as it is."""
+    from engine.io.untrusted import printable
+
+    return printable(text)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from engine.errors import SpecError
+from engine.graph import budget
 from engine.layers import LAYERS, InputShapeError, Shape, ShapeError, fmt
 from engine.spec.model_spec import ModelSpec
 
@@ -139,7 +140,13 @@ class GraphModel(nn.Module):
         for node in spec.nodes:  # registered in the spec's order, so state-dict keys follow it (torchvision's)
             node_id = node.id
             layer = LAYERS[node.type]
-            module = layer.build(layer.resolve(node.params), [self.shapes[s] for s in self.sources[node_id]])
+            try:
+                module = layer.build(layer.resolve(node.params), [self.shapes[s] for s in self.sources[node_id]])
+            except SpecError:
+                raise
+            except (RuntimeError, OverflowError, ValueError, MemoryError) as exc:  # sizes torch cannot allocate
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise SpecError(f"cannot be built ({type(exc).__name__}: {first})", node_id) from None
             self._register_at_path(node_id, module)
             self.layers[node_id] = module
 
@@ -172,7 +179,12 @@ class GraphModel(nn.Module):
         return [n for n in self.order if self.spec.node(n).type in types]
 
 
-def build_model(spec: ModelSpec) -> GraphModel:
+def build_model(spec: ModelSpec, batch: int = budget.SAMPLE_BATCH) -> GraphModel:
+    """The model with fresh weights, once a build on the meta device has shown that its weights and ``batch``
+    samples' activations fit in ``engine.graph.budget``'s memory limit (SpecError naming the heaviest node if
+    not): nothing is allocated for a model too big to exist."""
+    with torch.device("meta"):
+        budget.check_model(GraphModel(spec), batch)
     return GraphModel(spec)
 
 

@@ -14,6 +14,7 @@ import builtins
 import dis
 import importlib
 import importlib.util
+import io
 import inspect
 import math
 import re
@@ -32,6 +33,7 @@ from engine.graph import model as graph
 from engine.errors import DataError, LumenError
 from engine.layers import fmt
 from engine.io.runs import open_run, save_weights, writing
+from engine.io.untrusted import atomic_write
 from engine.spec.model_spec import ModelSpec
 
 _PREAMBLE = ["import torch", "from torch import nn"]
@@ -477,9 +479,12 @@ def to_torchscript(model: graph.GraphModel, path: str | Path) -> None:
         warnings.simplefilter("ignore")  # torch.jit is deprecated upstream, yet still what most tools read
         try:
             traced = torch.jit.trace(model, graph.example_input(model.spec))
-            traced.save(str(path))
+            buffer = io.BytesIO()  # torch's own file writer aborts the process on a full disk; Python's raises
+            torch.jit.save(traced, buffer)
         except Exception as exc:  # noqa: BLE001 - tracing failures come from deep inside torch
             raise LumenError(f"TorchScript export failed: {_first_line(exc)}") from None
+    with writing(Path(path)):
+        Path(path).write_bytes(buffer.getbuffer())
 
 
 def to_onnx(model: graph.GraphModel, path: str | Path) -> None:
@@ -515,11 +520,12 @@ def export_run(run_dir: str | Path, kind: str, out: str | Path) -> None:
         raise DataError(f"{out} is a folder; --out names the file to write")
     with writing(out):
         out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as temp:  # the file is whole or absent, even on a full disk
         if kind == "python":
-            out.write_text(to_python_source(model.spec), encoding="utf-8")
+            temp.write_text(to_python_source(model.spec), encoding="utf-8")
         elif kind == "safetensors":
-            save_weights(model, out)
+            save_weights(model, temp)
         elif kind == "torchscript":
-            to_torchscript(model, out)
+            to_torchscript(model, temp)
         else:
-            to_onnx(model, out)
+            to_onnx(model, temp)

@@ -1,6 +1,12 @@
 """A run folder: the spec, the weights (safetensors) and the metrics of one run; weights read from elsewhere.
 
 Weights are never unpickled freely: safetensors, or ``torch.load(weights_only=True)`` for state dicts.
+
+A run folder is complete or absent: it is written into a hidden sibling folder (``.NAME.partial-…``), each file
+flushed to disk, and renamed into place at the end; a full disk or a crash leaves the old folder (or none) and
+at worst a hidden partial folder, never a run that looks whole. ``open_run`` refuses a folder without a readable
+run.json (which ``_write_run`` writes last), so a run cut short by older versions or by hand is refused too.
+An existing run folder is replaced only when asked (``force``); a folder holding anything but a run, never.
 """
 
 from __future__ import annotations
@@ -9,8 +15,12 @@ import contextlib
 import csv
 import hashlib
 import json
+import os
 import pickle
 import re
+import secrets
+import shutil
+import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +32,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from engine.errors import DataError
+from engine.graph.budget import memory_limit
+from engine.io.untrusted import atomic_write, fsync_dir, human_size, printable, read_json
 from engine.runtime.events import EpochMetrics, StepMetrics
 from engine.graph.model import GraphModel, build_model
 from engine.spec.model_spec import ModelSpec
@@ -30,19 +42,97 @@ SPEC_FILE, WEIGHTS_FILE = "model.json", "weights.safetensors"
 EPOCHS_FILE, STEPS_FILE, RUN_FILE = "metrics.csv", "steps.csv", "run.json"
 
 
+class RunExists(DataError):
+    """The run folder already holds a run; it is replaced only when the caller says so (``force``)."""
+
+
+RUN_MARKERS = (SPEC_FILE, WEIGHTS_FILE, RUN_FILE)
+
+
 def save_run(run_dir: str | Path, spec: ModelSpec, model: nn.Module, history: list[StepMetrics | EpochMetrics],
-             info: dict) -> Path:
-    """Write the run folder; ``info`` (config, dataset, ...) goes to run.json with the final metrics."""
-    run_dir = check_run_dir(run_dir)
+             info: dict, force: bool = False) -> Path:
+    """Write the run folder, all or nothing; ``info`` (config, dataset, ...) goes to run.json with the final
+    metrics. An existing run there is replaced only with ``force``."""
+    run_dir = check_run_dir(run_dir, force)
     with writing(run_dir):
-        return _write_run(run_dir, spec, model, history, info)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        partial = _hidden_sibling(run_dir, "partial")
+        partial.mkdir()  # as any new folder (the umask decides its permissions), not mkdtemp's owner-only
+        try:
+            _write_run(partial, spec, model, history, info)
+            for file in partial.iterdir():
+                _fsync(file)
+            fsync_dir(partial)
+            _move_into_place(partial, run_dir)
+        except SafetensorError as exc:  # the weights writer's own error type, e.g. for a full disk
+            raise DataError(f"cannot write {printable(str(run_dir))}: {_first_line(exc)}") from None
+        except DataError as exc:  # name the run folder, not the hidden one it was being written in
+            raise DataError(str(exc).replace(printable(str(partial)), printable(str(run_dir)))) from None
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return run_dir
 
 
-def check_run_dir(run_dir: str | Path) -> Path:
-    """Refuse, before any work is done, a run folder that names an existing file."""
+def _move_into_place(partial: Path, run_dir: Path) -> None:
+    """Rename the finished folder to ``run_dir``; an old run there (checked by check_run_dir) goes only after."""
+    old = None
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        old = _hidden_sibling(run_dir, "old")
+        os.replace(run_dir, old)
+    elif run_dir.is_dir():
+        run_dir.rmdir()  # an empty folder: the user made it for the run
+    os.replace(partial, run_dir)
+    fsync_dir(run_dir.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _hidden_sibling(run_dir: Path, kind: str) -> Path:
+    return run_dir.parent / f".{run_dir.name}.{kind}-{secrets.token_hex(4)}"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def check_run_dir(run_dir: str | Path, force: bool = False) -> Path:
+    """Refuse, before any work is done, a run folder that cannot be written: one that names a file or lies below
+    one, one in a folder without write permission or on a read-only disk, one that holds other files, and one
+    that holds a run already, unless ``force``."""
     run_dir = Path(run_dir)
+    name = printable(str(run_dir))
     if run_dir.exists() and not run_dir.is_dir():
-        raise DataError(f"cannot write {run_dir}: it is a file; name a folder for the run")
+        raise DataError(f"cannot write {name}: it is a file; name a folder for the run")
+    if run_dir.is_dir():
+        try:
+            entries = {entry.name for entry in run_dir.iterdir()}
+        except OSError as exc:
+            raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
+        if entries and not entries & set(RUN_MARKERS):
+            raise DataError(f"cannot write {name}: the folder holds other files; name a new or empty folder "
+                            f"for the run")
+        if entries and not force:
+            raise RunExists(f"{name} already holds a run; choose another folder, or replace it (--force)")
+    existing = run_dir.parent
+    while not existing.exists():
+        if existing.is_symlink() or existing == existing.parent:  # a dangling link, or nothing above at all
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise DataError(f"cannot write {name}: {printable(str(existing))} is a file, not a folder")
+    try:  # the real test (permissions say little to root, nothing about a read-only disk)
+        os.rmdir(tempfile.mkdtemp(prefix=".lumen-check-", dir=existing))
+    except OSError as exc:
+        raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
     return run_dir
 
 
@@ -76,8 +166,13 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
-    """The model's state dict as a safetensors file (the only weights format Lumen writes)."""
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+    """The model's state dict as a safetensors file (the only weights format Lumen writes), written atomically."""
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    with atomic_write(path) as temp:
+        try:
+            save_file(tensors, str(temp))
+        except SafetensorError as exc:
+            raise DataError(f"cannot write {printable(str(path))}: {_first_line(exc)}") from None
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
@@ -113,15 +208,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     refused before anything in it runs.
     """
     path = Path(path)
-    name = path.name
+    name = printable(path.name)
+    if not path.exists():
+        raise DataError(f"{printable(str(path))}: no such file")
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{printable(str(path))} is not a regular file (a folder, pipe or device), so not weights")
+    size, limit = path.stat().st_size, memory_limit()
+    if size > limit:
+        raise DataError(f"{name} is {human_size(size)}, more than Lumen's memory limit ({human_size(limit)})")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         try:
-            return load_file(str(path))
+            return _flat_tensors(load_file(str(path)), name)
         except (SafetensorError, OSError, ValueError) as exc:
-            raise DataError(f"{name} is not a readable safetensors file: {exc}") from None
+            raise DataError(f"{name} is not a readable safetensors file: {_first_line(exc)}") from None
     if suffix not in (".pth", ".pt"):
         raise DataError(f"{name}: expected a PyTorch state dict (.pth or .pt) or a .safetensors file")
     try:
@@ -152,29 +252,54 @@ def _flat_tensors(loaded: Any, name: str) -> dict[str, torch.Tensor]:
         if not isinstance(key, str):
             raise DataError(f"{name} is not a state dict: the key {key!r} is not a string")
         if not isinstance(value, torch.Tensor) or value.layout is not torch.strided or value.is_meta:
-            raise DataError(f"{name} is not a state dict: {key} is a {type(value).__name__}, not a dense tensor")
+            raise DataError(f"{name} is not a state dict: {printable(key[:80])} is a {type(value).__name__}, "
+                            f"not a dense tensor")
+        if value.is_complex():
+            raise DataError(f"{name}: {printable(key[:80])} holds complex numbers ({value.dtype}); Lumen's weights "
+                            f"are real, and dropping the imaginary part would change the model")
     return dict(loaded)
 
 
-def import_run(spec: ModelSpec, weights_path: str | Path, run_dir: str | Path) -> Path:
+def import_run(spec: ModelSpec, weights_path: str | Path, run_dir: str | Path, force: bool = False) -> Path:
     """A run folder (as ``train`` writes) holding ``spec`` with the weights read from ``weights_path``;
-    nothing is written unless every tensor fits the model."""
+    nothing is written unless every tensor fits the model. An existing run is replaced only with ``force``."""
     weights_path = Path(weights_path)
+    check_run_dir(run_dir, force)
     tensors = read_state_dict(weights_path)
     model = build_model(spec)
     load_state_dict_checked(model, tensors, weights_path.name)
-    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
-    return save_run(run_dir, spec, model, [], {"imported_from": str(weights_path.resolve()), "sha256": digest})
+    digest = hashlib.sha256()
+    with writing(weights_path), weights_path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return save_run(run_dir, spec, model, [], {"imported_from": str(weights_path.resolve()),
+                                               "sha256": digest.hexdigest()}, force=force)
+
+
+def read_run_info(run_dir: str | Path) -> dict:
+    """run.json of a run folder; refuses (one DataError) a folder that is not a complete run."""
+    run_dir = Path(run_dir)
+    name = printable(str(run_dir))
+    if not run_dir.is_dir():
+        raise DataError(f"{name} is not a run folder ({'no such folder' if not run_dir.exists() else 'a file'})")
+    missing = [f for f in RUN_MARKERS if not (run_dir / f).is_file()]
+    if missing:
+        raise DataError(f"{name} is not a complete run folder (it lacks {', '.join(missing)})")
+    try:
+        info = read_json(run_dir / RUN_FILE, "run record")
+    except DataError as exc:
+        raise DataError(f"{name} is an incomplete or damaged run folder: {exc}") from None
+    if not isinstance(info, dict):
+        raise DataError(f"{name} is an incomplete or damaged run folder: {RUN_FILE} does not hold an object")
+    return info
 
 
 def open_run(run_dir: str | Path) -> GraphModel:
-    """The model of a run folder, with its weights."""
+    """The model of a complete run folder, with its weights."""
     run_dir = Path(run_dir)
-    spec_file, weights_file = run_dir / SPEC_FILE, run_dir / WEIGHTS_FILE
-    if not spec_file.is_file() or not weights_file.is_file():
-        raise DataError(f"{run_dir} is not a run folder (it needs {SPEC_FILE} and {WEIGHTS_FILE})")
-    model = build_model(ModelSpec.load(spec_file))
-    load_weights(model, weights_file)
+    read_run_info(run_dir)
+    model = build_model(ModelSpec.load(run_dir / SPEC_FILE))
+    load_weights(model, run_dir / WEIGHTS_FILE)
     return model
 
 
