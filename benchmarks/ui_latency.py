@@ -27,9 +27,9 @@ from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.data.datasets import load_mnist  # noqa: E402
-from engine.runtime.events import StepMetrics  # noqa: E402
 from engine.graph.model import build_model  # noqa: E402
 from engine.presets import get_preset  # noqa: E402
+from engine.runtime.events import StepMetrics  # noqa: E402
 from engine.training.loop import TrainConfig, Training  # noqa: E402
 from gui.app import configure_pyqtgraph  # noqa: E402
 from gui.main_window import MainWindow, _training_threads  # noqa: E402
@@ -106,7 +106,7 @@ def main() -> None:
     received, drawn = window.bridge.frames_received, window.bridge.frames_drawn
     window.close()
     report("training, live views on", lateness)
-    print(f"feature-map frames: {received} built by the engine, {drawn} drawn")
+    print(f"probe frames: {received} built by the engine, {drawn} drawn (the newest of each type wins)")
 
     torch.set_num_threads(_training_threads())
     bare_rate = bare_steps_per_s(min(args.seconds, 10.0))

@@ -6,14 +6,23 @@ import os
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QStyle, QToolBar, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QStyle,
+    QToolBar,
+    QWidget,
+)
 
-from engine.runtime.events import RunState, StatusChanged, StepMetrics
 from engine.presets import PRESET_GROUPS
+from engine.runtime.events import RunState, StatusChanged, StepMetrics
 from gui.bridge import EngineBridge
-from gui.panes.builder.pane import BuilderPane
 from gui.image_io import ImageLoader
+from gui.panes.builder.pane import BuilderPane
 from gui.panes.monitor import MonitorPane
 from gui.panes.viewer import ViewerPane
 
@@ -71,7 +80,8 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         icon = self.style().standardIcon
         self.train_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPlay), "Train", self,
-                                    shortcut=QKeySequence("Ctrl+T"), toolTip="Train the model from fresh weights with the monitor's settings")
+                                    shortcut=QKeySequence("Ctrl+T"),
+                                    toolTip="Train the model from fresh weights with the monitor's settings")
         self.pause_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPause), "Pause", self, checkable=True,
                                     shortcut=QKeySequence("Ctrl+P"))
         self.step_action = QAction(icon(QStyle.StandardPixmap.SP_MediaSkipForward), "Step", self,

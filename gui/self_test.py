@@ -39,7 +39,7 @@ def run_self_test(app: QApplication, window: MainWindow) -> int:
         image = view.layer_views[frame.layers[0].node].image.image
         if image is None or image.shape != frame.layers[0].mosaic.shape:
             raise RuntimeError("the feature-map image was not rendered")
-        print(f"self-test passed: step {steps[0].step} loss {steps[0].values["loss"]:.4f}; rendered "
+        print(f"self-test passed: step {steps[0].step} loss {steps[0].values['loss']:.4f}; rendered "
               f"{len(frame.layers)} feature-map layers ({', '.join(m.node for m in frame.layers)})")
         return 0
     except Exception as exc:  # noqa: BLE001 - any failure is the answer

@@ -29,8 +29,20 @@ from engine.graph.model import GraphModel, build_model
 from engine.io.runs import save_run
 from engine.probes.base import Probe, ProbeContext, ProbeInput
 from engine.probes.runner import ProbeRunner
-from engine.runtime.commands import (Command, LoadModel, Pause, ProbeChoice, ProbeImage, ProbeSample, Quit, Resume,
-                                     Save, Step, Stop, Train)
+from engine.runtime.commands import (
+    Command,
+    LoadModel,
+    Pause,
+    ProbeChoice,
+    ProbeImage,
+    ProbeSample,
+    Quit,
+    Resume,
+    Save,
+    Step,
+    Stop,
+    Train,
+)
 from engine.runtime.events import EngineError, EpochMetrics, Event, Metrics, RunState, StatusChanged
 from engine.spec.model_spec import ModelSpec
 from engine.layers import fmt

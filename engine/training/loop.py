@@ -12,6 +12,7 @@ from torch import nn
 
 from engine.data.datasets import Dataset
 from engine.errors import LumenError
+from engine.graph.model import GraphModel
 from engine.runtime.events import EpochMetrics, StepMetrics
 
 
@@ -43,7 +44,7 @@ class Training:
     """One run of Adam on cross-entropy. Iterate ``steps()``; each item is one batch's or epoch's metrics,
     named ``loss`` (mean cross-entropy) and ``accuracy`` (share of correct top-1 predictions)."""
 
-    def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig):
+    def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig):
         config.check()
         if tuple(data.input_shape) != tuple(model.spec.input_shape):
             raise LumenError(f"the model takes {tuple(model.spec.input_shape)} inputs but {data.name} "

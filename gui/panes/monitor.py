@@ -186,7 +186,8 @@ class MonitorPane(QWidget):
                                      f"training {self._describe(event.train)}")
         if last_step is not None and not validated and not any(p.val_steps for p in self.plots.values()):
             name, value = next(iter(last_step.values.items()), ("", 0.0))
-            self.readout.setText(f"Epoch {last_step.epoch}, step {last_step.step}: batch {name} {readable(name, value)}")
+            self.readout.setText(f"Epoch {last_step.epoch}, step {last_step.step}: "
+                                 f"batch {name} {readable(name, value)}")
         if not self._redraw.isActive():
             self._redraw.start()
 

@@ -70,7 +70,8 @@ class FeatureMapView(View):
     def _show_predictions(self, predictions: tuple[tuple[str, float], ...]) -> None:
         ranks = np.arange(len(predictions), dtype=float)
         self.bars.setOpts(x0=np.zeros(len(ranks)), y=ranks, width=[p for _, p in predictions], height=0.7)
-        self.predictions.getAxis("left").setTicks([[(i, f"{name}  {p:.0%}") for i, (name, p) in enumerate(predictions)]])
+        ticks = [(i, f"{name}  {p:.0%}") for i, (name, p) in enumerate(predictions)]
+        self.predictions.getAxis("left").setTicks([ticks])
         self.predictions.setYRange(-0.6, max(len(predictions), 1) - 0.4, padding=0)
 
     def _rebuild_layers(self, layers: tuple[LayerMaps, ...]) -> None:

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from engine.data.datasets import load_mnist
-from engine.errors import DataError
-from engine.runtime.events import EpochMetrics, StepMetrics
-from engine.graph.model import build_model
 from engine.data.images import digit_input
-from engine.probes.feature_maps import feature_map_frame, tile
+from engine.errors import DataError
+from engine.graph.model import build_model
 from engine.presets import get_preset
+from engine.probes.feature_maps import feature_map_frame, tile
+from engine.runtime.events import EpochMetrics, StepMetrics
 from engine.training.loop import NonFiniteLoss, TrainConfig, Training, evaluate
 
 

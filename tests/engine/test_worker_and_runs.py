@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from engine.errors import DataError
+from engine.graph.model import build_model
+from engine.io.runs import load_weights, save_run
+from engine.presets import get_preset
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.events import EngineError, RunState, StatusChanged, StepMetrics
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.io.runs import load_weights, save_run
+from engine.runtime.worker import EngineWorker
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
-from engine.runtime.worker import EngineWorker
 
 
 class Recorder:
@@ -173,7 +173,8 @@ def test_run_folder_round_trip_and_refusals(tmp_path):
         ("conv1", "conv2d", {"out_channels": 3, "kernel_size": 5}), ("flatten", "flatten", {}),
         ("fc3", "linear", {"out_features": 10})]))
     before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(DataError, match=r"do not fit this model: unexpected conv2.bias.*conv1.weight is \(6, 1, 5, 5\), the model needs \(3, 1, 5, 5\)"):
+    with pytest.raises(DataError, match=r"do not fit this model: unexpected conv2.bias.*"
+                                        r"conv1.weight is \(6, 1, 5, 5\), the model needs \(3, 1, 5, 5\)"):
         load_weights(other, tmp_path / "run" / "weights.safetensors")
     assert all(torch.equal(v, before[k]) for k, v in other.state_dict().items())
 

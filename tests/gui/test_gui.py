@@ -111,7 +111,7 @@ def test_bad_drops_get_a_message_and_change_nothing(qtbot, window, tmp_path):
                 "huge.png": "20,000 × 20,000 pixels"}
     for name, message in expected.items():
         drop(window.viewer, tmp_path / name)
-        qtbot.waitUntil(lambda: message in window.viewer.message.text(), timeout=10_000)
+        qtbot.waitUntil(lambda message=message: message in window.viewer.message.text(), timeout=10_000)
         assert "c0392b" in window.viewer.message.styleSheet()  # shown as an error
     qtbot.wait(200)
     assert window.viewer.frame is before  # the viewer still shows what it showed
