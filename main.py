@@ -114,7 +114,7 @@ def _memory_warning(spec, nodes) -> str | None:
 
 
 def cmd_summary(model: str, input_shape: str | None = None) -> None:
-    from engine.layers import fmt
+    from engine.spec.shapes import fmt
 
     spec = load_model_arg(model)
     if input_shape is not None:
@@ -176,7 +176,7 @@ def with_input_shape(spec, shape: tuple[int, ...]):
 
     from engine.errors import SpecError
     from engine.graph.model import infer_shapes
-    from engine.layers import fmt
+    from engine.spec.shapes import fmt
 
     old = spec.input_node
     new = dataclasses.replace(old, params={**old.params, "shape": list(shape)})

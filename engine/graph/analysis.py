@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import torch
 
 from engine.graph.model import GraphModel
-from engine.layers import LAYERS, Shape, Window, sliding_size
+from engine.layers import LAYERS
+from engine.layers.geometry import Window, sliding_size
 from engine.spec.model_spec import ModelSpec
+from engine.spec.shapes import Shape
 
 
 @dataclass(frozen=True)
@@ -46,18 +48,18 @@ def analyze(spec: ModelSpec) -> list[NodeReport]:
         node = spec.node(node_id)
         layer = LAYERS[node.type]
         params = layer.resolve(node.params)
-        ins = [shapes[s] for s in model.sources[node_id]]
+        in_shapes = [shapes[s] for s in model.sources[node_id]]
         out = shapes[node_id]
-        window = layer.window(params, ins[0]) if layer.window and ins else None
+        window = layer.window(params, in_shapes[0]) if layer.window and in_shapes else None
         n_params = sum(p.numel() for p in model.layers[node_id].parameters())
-        macs = layer.macs(params, ins, out) if layer.macs else 0
+        macs = layer.macs(params, in_shapes, out) if layer.macs else 0
         itemsize = 8 if node.type == "input" and params.get("dtype") == "int64" else 4
-        fields[node_id] = _field(node.type, params, out, ins, window, [fields[s] for s in model.sources[node_id]])
+        fields[node_id] = _field(node.type, params, out, in_shapes, window, [fields[s] for s in model.sources[node_id]])
         field = fields[node_id]
-        dense = math.prod(ins[0]) * math.prod(out) + math.prod(out) if window and n_params else None
+        dense = math.prod(in_shapes[0]) * math.prod(out) + math.prod(out) if window and n_params else None
         reports.append(NodeReport(
             node_id, node.type, out, n_params, macs, math.prod(out) * itemsize,
-            formula(node.type, params, ins, out, window), _number(max(field[0])) if field else None,
+            formula(node.type, params, in_shapes, out, window), _number(max(field[0])) if field else None,
             _number(max(field[1])) if field else None, dense))
     return reports
 
@@ -68,9 +70,9 @@ def _number(x: float) -> int | float:
 
 # ---- receptive fields ---------------------------------------------------------------------------
 
-def _field(kind: str, params: dict, out: Shape, ins: list[Shape], window: Window | None,
+def _field(layer_type: str, params: dict, out: Shape, in_shapes: list[Shape], window: Window | None,
            sources: list[_Field | None]) -> _Field | None:
-    if kind == "input":
+    if layer_type == "input":
         if len(out) < 2 or params.get("dtype") == "int64":
             return None
         return (1.0,) * (len(out) - 1), (1.0,) * (len(out) - 1)
@@ -90,7 +92,7 @@ def _field(kind: str, params: dict, out: Shape, ins: list[Shape], window: Window
                     tuple(j / s for j, s in zip(jump, window.stride)))
         return (tuple(r + d * (k - 1) * j for r, j, k, d in zip(size, jump, window.kernel, window.dilation)),
                 tuple(j * s for j, s in zip(jump, window.stride)))
-    if len(out) == len(ins[0]) and out[1:] == ins[0][1:]:  # shape-keeping layers do not move the field
+    if len(out) == len(in_shapes[0]) and out[1:] == in_shapes[0][1:]:  # shape-keeping layers do not move the field
         return size, jump
     return None
 
@@ -101,29 +103,29 @@ def _n(x: float) -> str:
     return f"{x:g}"
 
 
-def formula(kind: str, params: dict, ins: list[Shape], out: Shape, window: Window | None) -> str:
+def formula(layer_type: str, params: dict, in_shapes: list[Shape], out: Shape, window: Window | None) -> str:
     """The output size rule with the numbers substituted, e.g. ``W_out = (W − F + 2P)/S + 1 = … = 28``."""
-    if kind == "flatten" and len(ins[0]) > 1:
-        return f"features = {'·'.join(map(str, ins[0]))} = {out[0]}"
-    if kind == "linear":
-        n_in, n_out = ins[0][-1], params["out_features"]
+    if layer_type == "flatten" and len(in_shapes[0]) > 1:
+        return f"features = {'·'.join(map(str, in_shapes[0]))} = {out[0]}"
+    if layer_type == "linear":
+        n_in, n_out = in_shapes[0][-1], params["out_features"]
         if params["bias"]:
             return f"params = in·out + out = {n_in}·{n_out} + {n_out} = {n_in * n_out + n_out}"
         return f"params = in·out = {n_in}·{n_out} = {n_in * n_out}"
-    if window is None or kind.startswith(("global_", "adaptive_")):
+    if window is None or layer_type.startswith(("global_", "adaptive_")):
         return ""
     axes = ("L",) if len(window.kernel) == 1 else ("H", "W")
-    per_axis = [(a, ins[0][1 + i], window.kernel[i], window.stride[i], window.padding[i], window.dilation[i],
+    per_axis = [(a, in_shapes[0][1 + i], window.kernel[i], window.stride[i], window.padding[i], window.dilation[i],
                  window.output_padding[i] if window.output_padding else 0, out[1 + i]) for i, a in enumerate(axes)]
     if len(per_axis) == 2 and per_axis[0][1:] == per_axis[1][1:]:
         per_axis = per_axis[1:]  # square: one line for W says it all
-    pool = "pool" in kind
-    return "; ".join(_axis_formula(kind, pool, window, *axis) for axis in per_axis)
+    pool = "pool" in layer_type
+    return "; ".join(_axis_formula(layer_type, pool, window, *axis) for axis in per_axis)
 
 
-def _axis_formula(kind: str, pool: bool, w: Window, axis: str, size: int, k: int, s: float, p: int, d: int,
+def _axis_formula(layer_type: str, pool: bool, w: Window, axis: str, size: int, k: int, s: float, p: int, d: int,
                   op: int, result: int) -> str:
-    if kind == "upsample":
+    if layer_type == "upsample":
         return f"{axis}_out = ⌊{axis}·s⌋ = ⌊{size}·{_n(s)}⌋ = {result}"
     if w.transposed:
         return (f"{axis}_out = ({axis} − 1)·S − 2P + F + P_out = ({size} − 1)·{_n(s)} − {2 * p} + {k} + {op} "

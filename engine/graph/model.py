@@ -9,8 +9,9 @@ from torch import nn
 
 from engine.errors import SpecError
 from engine.graph import budget
-from engine.layers import LAYERS, InputShapeError, Shape, ShapeError, fmt
+from engine.layers import LAYERS
 from engine.spec.model_spec import ModelSpec
+from engine.spec.shapes import InputShapeError, Shape, ShapeError, fmt
 
 
 @dataclass(frozen=True)
@@ -95,14 +96,15 @@ def _infer(spec: ModelSpec, order: list[str], partial: bool) -> dict[str, Shape]
     return shapes
 
 
-def _check_ids(kind: str, takes_ids: bool, sources: list[str], ids_from: str | None) -> None:
+def _check_ids(layer_type: str, takes_ids: bool, sources: list[str], ids_from: str | None) -> None:
     """Integer ids (an int64 input) may flow only into layers that read ids, such as embedding."""
     reads_ids = [s for s in sources if s == ids_from]
     if takes_ids and len(reads_ids) != len(sources):
-        raise ShapeError(f"{kind} reads integer ids: connect it to the input node and set that node's "
+        raise ShapeError(f"{layer_type} reads integer ids: connect it to the input node and set that node's "
                          f"dtype to \"int64\"")
     if reads_ids and not takes_ids:
-        raise ShapeError(f"{kind} cannot read the integer ids of {ids_from} (dtype int64); put an embedding first")
+        raise ShapeError(f"{layer_type} cannot read the integer ids of {ids_from} (dtype int64); "
+                         f"put an embedding first")
 
 
 def input_dtype(spec: ModelSpec) -> torch.dtype:

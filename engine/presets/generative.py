@@ -59,7 +59,7 @@ def ae_denoising() -> ModelSpec:
                         "to reconstruct the clean ones (the loss compares with the uncorrupted input). Masking "
                         "noise as in Vincent et al. (2008). Unlike them: ReLU units, untied weights and no "
                         "stacking.",
-                        corrupt=[("corrupt", "noise", {"kind": "masking", "amount": 0.25})])
+                        corrupt=[("corrupt", "noise", {"noise": "masking", "amount": 0.25})])
 
 
 def vae() -> ModelSpec:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from engine.layers import fmt
 from engine.presets.preset import Preset
 from engine.spec.model_spec import ModelSpec
+from engine.spec.shapes import fmt
 
 STEPS, FEATURES, HIDDEN, OUTPUTS = 20, 8, 32, 5
 

@@ -45,7 +45,7 @@ from engine.runtime.commands import (
 )
 from engine.runtime.events import EngineError, EpochMetrics, Event, Metrics, RunState, StatusChanged
 from engine.spec.model_spec import ModelSpec
-from engine.layers import fmt
+from engine.spec.shapes import fmt
 from engine.training.loop import TrainConfig, Training
 
 log = logging.getLogger(__name__)

@@ -1,18 +1,22 @@
 """Exports reproduce the model: the generated source, TorchScript and ONNX give the same outputs as Lumen's."""
 
 import ast
+import cProfile
 import importlib
 import importlib.util
 import math
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from engine.errors import LumenError
 from engine.graph import model as graph
 from engine.io import export
-from engine.errors import LumenError
 from engine.layers import LAYERS, LayerType
 from engine.presets import Preset
 from engine.spec.model_spec import ModelSpec
@@ -56,6 +60,9 @@ def _same_outputs(a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
+SMALL = [n for n, p in PRESETS.items() if not _marks(p)]
+
+
 def test_every_preset_is_found():
     assert "lenet5" in PRESETS and len(PRESETS) >= 1
 
@@ -81,112 +88,94 @@ def test_python_source_reproduces_the_preset(name):
 def test_python_source_reads_step_by_step():
     source = export.to_python_source(PRESETS["lenet5"].make())
     assert "class LeNet5(nn.Module):" in source
-    assert "self.conv1 = nn.Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))" in source
+    assert ("self.conv1 = nn.Conv2d(in_channels=1, out_channels=6, kernel_size=(5, 5), stride=(1, 1),\n"
+            "                               padding=(2, 2), dilation=(1, 1))") in source
+    assert "self.fc1 = nn.Linear(in_features=400, out_features=120)" in source
+    init = source[source.index("def __init__(self):"):source.index("def forward(")]
+    assert max(len(line) for line in init.splitlines()) <= 104
     lines = [line.strip() for line in source.splitlines()]
     assert any(line.startswith("x_conv1 = self.conv1(x)") and line.endswith("# 6×28×28") for line in lines)
     assert any(line.startswith("x_fc1 = self.fc1(x_flatten)") and line.endswith("# 120") for line in lines)
     assert lines[lines.index("return x_fc3") - 1].startswith("x_fc3 = self.fc3(x_relu4)")
 
 
-# ---- a layer type defined outside engine/, with a module torch cannot print as code ------------------
+# ---- written from the registry: torch's classes, and engine/modules copied whole ---------------------
 
-_SCALES = {"half": lambda z: z * 0.5, "double": lambda z: z * 2}  # a table `repr` cannot write
-OFFSET = 0.25
+def test_python_source_is_written_from_the_layer_registry():
+    spec = ModelSpec.sequential("small", (1, 8, 8), [
+        ("conv", "conv2d", {"out_channels": 2, "kernel_size": 3, "padding": "same", "bias": False}),
+        ("pool", "minpool2d", {"kernel_size": 2}),
+        ("flat", "flatten", {}),
+        ("noise", "noise", {"noise": "masking", "amount": 0.25}),
+    ])
+    source = export.to_python_source(spec)
+    calls = re.sub(r",\n +", ", ", source)  # long calls are wrapped between arguments
+    # each node: its layer type's module class, called with layer.kwargs(params, input shapes) as literals
+    # (arguments equal to the constructor's default are left out)
+    assert ("self.conv = nn.Conv2d(in_channels=1, out_channels=2, kernel_size=(3, 3), stride=(1, 1), padding='same', "
+            "dilation=(1, 1), bias=False)\n") in calls
+    assert "self.pool = MinPool2d(kernel_size=(2, 2), padding=(0, 0))\n" in calls
+    assert "self.noise = Noise(noise='masking', amount=0.25)\n" in calls
+    # Lumen's own classes: their files copied whole, once each, their imports merged into the header
+    for module in ("pool", "autoencoder"):
+        text = (ROOT / "engine" / "modules" / f"{module}.py").read_text(encoding="utf-8")
+        body = text[text.index("\n\n\n") :].strip()  # after the docstring and imports
+        assert source.count(body) == 1, module
+    assert "import torch.nn.functional as F" in source and "from typing import Any" in source
+    assert source.index("from typing import Any") < source.index("import torch\n")  # standard library first
+    assert "engine" not in source.split('"""', 2)[2].replace("engine/modules", "")
 
 
-def _shifted(x: torch.Tensor) -> torch.Tensor:
-    return x + OFFSET
+def test_python_source_works_under_a_profiler():
+    """The exporter records nothing while models are built: a profiler (or debugger) running is no matter."""
+    source = cProfile.Profile().runcall(export.to_python_source, PRESETS["ae_sparse"].make())
+    assert "class SparseAutoencoder(nn.Module):" in source
 
 
-class ScaledMinPool(nn.Module):
-    """Min pooling then a named scale; stores a pool, not its constructor's arguments."""
+def test_exported_sources_name_only_what_they_define_or_import(tmp_path):
+    """Every small preset's file, run as a script in a fresh interpreter with warnings as errors: every name it
+    uses resolves (ae_sparse's used to need ``Any`` without importing it), and it runs a batch."""
+    names = [n for n in SMALL if not n.startswith(("rnn_", "gru_", "birnn_", "bilstm_"))]  # lstm_* stand for them
+    for name in names:
+        (tmp_path / f"{name}.py").write_text(export.to_python_source(PRESETS[name].make()), encoding="utf-8")
+    script = ("import runpy, sys\n"
+              "for name in sys.argv[1:]:\n"
+              "    runpy.run_path(name + '.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-W", "error", "-I", "-c", script, *names], capture_output=True,
+                            text=True, timeout=280, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("torch.Size([2") == len(names)
 
-    def __init__(self, size: int, scale: str = "half", *, shift: bool = False):
-        super().__init__()
-        self.pool = nn.MaxPool2d(size)
-        self.how = (scale, shift)
+
+def _test_layer(**changes) -> LayerType:
+    fields = {"name": "test_layer", "family": "dense", "description": "test only", "defaults": {}, "domains": {},
+              "infer": lambda params, in_shapes: in_shapes[0], "module": nn.Identity,
+              "kwargs": lambda params, in_shapes: {}}
+    return LayerType(**{**fields, **changes})
+
+
+class Opaque(nn.Module):
+    """A module class neither torch's nor one of engine/modules."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = _SCALES[self.how[0]](-self.pool(-x))
-        return _shifted(y) if self.how[1] else y
+        return x + 1
 
 
-class Mix(nn.Module):
-    """A merge with weights: a·x + (1 − a)·y."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.a = nn.Parameter(torch.rand(channels, 1, 1))
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.a * x + (1 - self.a) * y
-
-
-@pytest.fixture
-def extra_layers():
-    added = [
-        LayerType("test_scaled_minpool", "test only", {"size": 2, "scale": "double"},
-                  lambda p, ins: (ins[0][0], ins[0][1] // p["size"], ins[0][2] // p["size"]),
-                  lambda p, ins: ScaledMinPool(p["size"], p["scale"], shift=True)),
-        LayerType("test_mix", "test only", {}, lambda p, ins: ins[0], lambda p, ins: Mix(ins[0][0]), arity=None),
-    ]
-    for layer in added:
-        LAYERS[layer.name] = layer
-    yield
-    for layer in added:
-        del LAYERS[layer.name]
-
-
-def test_python_source_copies_custom_modules_and_their_helpers(extra_layers):
-    spec = ModelSpec.from_dict({
-        "format": "lumen.model", "version": 1, "name": "custom net", "nodes": [
-            {"id": "input", "type": "input", "params": {"shape": [2, 8, 8]}},
-            {"id": "block.0.pool", "type": "test_scaled_minpool", "params": {"size": 2}},
-            {"id": "block.0.conv", "type": "conv2d", "params": {"out_channels": 2, "kernel_size": 3, "padding": 1}},
-            {"id": "block.mix", "type": "test_mix", "params": {}},
-        ],
-        "edges": [["input", "block.0.pool"], ["block.0.pool", "block.0.conv"], ["block.0.pool", "block.mix"],
-                  ["block.0.conv", "block.mix"]],
-    })
-    torch.manual_seed(0)
-    model = graph.build_model(spec)
-    source = export.to_python_source(spec)
-    assert "ScaledMinPool(size=2, scale='double', shift=True)" in source  # the recorded call, not a repr
-    assert "x_block_mix = self.block['mix'](x_block_0_pool, x_block_0_conv)" in source
-    assert source.count("class ScaledMinPool(nn.Module):") == 1 and "def _shifted(" in source
-    copy = _run_source(source, "CustomNet")
-    assert list(copy.state_dict()) == list(model.state_dict()) == ["block.0.conv.weight", "block.0.conv.bias",
-                                                                     "block.mix.a"]
-    copy.load_state_dict(model.state_dict(), strict=True)
-    x = torch.randn(3, 2, 8, 8)
-    expected = 2 * -nn.functional.max_pool2d(-x, 2) + 0.25
-    torch.testing.assert_close(model(x), copy(x))
-    torch.testing.assert_close(model.layers["block.0.pool"](x), expected)
-
-
-def test_a_module_that_cannot_be_written_is_refused_naming_the_node():
-    class Opaque(nn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, x):
-            return self.fn(x)
-
-    LAYERS["test_opaque"] = LayerType("test_opaque", "test only", {}, lambda p, ins: ins[0],
-                                      lambda p, ins: Opaque(lambda z: z + 1))
-    try:
-        spec = ModelSpec.sequential("opaque", (4,), [("odd", "test_opaque", {})])
-        with pytest.raises(LumenError, match=r"^odd: cannot be written as Python source"):
-            export.to_python_source(spec)
-    finally:
-        del LAYERS["test_opaque"]
+@pytest.mark.parametrize("layer, reason", [
+    (_test_layer(module=Opaque), "its module class tests.engine.test_export.Opaque is neither torch's nor one of "
+                                 "engine/modules"),
+    (_test_layer(module=nn.Softplus, kwargs=lambda params, in_shapes: {"beta": torch.tensor(1.0)}),
+     "an argument of type Tensor"),
+])
+def test_a_module_that_cannot_be_written_is_refused_naming_the_node(monkeypatch, layer, reason):
+    monkeypatch.setitem(LAYERS, layer.name, layer)
+    spec = ModelSpec.sequential("opaque", (4,), [("odd", layer.name, {})])
+    with pytest.raises(LumenError) as error:
+        export.to_python_source(spec)
+    assert str(error.value) == f"odd: cannot be written as Python source ({reason})"
 
 
 # ---- TorchScript and ONNX ----------------------------------------------------------------------------
-
-SMALL = [n for n, p in PRESETS.items() if not _marks(p)]
-
 
 @pytest.mark.parametrize("name", SMALL)
 def test_torchscript_file_loads_and_matches(tmp_path, name):

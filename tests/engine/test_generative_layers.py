@@ -10,7 +10,7 @@ from torch.distributions import Normal, kl_divergence
 
 from engine.errors import SpecError
 from engine.graph.model import build_model, infer_shapes, summarize
-from engine.layers_generative import boltzmann_stack
+from engine.layers.boltzmann import boltzmann_stack
 from engine.presets.generative import GENERATIVE_PRESETS
 from engine.spec.model_spec import ModelSpec, Node
 
@@ -133,17 +133,26 @@ def test_bottleneck_penalty_matches_l1_and_the_autograd_jacobian(activation):
 
 def test_noise_is_the_identity_in_eval_mode():
     x = torch.rand(8, 1, 28, 28)
-    for kind, amount in (("gaussian", 0.5), ("masking", 0.5)):
-        layer = one_layer("noise", (1, 28, 28), kind=kind, amount=amount)
+    for noise, amount in (("gaussian", 0.5), ("masking", 0.5)):
+        layer = one_layer("noise", (1, 28, 28), noise=noise, amount=amount)
         layer.eval()
         assert torch.equal(layer(x), x)
         layer.train()
         assert not torch.equal(layer(x), x)
 
 
+def test_a_spec_file_with_the_old_noise_parameter_name_loads():
+    """The noise layer's parameter was called "kind" before it was called "noise"."""
+    data = ModelSpec.sequential("old", (4,), [("n", "noise", {"noise": "masking", "amount": 0.2})]).to_dict()
+    data["nodes"][1]["params"] = {"kind": "masking", "amount": 0.2}
+    spec = ModelSpec.from_dict(data)
+    assert spec.node("n").params == {"noise": "masking", "amount": 0.2}
+    assert build_model(spec).layers["n"].noise == "masking"
+
+
 def test_masking_noise_zeroes_a_fraction_and_leaves_the_rest():
     torch.manual_seed(4)
-    layer = one_layer("noise", (1000,), kind="masking", amount=0.3)
+    layer = one_layer("noise", (1000,), noise="masking", amount=0.3)
     x = torch.rand(20, 1000) + 1  # no zeros of its own
     y = layer(x)
     kept = y != 0
@@ -235,8 +244,8 @@ def test_boltzmann_stacks():
      "code: sparsity_weight must be ≥ 0, got -1"),
     ((8,), [("code", "bottleneck", {"code_size": 4, "contractive_weight": "high"})],
      "code: contractive_weight must be a number"),
-    ((8,), [("n", "noise", {"kind": "masking", "amount": 1.0})], "n: amount must be ≥ 0 and below 1, got 1.0"),
-    ((8,), [("n", "noise", {"kind": "salt"})], "n: kind must be one of \"gaussian\", \"masking\""),
+    ((8,), [("n", "noise", {"noise": "masking", "amount": 1.0})], "n: amount must be ≥ 0 and below 1, got 1.0"),
+    ((8,), [("n", "noise", {"noise": "salt"})], "n: noise must be one of \"gaussian\", \"masking\""),
 ])
 def test_bad_generative_specs_name_the_node_and_the_reason(input_shape, layers, message):
     with pytest.raises(SpecError) as error:

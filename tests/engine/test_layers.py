@@ -14,13 +14,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from engine.graph.analysis import analyze
 from engine.errors import SpecError
 from engine.graph.model import build_model, example_input, infer_shapes
-from engine.layers import LAYERS, is_kind, param_kinds
+from engine.layers import LAYERS, in_domain, param_domains
 from engine.presets import get_preset
 from engine.spec.model_spec import ModelSpec, Node
 
 
-def one_layer(kind: str, params: dict, shape: tuple, dtype: str | None = None) -> ModelSpec:
-    spec = ModelSpec.sequential("one", shape, [("layer", kind, params)])
+def one_layer(layer_type: str, params: dict, shape: tuple, dtype: str | None = None) -> ModelSpec:
+    spec = ModelSpec.sequential("one", shape, [("layer", layer_type, params)])
     if dtype:
         spec = ModelSpec(spec.name, (Node("input", "input", {"shape": list(shape), "dtype": dtype}),
                                      *spec.nodes[1:]), spec.edges)
@@ -81,9 +81,9 @@ SHAPE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind, params, shape", SHAPE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(SHAPE_CASES)])
-def test_inferred_shape_equals_the_real_tensor(kind, params, shape):
-    spec = one_layer(kind, params, shape)
+@pytest.mark.parametrize("layer_type, params, shape", SHAPE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(SHAPE_CASES)])
+def test_inferred_shape_equals_the_real_tensor(layer_type, params, shape):
+    spec = one_layer(layer_type, params, shape)
     recorded = run(spec)
     assert tuple(recorded["layer"].shape[1:]) == infer_shapes(spec)["layer"]
 
@@ -202,17 +202,16 @@ def test_bad_layers_are_refused_with_the_node_and_the_reason(spec, message):
     assert str(error.value).startswith(message), str(error.value)
 
 
-def test_param_kinds_describe_every_parameter_for_the_property_editor():
-    assert param_kinds("conv2d") == {"out_channels": "posint", "kernel_size": "int_or_pair", "stride": "int_or_pair",
+def test_param_domains_describe_every_parameter_for_the_property_editor():
+    assert param_domains("conv2d") == {"out_channels": "posint", "kernel_size": "int_or_pair", "stride": "int_or_pair",
                                      "padding": "pair_or_same", "dilation": "int_or_pair", "groups": "posint",
                                      "bias": "bool"}
-    assert param_kinds("upsample")["mode"] == "choice:nearest|bilinear"
-    assert param_kinds("input") == {"shape": "shape", "dtype": "choice:float32|int64"}
-    for layer in LAYERS.values():
-        assert set(param_kinds(layer)) == set(layer.defaults)
-        if layer.infer.__module__ == "engine.layers":
-            for key, default in layer.defaults.items():  # every default is a legal value of its own kind
-                assert default is None or is_kind(default, layer.kind(key)), (layer.name, key)
+    assert param_domains("upsample")["mode"] == "choice:nearest|bilinear"
+    assert param_domains("input") == {"shape": "shape", "dtype": "choice:float32|int64"}
+    for layer in LAYERS.values():  # every layer declares a domain for each of its parameters
+        assert list(param_domains(layer)) == list(layer.defaults)
+        for key, default in layer.defaults.items():  # every default is a legal value of its own domain
+            assert default is None or in_domain(default, layer.domains[key]), (layer.name, key)
 
 
 # ---- analysis -----------------------------------------------------------------------------------
@@ -242,22 +241,22 @@ def test_lenet_formulas_receptive_fields_and_dense_equivalents():
     assert report["conv1"].activation_bytes == 6 * 28 * 28 * 4
 
 
-@pytest.mark.parametrize("kind, params, shape", [
+@pytest.mark.parametrize("layer_type, params, shape", [
     ("conv2d", {"out_channels": 6, "kernel_size": 3, "stride": 2, "groups": 2, "dilation": 2}, (4, 11, 11)),
     ("conv2d", {"out_channels": 8, "kernel_size": [3, 1], "groups": 8, "padding": "same"}, (8, 6, 7)),
     ("conv1d", {"out_channels": 5, "kernel_size": 4, "stride": 3}, (2, 17)),
     ("conv_transpose2d", {"out_channels": 5, "kernel_size": 4, "stride": 2, "padding": 1}, (3, 7, 7)),
     ("linear", {"out_features": 9}, (4, 6)),
 ])
-def test_macs_equal_torch_flop_counter(kind, params, shape):
-    spec = one_layer(kind, params, shape)
+def test_macs_equal_torch_flop_counter(layer_type, params, shape):
+    spec = one_layer(layer_type, params, shape)
     model = build_model(spec)
     with FlopCounterMode(display=False) as counter:
         model(torch.rand(1, *shape))
     assert _by_id(spec)["layer"].macs * 2 == counter.get_total_flops()  # torch counts a MAC as 2 FLOPs
 
 
-@pytest.mark.parametrize("kind, params, shape, formula", [
+@pytest.mark.parametrize("layer_type, params, shape, formula", [
     ("conv2d", {"out_channels": 1, "kernel_size": 5, "stride": 2}, (1, 32, 32),
      "W_out = ⌊(W − F + 2P)/S⌋ + 1 = ⌊(32 − 5 + 0)/2⌋ + 1 = 14"),
     ("conv2d", {"out_channels": 1, "kernel_size": 3, "dilation": 2, "padding": 1}, (1, 32, 32),
@@ -277,8 +276,8 @@ def test_macs_equal_torch_flop_counter(kind, params, shape):
      "W_out = (W − 1)·S − 2P + F + P_out = (7 − 1)·2 − 2 + 4 + 0 = 14"),
     ("upsample", {"scale_factor": 1.5}, (1, 7, 7), "W_out = ⌊W·s⌋ = ⌊7·1.5⌋ = 10"),
 ])
-def test_formulas_substitute_the_numbers_and_agree_with_torch(kind, params, shape, formula):
-    spec = one_layer(kind, params, shape)
+def test_formulas_substitute_the_numbers_and_agree_with_torch(layer_type, params, shape, formula):
+    spec = one_layer(layer_type, params, shape)
     report = _by_id(spec)["layer"]
     assert report.formula == formula
     assert int(formula.rsplit("= ", 1)[1]) == run(spec)["layer"].shape[-1]
@@ -349,10 +348,10 @@ def _pair(draw, lo, hi):
 @st.composite
 def image_layer(draw):
     """One layer that reads and writes an image; parameters may or may not fit the image they get."""
-    kind = draw(st.sampled_from(["conv2d", "conv2d", "conv_transpose2d", "upsample", "maxpool2d", "avgpool2d",
+    layer_type = draw(st.sampled_from(["conv2d", "conv2d", "conv_transpose2d", "upsample", "maxpool2d", "avgpool2d",
                                  "minpool2d", "lppool2d", "adaptive_avgpool2d", "adaptive_maxpool2d", "relu",
                                  "leaky_relu", "gelu", "batchnorm2d", "lrn", "dropout"]))
-    if kind == "conv2d":
+    if layer_type == "conv2d":
         params = {"out_channels": draw(st.integers(1, 4)), "kernel_size": _pair(draw, 1, 5),
                   "stride": draw(st.integers(1, 3)), "dilation": draw(st.integers(1, 2)),
                   "padding": draw(st.one_of(st.integers(0, 2), st.just("same")))}
@@ -360,26 +359,26 @@ def image_layer(draw):
             params["stride"] = 1
         if draw(st.booleans()):
             params["groups"] = params["out_channels"] = draw(st.integers(1, 3))  # depthwise when it matches
-    elif kind == "conv_transpose2d":
+    elif layer_type == "conv_transpose2d":
         stride = draw(st.integers(1, 3))
         params = {"out_channels": draw(st.integers(1, 3)), "kernel_size": draw(st.integers(1, 4)), "stride": stride,
                   "padding": draw(st.integers(0, 1)), "output_padding": draw(st.integers(0, stride - 1))}
-    elif kind == "upsample":
+    elif layer_type == "upsample":
         params = {"scale_factor": draw(st.sampled_from([1, 2, 1.5])),
                   "mode": draw(st.sampled_from(["nearest", "bilinear"]))}
-    elif kind in ("maxpool2d", "avgpool2d", "minpool2d", "lppool2d"):
+    elif layer_type in ("maxpool2d", "avgpool2d", "minpool2d", "lppool2d"):
         k = draw(st.integers(1, 4))
         params = {"kernel_size": k, "stride": draw(st.one_of(st.none(), st.integers(1, 3))),
                   "ceil_mode": draw(st.booleans())}
-        if kind != "lppool2d":
+        if layer_type != "lppool2d":
             params["padding"] = draw(st.integers(0, k // 2))
-    elif kind.startswith("adaptive"):
+    elif layer_type.startswith("adaptive"):
         params = {"output_size": _pair(draw, 1, 4)}
-    elif kind == "lrn":
+    elif layer_type == "lrn":
         params = {"size": draw(st.integers(1, 4))}
     else:
         params = {}
-    return kind, params
+    return layer_type, params
 
 
 @st.composite
@@ -411,8 +410,8 @@ def dags(draw):
             elif near:
                 try_add(Node(f"n{i}", "concat"), [a, draw(st.sampled_from(near))])
             continue
-        kind, params = draw(image_layer())
-        try_add(Node(f"n{i}", kind, params), [draw(st.sampled_from(existing))])
+        layer_type, params = draw(image_layer())
+        try_add(Node(f"n{i}", layer_type, params), [draw(st.sampled_from(existing))])
     sources = {s for s, _ in edges}
     ends = [n.id for n in nodes if n.id not in sources]
     for end in ends:
@@ -473,9 +472,9 @@ def test_random_bad_parameters_are_refused_with_the_node_named(spec, data):
 def test_random_merges_of_mismatched_nodes_are_refused_naming_the_merge(spec, data):
     shapes = infer_shapes(spec)
     a, b = data.draw(st.lists(st.sampled_from(list(shapes)), min_size=2, max_size=2, unique=True))
-    kind = data.draw(st.sampled_from(["add", "concat"]))
+    layer_type = data.draw(st.sampled_from(["add", "concat"]))
     keep = {n.id for n in _subgraph(spec, a).nodes} | {n.id for n in _subgraph(spec, b).nodes}
-    merged = ModelSpec(spec.name, (*(n for n in spec.nodes if n.id in keep), Node("m", kind)),
+    merged = ModelSpec(spec.name, (*(n for n in spec.nodes if n.id in keep), Node("m", layer_type)),
                        (*(e for e in spec.edges if e[1] in keep), (a, "m"), (b, "m")))
     try:
         got = infer_shapes(merged)

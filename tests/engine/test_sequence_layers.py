@@ -13,9 +13,9 @@ from engine.spec.model_spec import ModelSpec
 PRESETS = {p.name: p for p in SEQUENCE_PRESETS}
 
 
-def one_layer(kind: str, input_shape=(7, 3), **params) -> nn.Module:
-    """The built module of a single-layer spec: input → <kind> node "layer"."""
-    model = build_model(ModelSpec.sequential("t", input_shape, [("layer", kind, params)]))
+def one_layer(layer_type: str, input_shape=(7, 3), **params) -> nn.Module:
+    """The built module of a single-layer spec: input → <layer_type> node "layer"."""
+    model = build_model(ModelSpec.sequential("t", input_shape, [("layer", layer_type, params)]))
     return model.layers["layer"]
 
 
@@ -161,10 +161,10 @@ def test_seq_pool_and_repeat():
 
 def test_recurrent_multiply_accumulates():
     # per step and direction: gates · H · (input + H), layer 0 reading F features, layer 1 reading 2H
-    p = LAYERS["lstm"].resolve({"hidden_size": 4, "num_layers": 2, "bidirectional": True})
-    assert LAYERS["lstm"].macs(p, [(7, 3)], (7, 8)) == 7 * 2 * (4 * 4 * (3 + 4) + 4 * 4 * (8 + 4))
-    p = LAYERS["rnn"].resolve({"hidden_size": 5})
-    assert LAYERS["rnn"].macs(p, [(7, 3)], (7, 5)) == 7 * 5 * (3 + 5)
+    params = LAYERS["lstm"].resolve({"hidden_size": 4, "num_layers": 2, "bidirectional": True})
+    assert LAYERS["lstm"].macs(params, [(7, 3)], (7, 8)) == 7 * 2 * (4 * 4 * (3 + 4) + 4 * 4 * (8 + 4))
+    params = LAYERS["rnn"].resolve({"hidden_size": 5})
+    assert LAYERS["rnn"].macs(params, [(7, 3)], (7, 5)) == 7 * 5 * (3 + 5)
 
 
 # ---- refusals -----------------------------------------------------------------------------------
