@@ -15,7 +15,7 @@ from engine.runtime.events import RunState
 from engine.layers import LAYERS
 from engine.presets import get_preset
 from engine.spec.model_spec import ModelSpec, Node
-from gui.panes.builder import edits
+from gui.panes.builder import edits, style
 from gui.panes.builder.canvas import NODE_H, NODE_W
 from gui.panes.builder.layout import layered
 from gui.panes.builder.pane import BuilderPane
@@ -48,7 +48,8 @@ def port_pos(pane, node_id, kind):
 
 
 def send_drop(widget, mime, pos):
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, enter)
     drop = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                       Qt.KeyboardModifier.NoModifier)
@@ -178,13 +179,13 @@ def test_rename_is_validated_and_undoable(pane):
 
 
 def test_delete_and_undo(qtbot, pane):
-    original, positions = pane.doc.spec, dict(pane.doc.state.positions)
+    original, positions = pane.doc.spec, dict(pane.doc.snapshot.positions)
     pane.scene.select_nodes(["conv2"])
     pane.delete_action.trigger()
     assert "conv2" not in pane.scene.nodes and len(pane.scene.edges) == 10
     assert not pane.doc.valid and "found 2: pool1, fc3" in pane.problem.text()  # two loose ends now
     pane.undo_action.trigger()
-    assert pane.doc.spec == original and pane.doc.state.positions == positions
+    assert pane.doc.spec == original and pane.doc.snapshot.positions == positions
     # The same from the keyboard: Del on the canvas, Ctrl+Z.
     pane.activateWindow()
     pane.view.setFocus()
@@ -213,7 +214,7 @@ def test_moving_a_node_is_undoable(qtbot, pane):
     qtbot.mouseMove(viewport, start + QPoint(120, 20))
     qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=start + QPoint(120, 20))
     qtbot.waitUntil(lambda: pane.undo_stack.count() == 1, timeout=3000)
-    assert pane.doc.state.positions["fc2"][0] > before.x() + 50
+    assert pane.doc.snapshot.positions["fc2"][0] > before.x() + 50
     pane.undo_stack.undo()
     assert pane.scene.nodes["fc2"].pos() == before
 
@@ -381,7 +382,7 @@ def test_layout_of_a_hundred_nodes_is_fast_and_overlap_free():
             assert abs(x - x2) >= NODE_W or abs(y - y2) >= NODE_H
 
 
-def test_typed_values_are_read_by_kind():
+def test_typed_values_are_read_by_domain():
     from gui.panes.builder.properties import parse_value
 
     assert parse_value("5", "int_or_pair") == 5
@@ -392,3 +393,26 @@ def test_typed_values_are_read_by_kind():
     for bad in ("3, x", "3,", "a×b"):
         with pytest.raises(ValueError, match="whole numbers"):
             parse_value(bad, "int_or_pair")
+
+
+def test_every_layer_family_has_a_palette_group_and_a_colour(pane):
+    for layer in LAYERS.values():
+        assert layer.family in style.FAMILIES, layer.name
+        assert style.family(layer.name) == style.FAMILIES[layer.family]
+    assert style.family("from_a_newer_lumen") == style.OTHER
+    groups = {pane.palette.tree.topLevelItem(i).text(0): pane.palette.tree.topLevelItem(i)
+              for i in range(pane.palette.tree.topLevelItemCount())}
+    assert list(groups) == [group for group, _ in style.FAMILIES.values()]  # in the table's order, none empty
+    autoencoder = groups["Autoencoder"]
+    assert {autoencoder.child(i).text(0) for i in range(autoencoder.childCount())} == \
+        {"bottleneck", "noise", "variational_bottleneck"}  # by family, whatever the names say
+
+
+def test_every_required_parameter_has_a_starting_value_and_no_other_does():
+    required = {key for layer in LAYERS.values() for key, default in layer.defaults.items()
+                if default is None and key not in layer.optional}
+    assert set(edits.STARTERS) == required
+    spec = ModelSpec.sequential("s", (1, 28, 28), [])
+    for layer_type in LAYERS:
+        node = edits.new_node(spec, layer_type)
+        LAYERS[layer_type].resolve(node.params)  # every parameter present and in its domain

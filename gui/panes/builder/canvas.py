@@ -11,8 +11,9 @@ from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QPainter, QPainterPath,
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QGraphicsScene,
                                QGraphicsSceneMouseEvent, QGraphicsView, QStyleOptionGraphicsItem, QWidget)
 
-from engine.layers import LAYERS, fmt
+from engine.layers import LAYERS
 from engine.spec.model_spec import Node
+from engine.spec.shapes import fmt
 from gui.panes.builder.document import SpecDocument
 from gui.panes.builder.layout import NODE_H, NODE_W
 from gui.panes.builder.style import family
@@ -41,14 +42,14 @@ def param_summary(node: Node) -> str:
 
 
 class PortItem(QGraphicsEllipseItem):
-    def __init__(self, node: NodeItem, kind: str, centre: QPointF):
+    def __init__(self, node: NodeItem, direction: str, centre: QPointF):
         super().__init__(-PORT_R, -PORT_R, 2 * PORT_R, 2 * PORT_R, node)
-        self.node_id, self.kind = node.node.id, kind  # kind: "in" or "out"
+        self.node_id, self.direction = node.node.id, direction  # "in" or "out"
         self.setPos(centre)
         self.setBrush(QColor("#ffffff"))
         self.setPen(QPen(QColor("#5c6770"), 1.4))
-        self.setCursor(Qt.CursorShape.CrossCursor if kind == "out" else Qt.CursorShape.ArrowCursor)
-        self.setToolTip("Drag from here to another node's input to connect" if kind == "out" else "input")
+        self.setCursor(Qt.CursorShape.CrossCursor if direction == "out" else Qt.CursorShape.ArrowCursor)
+        self.setToolTip("Drag from here to another node's input to connect" if direction == "out" else "input")
 
 
 class NodeItem(QGraphicsItem):
@@ -224,17 +225,17 @@ class BuilderScene(QGraphicsScene):
         self.nodes, self.edges, self._wire = {}, {}, None
         self.blockSignals(True)  # no selectionChanged for items going away; the pane refreshes after a rebuild
         self.clear()
-        doc, state = self.doc, self.doc.state
+        doc, snapshot = self.doc, self.doc.snapshot
         bad = doc.error.node if doc.error else None
-        for node in state.spec.nodes:
+        for node in snapshot.spec.nodes:
             item = NodeItem(node, doc.shapes.get(node.id), doc.error.reason if node.id == bad else None)
-            item.setPos(QPointF(*state.positions[node.id]))
+            item.setPos(QPointF(*snapshot.positions[node.id]))
             item.setSelected(node.id in selected_nodes)
             self.addItem(item)
             self.nodes[node.id] = item
-        for src, dst in state.spec.edges:
+        for src, dst in snapshot.spec.edges:
             shape = doc.shapes.get(src)
-            edge = EdgeItem(self.nodes[src], self.nodes[dst], state.routes.get((src, dst), []),
+            edge = EdgeItem(self.nodes[src], self.nodes[dst], snapshot.routes.get((src, dst), []),
                             fmt(shape) if shape else "")
             edge.setSelected((src, dst) in selected_edges)
             self.addItem(edge)
@@ -258,7 +259,7 @@ class BuilderScene(QGraphicsScene):
     # ---- connecting by dragging from an output port ----------------------------------------------------
     def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         hit = self.itemAt(event.scenePos(), self.views()[0].transform() if self.views() else QTransform())
-        if event.button() == Qt.MouseButton.LeftButton and isinstance(hit, PortItem) and hit.kind == "out":
+        if event.button() == Qt.MouseButton.LeftButton and isinstance(hit, PortItem) and hit.direction == "out":
             self._wire_from = hit.node_id
             self._wire = self.addPath(QPainterPath(), QPen(SELECTED, 2, Qt.PenStyle.DashLine))
             self._wire.setZValue(3)
@@ -293,7 +294,7 @@ class BuilderScene(QGraphicsScene):
             return
         super().mouseReleaseEvent(event)
         moved = {i: (item.pos().x(), item.pos().y()) for i, item in self.nodes.items()
-                 if (item.pos().x(), item.pos().y()) != tuple(self.doc.state.positions.get(i, (0.0, 0.0)))}
+                 if (item.pos().x(), item.pos().y()) != tuple(self.doc.snapshot.positions.get(i, (0.0, 0.0)))}
         if moved:
             QTimer.singleShot(0, lambda: self.nodes_moved.emit(moved))
 

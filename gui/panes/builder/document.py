@@ -1,6 +1,6 @@
 """The edited model: a spec, where each node is drawn, and what validation says about it.
 
-Every change goes through ``set_state`` (called by the undo commands), which re-validates the spec —
+Every change goes through ``set_snapshot`` (called by the undo commands), which re-validates the spec —
 ``infer_shapes`` is cheap, shape arithmetic only — and emits ``changed``. Views never edit the spec.
 """
 
@@ -12,16 +12,16 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.errors import SpecError
 from engine.graph.model import infer_shapes, partial_shapes
-from engine.layers import Shape
 from engine.spec.model_spec import ModelSpec
+from engine.spec.shapes import Shape
 from gui.panes.builder.layout import Point, layered
 
 Route = dict[tuple[str, str], list[Point]]
 
 
 @dataclass(frozen=True)
-class State:
-    """One undoable state: specs are immutable, so a state is a cheap snapshot."""
+class Snapshot:
+    """One undoable state of the document: specs are immutable, so a snapshot is cheap."""
     spec: ModelSpec
     positions: dict[str, Point] = field(default_factory=dict)
     routes: Route = field(default_factory=dict)  # bend points of long edges, from the last auto-layout
@@ -32,28 +32,28 @@ class SpecDocument(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self.state = State(ModelSpec("untitled", (), ()))
+        self.snapshot = Snapshot(ModelSpec("untitled", (), ()))
         self.shapes: dict[str, Shape] = {}
         self.error: SpecError | None = None
 
     @property
     def spec(self) -> ModelSpec:
-        return self.state.spec
+        return self.snapshot.spec
 
     @property
     def valid(self) -> bool:
         return self.error is None and bool(self.spec.nodes)
 
-    def laid_out(self, spec: ModelSpec) -> State:
+    def laid_out(self, spec: ModelSpec) -> Snapshot:
         positions, routes = layered(spec)
-        return State(spec, positions, routes)
+        return Snapshot(spec, positions, routes)
 
-    def set_state(self, state: State) -> None:
-        spec_changed = state.spec != self.state.spec
+    def set_snapshot(self, snapshot: Snapshot) -> None:
+        spec_changed = snapshot.spec != self.snapshot.spec
         # A node without a position (e.g. from a file) gets one from a fresh layout.
-        if any(n.id not in state.positions for n in state.spec.nodes):
-            state = self.laid_out(state.spec)
-        self.state = state
+        if any(n.id not in snapshot.positions for n in snapshot.spec.nodes):
+            snapshot = self.laid_out(snapshot.spec)
+        self.snapshot = snapshot
         if spec_changed or not self.shapes:
             self._validate()
         self.changed.emit(spec_changed)

@@ -17,11 +17,11 @@ from engine.layers import LAYERS
 from engine.spec.model_spec import ModelSpec, Node
 
 FRAGMENT_FORMAT = "lumen.fragment"
-# Starting values for required parameters, so a node dropped from the palette is usable at once.
+# Starting values for the required parameters (default None) of layer types, so a node dropped from the
+# palette is usable at once; a test checks every required parameter has one and every key is required somewhere.
 STARTERS: dict[str, Any] = {"out_channels": 16, "kernel_size": 3, "out_features": 10, "shape": [1, 28, 28],
-                            "hidden_size": 32, "num_embeddings": 1000, "embedding_dim": 32, "size": 32,
-                            "num_features": 16, "latent": 16, "latent_dim": 16, "hidden": 32,
-                            "output_size": 1, "scale_factor": 2, "steps": 4, "units": 32, "out_size": 1}
+                            "hidden_size": 32, "num_embeddings": 1000, "embedding_dim": 32, "steps": 4,
+                            "code_size": 32, "latent_size": 8}
 
 
 class EditError(ValueError):

@@ -46,21 +46,21 @@ class Palette(QWidget):
         self.populate()
 
     def populate(self) -> None:
-        """(Re)list LAYERS; layer modules may register types after the window opens."""
+        """(Re)list LAYERS, grouped by family in the order of ``style.FAMILIES``."""
         self.tree.clear()
         groups: dict[str, QTreeWidgetItem] = {}
         for name in sorted(LAYERS, key=lambda n: (FAMILY_ORDER.index(family(n)[0]), n)):
-            fam, colour = family(name)
-            if fam not in groups:
-                group = QTreeWidgetItem(self.tree, [fam])
+            group_name, colour = family(name)
+            if group_name not in groups:
+                group = QTreeWidgetItem(self.tree, [group_name])
                 group.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 group.setForeground(0, QBrush(QColor(colour)))
                 font = group.font(0)
                 font.setBold(True)
                 group.setFont(0, font)
-                groups[fam] = group
+                groups[group_name] = group
             description = LAYERS[name].description
-            item = QTreeWidgetItem(groups[fam], [name])
+            item = QTreeWidgetItem(groups[group_name], [name])
             item.setData(0, TYPE_ROLE, name)
             item.setToolTip(0, f"<b>{name}</b><br>{description}<br><i>drag onto the canvas, or double-click</i>")
             item.setStatusTip(0, description)

@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScr
 
 from engine.graph.analysis import analyze
 from engine.errors import SpecError
-from engine.layers import fmt
 from engine.presets import PRESETS, get_preset
 from engine.spec.model_spec import ModelSpec
+from engine.spec.shapes import fmt
 from gui.panes.builder import commands, edits
 from gui.panes.builder.canvas import BuilderScene, BuilderView
 from gui.panes.builder.document import SpecDocument
@@ -146,12 +146,12 @@ class BuilderPane(QWidget):
     def show_spec(self, spec: ModelSpec) -> bool:
         """Start editing ``spec`` and announce it; a bad spec shows its message and changes nothing."""
         candidate = SpecDocument()  # validated aside, so a bad spec leaves the edited one untouched
-        candidate.set_state(candidate.laid_out(spec))
+        candidate.set_snapshot(candidate.laid_out(spec))
         if candidate.error is not None:
             self._refuse(str(candidate.error))
             return False
         self.undo_stack.clear()
-        self.doc.set_state(candidate.state)
+        self.doc.set_snapshot(candidate.snapshot)
         self._edit_timer.stop()  # a loaded model is announced as chosen, not as edited
         self.presets.setCurrentIndex(self.presets.findText(spec.name, Qt.MatchFlag.MatchStartsWith))  # -1: custom
         self.view.show_all()
@@ -200,7 +200,7 @@ class BuilderPane(QWidget):
         source = selected[0] if at is None and len(selected) == 1 else None
         if at is None:
             if source:
-                x, y = self.doc.state.positions[source]
+                x, y = self.doc.snapshot.positions[source]
                 at = QPointF(x, y + NODE_H + GAP_Y)
             else:
                 at = self.view.mapToScene(self.view.viewport().rect().center())
@@ -235,7 +235,7 @@ class BuilderPane(QWidget):
         ids = set(self.scene.selected_node_ids())
         if not ids:
             return
-        frag = edits.fragment(self.doc.spec, ids, self.doc.state.positions)
+        frag = edits.fragment(self.doc.spec, ids, self.doc.snapshot.positions)
         data = QMimeData()
         text = json.dumps(frag, indent=2)
         data.setData(FRAGMENT_MIME, text.encode())

@@ -1,5 +1,5 @@
-"""The property editor: the selected node's id and parameters, one editor per parameter kind
-(``engine.layers.param_kinds``). It only reports edits; the pane makes them undoable commands."""
+"""The property editor: the selected node's id and parameters, one editor per parameter domain
+(``engine.layers.param_domains``). It only reports edits; the pane makes them undoable commands."""
 
 from __future__ import annotations
 
@@ -11,30 +11,11 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from engine import layers
-from engine.layers import LAYERS, fmt
+from engine.layers import LAYERS, param_domains
 from engine.spec.model_spec import Node
+from engine.spec.shapes import fmt
 
 SPIN_MAX = 1_000_000
-
-
-def kinds_of(layer_type: str) -> dict[str, str]:
-    layer = LAYERS[layer_type]
-    if hasattr(layers, "param_kinds"):
-        return layers.param_kinds(layer_type)
-    return {key: _kind_from_value(value) for key, value in layer.defaults.items()}  # older engines
-
-
-def _kind_from_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "posint" if value > 0 else "nonneg"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, list):
-        return "shape"
-    return "any"
 
 
 def format_value(value: Any) -> str:
@@ -45,23 +26,23 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def parse_value(text: str, kind: str) -> Any:
+def parse_value(text: str, domain: str) -> Any:
     """Text typed into a field → a JSON value; ValueError with a readable message if it is none."""
     text = text.strip()
     if text == "":
         return None
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
-    if kind in ("int_or_same", "pair_or_same") and text.strip("\"'") == "same":
+    if domain in ("int_or_same", "pair_or_same") and text.strip("\"'") == "same":
         return "same"
-    if kind in ("shape", "int_or_pair", "nonneg_or_pair", "pair_or_same") or "," in text:
+    if domain in ("shape", "int_or_pair", "nonneg_or_pair", "pair_or_same") or "," in text:
         # "5, 3", "[5, 3]", "5×3" and "5x3" all mean [5, 3]
         parts = [p.strip() for p in re.split(r",|×|(?<=\d)\s*x(?=\s*\d)", text.strip("[]() "))]
         try:
             numbers = [int(p) for p in parts]
         except ValueError:
             raise ValueError(f"{text!r} is not a list of whole numbers") from None
-        return numbers if len(numbers) > 1 or kind == "shape" else numbers[0]
+        return numbers if len(numbers) > 1 or domain == "shape" else numbers[0]
     for convert in (int, float):
         try:
             return convert(text)
@@ -114,11 +95,11 @@ class PropertyEditor(QWidget):
         self.id_edit.editingFinished.connect(self._rename)
         form.addRow("id", self.id_edit)
         if layer is not None:
-            kinds = kinds_of(node.type)
+            domains = param_domains(layer)
             for key, default in layer.defaults.items():
                 value = node.params.get(key, default)
-                editor = self._editor(key, kinds.get(key, "any"), value, default)
-                editor.setToolTip(f"{key}: {kinds.get(key, 'any')}" + ("" if default is None else f" (default {default})"))
+                editor = self._editor(key, domains[key], value, default)
+                editor.setToolTip(f"{key}: {domains[key]}" + ("" if default is None else f" (default {default})"))
                 form.addRow(key, editor)
                 self.editors[key] = editor
         self._layout.insertWidget(1, host)
@@ -126,22 +107,24 @@ class PropertyEditor(QWidget):
         if focused in self.editors:
             self.editors[focused].setFocus()
 
-    def _editor(self, key: str, kind: str, value: Any, default: Any) -> QWidget:
-        emit = lambda v, key=key: self.node and self.param_edited.emit(self.node.id, key, v)  # noqa: E731
-        if kind == "bool" and isinstance(value, bool):
+    def _editor(self, key: str, domain: str, value: Any, default: Any) -> QWidget:
+        def emit(v: Any, key: str = key) -> None:
+            if self.node:
+                self.param_edited.emit(self.node.id, key, v)
+        if domain == "bool" and isinstance(value, bool):
             box = QCheckBox()
             box.setChecked(value)
             box.toggled.connect(emit)
             return box
-        if kind.startswith("choice:"):
+        if domain.startswith("choice:"):
             combo = QComboBox()
-            combo.addItems(kind[len("choice:"):].split("|"))
+            combo.addItems(domain[len("choice:"):].split("|"))
             combo.setCurrentText(str(value))
             combo.activated.connect(lambda _, c=combo: emit(c.currentText()))
             return combo
-        if kind in ("posint", "nonneg") and (value is None or isinstance(value, int)):
+        if domain in ("posint", "nonneg") and (value is None or isinstance(value, int)):
             # The lowest value stands for "unset" (None) where the default allows it.
-            low = (1 if kind == "posint" else 0) - (1 if default is None else 0)
+            low = (1 if domain == "posint" else 0) - (1 if default is None else 0)
             spin = QSpinBox(minimum=low, maximum=SPIN_MAX, keyboardTracking=False)
             if default is None:
                 spin.setSpecialValueText("—")
@@ -151,9 +134,9 @@ class PropertyEditor(QWidget):
         line = QLineEdit(format_value(value))
         line.setPlaceholderText("default" if default is None else format_value(default))
 
-        def commit(line=line, kind=kind, current=value):
+        def commit(line: QLineEdit = line, domain: str = domain, current: Any = value) -> None:
             try:
-                parsed = parse_value(line.text(), kind)
+                parsed = parse_value(line.text(), domain)
             except ValueError as exc:
                 self.problem.emit(f"{key}: {exc}")
                 line.setText(format_value(current))

@@ -1,35 +1,34 @@
-"""Layer families: how the palette groups layer types and which colour the canvas gives them."""
+"""Layer families as the builder shows them: each family's palette group and canvas colour.
+
+A layer type's family is data on its ``LayerType`` (``engine.layers.base.FAMILIES``); this table only says
+how each family looks. The palette lists families in the order of this table.
+"""
 
 from __future__ import annotations
 
 from engine.layers import LAYERS
 
-# (family, colour, words in a type name that put it there); the first match wins, so order matters.
-FAMILIES: list[tuple[str, str, tuple[str, ...]]] = [
-    ("Input", "#546e7a", ("input",)),
-    ("Merge", "#3a7d44", ("add", "concat", "merge", "sum", "mul")),
-    ("Recurrent", "#b0476f", ("rnn", "lstm", "gru", "seq", "repeat", "last_step", "timestep", "time_", "decoder",
-                              "encoder", "bidir")),
-    ("Generative", "#a2612b", ("rbm", "dbn", "dbm", "bottleneck", "vae", "variational", "reparam", "boltzmann")),
-    ("Convolution", "#2f67ad", ("conv", "upsample", "deconv")),
-    ("Pooling", "#1f8a80", ("pool",)),
-    ("Normalisation", "#6d7a99", ("norm", "dropout", "lrn")),
-    ("Activation", "#c98a1b", ("relu", "tanh", "sigmoid", "softmax", "gelu", "elu", "swish", "silu", "activation")),
-    ("Dense", "#6f4fa0", ("linear", "dense", "embedding", "fc")),
-    ("Reshape", "#5f6b73", ("flatten", "reshape", "view", "permute", "squeeze", "identity")),
-]
-OTHER = ("Other", "#4a4a4a")
+# family -> (palette group, colour)
+FAMILIES: dict[str, tuple[str, str]] = {
+    "input": ("Input", "#546e7a"),
+    "conv": ("Convolution", "#2f67ad"),
+    "pool": ("Pooling", "#1f8a80"),
+    "dense": ("Dense", "#6f4fa0"),
+    "reshape": ("Reshape", "#5f6b73"),
+    "activation": ("Activation", "#c98a1b"),
+    "norm": ("Normalisation", "#6d7a99"),
+    "merge": ("Merge", "#3a7d44"),
+    "recurrent": ("Recurrent", "#b0476f"),
+    "autoencoder": ("Autoencoder", "#a2612b"),
+    "boltzmann": ("Boltzmann", "#7d5a3c"),
+}
+OTHER = ("Other", "#4a4a4a")  # a node whose type this Lumen does not know (from a newer file)
 
 
 def family(layer_type: str) -> tuple[str, str]:
-    """(family name, colour) of a layer type."""
-    lowered = layer_type.lower()
-    for name, colour, words in FAMILIES:
-        if any(w in lowered for w in words):
-            return name, colour
-    if layer_type in LAYERS and LAYERS[layer_type].arity is None:
-        return "Merge", FAMILIES[1][1]
-    return OTHER
+    """(palette group, colour) of a layer type."""
+    layer = LAYERS.get(layer_type)
+    return FAMILIES[layer.family] if layer is not None else OTHER
 
 
-FAMILY_ORDER = [f[0] for f in FAMILIES] + [OTHER[0]]
+FAMILY_ORDER = [group for group, _ in FAMILIES.values()] + [OTHER[0]]

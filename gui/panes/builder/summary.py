@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 
 from engine.graph.analysis import NodeReport
-from engine.layers import fmt
+from engine.spec.shapes import fmt
 
 COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "MACs", "Activation memory", "Receptive field",
            "Dense equivalent", "Formula")
