@@ -264,7 +264,7 @@ def _self_check(source: str, class_name: str, spec: ModelSpec) -> None:
 
 def _class_name(name: str, taken: set[str]) -> str:
     parts = re.findall(r"[A-Za-z0-9]+", name)
-    camel = "".join(p[0].upper() + p[1:] for p in parts) or "Model"
+    camel = "".join(part[0].upper() + part[1:] for part in parts) or "Model"
     if camel[0].isdigit():
         camel = "Model" + camel
     while camel in taken:

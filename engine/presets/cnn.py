@@ -30,14 +30,14 @@ class GraphBuilder:
         self.nodes: list[Node] = [Node("input", "input", {"shape": list(input_shape)})]
         self.edges: list[tuple[str, str]] = []
 
-    def add(self, node_id: str, kind: str, src: str | list[str], **params: Any) -> str:
-        self.nodes.append(Node(node_id, kind, params))
+    def add(self, node_id: str, layer_type: str, src: str | list[str], **params: Any) -> str:
+        self.nodes.append(Node(node_id, layer_type, params))
         self.edges.extend((s, node_id) for s in ([src] if isinstance(src, str) else src))
         return node_id
 
     def chain(self, src: str, layers: list[tuple[str, str, dict[str, Any]]]) -> str:
-        for node_id, kind, params in layers:
-            src = self.add(node_id, kind, src, **params)
+        for node_id, layer_type, params in layers:
+            src = self.add(node_id, layer_type, src, **params)
         return src
 
     def spec(self, name: str, description: str) -> ModelSpec:

@@ -56,12 +56,12 @@ IO_TYPES = {
 
 
 def sequence_model(family: str, io: str) -> ModelSpec:
-    kind, bidirectional, combine, title = FAMILIES[family]
+    cell, bidirectional, combine, title = FAMILIES[family]
     input_shape, output, how = IO_TYPES[io]
     recurrent = {"hidden_size": HIDDEN, "bidirectional": bidirectional, "combine": combine,
                  "returns": "last" if io in ("one_to_one", "many_to_one") else "sequence"}
     layers = [("repeat", "repeat", {"steps": STEPS})] if io == "one_to_many" else []
-    layers += [(f"{kind}1", kind, recurrent), ("head", "linear", {"out_features": OUTPUTS})]
+    layers += [(f"{cell}1", cell, recurrent), ("head", "linear", {"out_features": OUTPUTS})]
     bi = (f"; directions {'summed (p_t = p_t^f + p_t^b)' if combine == 'sum' else 'concatenated'}"
           if bidirectional else "")
     return ModelSpec.sequential(

@@ -54,7 +54,7 @@ class ModelSpec:
                    description: str = "") -> ModelSpec:
         """A chain: input -> layers[0] -> layers[1] -> ...; each layer is (id, type, params)."""
         nodes = [Node("input", "input", {"shape": list(input_shape)})]
-        nodes += [Node(node_id, kind, dict(params)) for node_id, kind, params in layers]
+        nodes += [Node(node_id, layer_type, dict(params)) for node_id, layer_type, params in layers]
         edges = tuple((a.id, b.id) for a, b in zip(nodes, nodes[1:]))
         return cls(name, tuple(nodes), edges, description)
 

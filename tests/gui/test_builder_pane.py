@@ -41,9 +41,9 @@ def total_of(pane):
     return int(pane.total.text().split("<b>")[1].split("</b>")[0].replace(",", ""))
 
 
-def port_pos(pane, node_id, kind):
+def port_pos(pane, node_id, direction):
     item = pane.scene.nodes[node_id]
-    port = item.in_port if kind == "in" else item.out_port
+    port = item.in_port if direction == "in" else item.out_port
     return pane.view.mapFromScene(port.scenePos())
 
 
