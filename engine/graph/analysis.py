@@ -28,7 +28,7 @@ class NodeReport:
     macs: int  # multiply-accumulates per sample of the weighted sums (convolutions, linear layers); others 0
     activation_bytes: int  # one sample's output, float32 (int64 for an id input)
     formula: str  # how the output size follows from the input, numbers substituted; "" where there is none
-    receptive_field: int | None  # input pixels one unit sees along an axis (the larger axis); None if not spatial
+    receptive_field: int | float | None  # input pixels one unit sees along an axis (the larger); None if not spatial
     receptive_jump: int | float | None  # input pixels between neighbouring units
     dense_equivalent_params: int | None  # for weighted windowed layers: a fully connected layer's parameters
 
@@ -76,13 +76,14 @@ def _field(layer_type: str, params: dict, out: Shape, in_shapes: list[Shape], wi
         if len(out) < 2 or params.get("dtype") == "int64":
             return None
         return (1.0,) * (len(out) - 1), (1.0,) * (len(out) - 1)
-    if not sources or any(s is None for s in sources):
+    known = [s for s in sources if s is not None]
+    if not known or len(known) != len(sources):
         return None
-    if len(sources) > 1:  # a merge: each unit sees what the widest branch sees
-        if len({len(s[0]) for s in sources}) != 1:
+    if len(known) > 1:  # a merge: each unit sees what the widest branch sees
+        if len({len(s[0]) for s in known}) != 1:
             return None
-        return (tuple(map(max, *(s[0] for s in sources))), tuple(map(max, *(s[1] for s in sources))))
-    size, jump = sources[0]
+        return (tuple(map(max, *(s[0] for s in known))), tuple(map(max, *(s[1] for s in known))))
+    size, jump = known[0]
     if window is not None:
         if len(window.kernel) != len(size):
             return None

@@ -159,9 +159,11 @@ class GraphModel(nn.Module):
             raise SpecError(f"{top!r} is a reserved name in a built model; rename the node", path)
         owner: nn.Module = self
         for part in parents:
-            if part not in owner._modules:
-                owner.add_module(part, nn.Module())  # a plain container, as nn.Sequential's children are
-            owner = owner._modules[part]
+            child = owner._modules.get(part)
+            if child is None:
+                child = nn.Module()  # a plain container, as nn.Sequential's children are
+                owner.add_module(part, child)
+            owner = child
         owner.add_module(leaf, module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ Each preset's description says how its family differs from the classic original 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from engine.presets.preset import Preset
 from engine.spec.model_spec import ModelSpec
@@ -60,7 +61,9 @@ def sequence_model(family: str, io: str) -> ModelSpec:
     input_shape, output, how = IO_TYPES[io]
     recurrent = {"hidden_size": HIDDEN, "bidirectional": bidirectional, "combine": combine,
                  "returns": "last" if io in ("one_to_one", "many_to_one") else "sequence"}
-    layers = [("repeat", "repeat", {"steps": STEPS})] if io == "one_to_many" else []
+    layers: list[tuple[str, str, dict[str, Any]]] = []
+    if io == "one_to_many":
+        layers.append(("repeat", "repeat", {"steps": STEPS}))
     layers += [(f"{cell}1", cell, recurrent), ("head", "linear", {"out_features": OUTPUTS})]
     bi = (f"; directions {'summed (p_t = p_t^f + p_t^b)' if combine == 'sum' else 'concatenated'}"
           if bidirectional else "")
