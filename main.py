@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 MAX_SEED = 2**63 - 1  # torch's generators take 64 bits
-MAX_EPOCHS = 1_000_000
 MAX_BATCH = 2**31 - 1
 
 
@@ -58,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model headless and save the run")
     train.add_argument("model", help="a preset name or a model spec JSON file")
     train.add_argument("--data", default="mnist", help="bundled dataset (default: mnist)")
-    train.add_argument("--epochs", type=_whole(1, MAX_EPOCHS), default=5)
+    train.add_argument("--epochs", type=int, default=5)  # TrainConfig.check says what is wrong
     train.add_argument("--out", required=True, type=Path, help="run folder to write (new, empty, or with --force "
                                                                "an existing run)")
     train.add_argument("--force", action="store_true", help="replace the run already in --out")
@@ -165,8 +164,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if len(parts) > 8 or not all(p.isascii() and p.isdigit() and len(p) <= 12 and 0 < int(p) <= MAX_SIZE
                                  for p in parts):
         shown = printable(text if len(text) <= 40 else text[:36] + "…")
-        raise LumenError(f"--input takes up to 8 whole numbers from 1 to {MAX_SIZE:,} separated by commas, "
-                         f"like 1,28,28; got {shown!r}")
+        raise LumenError(f"--input takes whole numbers above 0 separated by commas, like 1,28,28; got {shown!r} "
+                         f"(at most 8 numbers, each up to {MAX_SIZE:,})")
     return tuple(int(p) for p in parts)
 
 
@@ -341,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             cmd_export(args)
     except LumenError as exc:
-        _note(f"lumen: {_one_line(str(exc))}\n")
+        _note(f"lumen: {_one_line(_from_file(args, exc))}\n")
         return 1
     except MemoryError:
         _note("lumen: out of memory\n")
@@ -353,6 +352,21 @@ def main(argv: list[str] | None = None) -> int:
         _note(f"lumen: {_one_line(where + (exc.strerror or str(exc)))}\n")
         return 1
     return 0
+
+
+def _from_file(args: argparse.Namespace, exc: Exception) -> str:
+    """The message, led by the spec file's name when the model came from a file and the message lacks it (a
+    model refused after loading: too big, or not fit for the loss)."""
+    from engine.errors import SpecError
+    from engine.presets import PRESETS
+
+    model = getattr(args, "model", None)
+    message = str(exc)
+    if isinstance(exc, SpecError) and model and model not in PRESETS:
+        name = Path(model).name
+        if not message.startswith(f"{name}: ") and not message.startswith(f"{name} "):
+            return f"{name}: {message}"
+    return message
 
 
 def _one_line(text: str) -> str:

@@ -216,7 +216,7 @@ def test_export_onnx(tmp_path, run_dir):
 
 @pytest.mark.parametrize("args, message", [
     (["export", "nowhere", "--format", "python", "--out", "x.py"],
-     "nowhere is not a run folder (it needs model.json and weights.safetensors)"),
+     "nowhere is not a run folder (no such folder)"),
     (["export", "nowhere", "--format", "keras", "--out", "x.py"], "argument --format: invalid choice: 'keras'"),
     (["import", "lenet5", "missing.pth", "--out", "x"], "missing.pth: no such file"),
     (["import", "resnet9000", "missing.pth", "--out", "x"], "unknown preset 'resnet9000'"),
