@@ -156,7 +156,6 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
 
 def parse_shape(text: str) -> tuple[int, ...]:
     from engine.errors import LumenError
-
     from engine.io.untrusted import printable
     from engine.spec.model_spec import MAX_SIZE
 
@@ -192,10 +191,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from engine.data.datasets import load_dataset
     from engine.graph import budget
-    from engine.runtime.events import EpochMetrics, StepMetrics
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir, save_run
     from engine.io.untrusted import printable
+    from engine.runtime.events import EpochMetrics, StepMetrics
     from engine.training.loop import TrainConfig, Training
     from engine.training.objective import check_objective
 
@@ -290,7 +289,6 @@ def _note(text: str) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     from engine.io.runs import import_run
-
     from engine.io.untrusted import printable
 
     spec = load_model_arg(args.model)
@@ -300,7 +298,6 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from engine.io.export import export_run
-
     from engine.io.untrusted import printable
 
     export_run(args.run, args.format, args.out)

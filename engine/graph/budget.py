@@ -23,9 +23,13 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.errors import SpecError
 from engine.io.untrusted import human_size
+
+if TYPE_CHECKING:  # engine.graph.model imports this module
+    from engine.graph.model import GraphModel
 
 MEMORY_FRACTION = 0.5  # of physical memory: the rest is for PyTorch's workspace, the window and everything else
 FALLBACK_MEMORY = 8 * 2**30  # where the platform does not say how much memory it has
@@ -88,7 +92,7 @@ def estimate(nodes: Iterable[tuple[str, int, int]], batch: int = SAMPLE_BATCH,
     return MemoryEstimate(params, weights, activations, heaviest, max(heaviest_bytes, 0), part)
 
 
-def model_estimate(model, batch: int = SAMPLE_BATCH, training: bool = False) -> MemoryEstimate:
+def model_estimate(model: GraphModel, batch: int = SAMPLE_BATCH, training: bool = False) -> MemoryEstimate:
     """The estimate for a ``GraphModel`` (built on the meta device is enough: only shapes are read)."""
     itemsize = {node_id: 4 for node_id in model.order}
     input_node = model.spec.input_node
@@ -117,6 +121,7 @@ def check(found: MemoryEstimate, batch: int = SAMPLE_BATCH, training: bool = Fal
                     f"more than {_limit_words(limit)}", found.heaviest)
 
 
-def check_model(model, batch: int = SAMPLE_BATCH, training: bool = False, limit: int | None = None) -> MemoryEstimate:
+def check_model(model: GraphModel, batch: int = SAMPLE_BATCH, training: bool = False,
+                limit: int | None = None) -> MemoryEstimate:
     """``check`` for a (meta) ``GraphModel``."""
     return check(model_estimate(model, batch, training), batch, training, limit)

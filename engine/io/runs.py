@@ -22,7 +22,7 @@ import secrets
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,9 @@ from torch import nn
 
 from engine.errors import DataError
 from engine.graph.budget import memory_limit
+from engine.graph.model import GraphModel, build_model
 from engine.io.untrusted import atomic_write, fsync_dir, human_size, printable, read_json
 from engine.runtime.events import EpochMetrics, StepMetrics
-from engine.graph.model import GraphModel, build_model
 from engine.spec.model_spec import ModelSpec
 
 SPEC_FILE, WEIGHTS_FILE = "model.json", "weights.safetensors"
@@ -304,7 +304,7 @@ def open_run(run_dir: str | Path) -> GraphModel:
 
 
 @contextlib.contextmanager
-def writing(path: Path):
+def writing(path: Path) -> Iterator[None]:
     """A file system error (no permission, a file where a folder should be) as one clear DataError."""
     try:
         yield

@@ -25,6 +25,7 @@ from engine import probes as probe_registry
 from engine.data.datasets import Dataset, load_dataset
 from engine.data.images import image_input
 from engine.errors import LumenError
+from engine.graph import budget
 from engine.graph.model import GraphModel, build_model
 from engine.io.runs import save_run
 from engine.probes.base import Probe, ProbeContext, ProbeInput
@@ -47,6 +48,7 @@ from engine.runtime.events import EngineError, EpochMetrics, Event, Metrics, Run
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
 from engine.training.loop import TrainConfig, Training
+from engine.training.objective import check_objective
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +217,9 @@ class EngineWorker:
         if not self._data_fits():
             raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs; the bundled "
                              f"{self._data.name} samples are {fmt(self._data.input_shape)}, so it cannot train on them")
+        check_objective(self._spec, self._data)  # refusals leave the current run as it is
+        with torch.device("meta"):
+            budget.check_model(build_model(self._spec), min(config.batch_size, len(self._data.train_x)), training=True)
         if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run("stopped: a new run began")
         torch.manual_seed(config.seed)

@@ -169,7 +169,8 @@ class ModelSpec:
                 raise SpecError(f"node #{i + 1} needs a string \"id\" and a string \"type\"")
             if len(raw["id"]) > MAX_NAME or not _ID.fullmatch(raw["id"]):
                 raise SpecError("ids may hold only letters, digits, underscores and dots between parts, "
-                                f"and not start with a digit (at most {MAX_NAME} characters)", printable(raw["id"][:80]))
+                                f"and not start with a digit (at most {MAX_NAME} characters)",
+                                printable(raw["id"][:80]))
             _check_text("the type", raw["type"], MAX_NAME, node=raw["id"])
             params = raw.get("params", {})
             if not isinstance(params, dict):

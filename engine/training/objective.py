@@ -9,15 +9,20 @@ is refused here with what it outputs and what the data needs. Both the CLI and t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engine.errors import SpecError
 from engine.spec.model_spec import ModelSpec
+
+if TYPE_CHECKING:
+    from engine.data.datasets import Dataset
 
 
 def _fmt(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape))
 
 
-def check_objective(spec: ModelSpec, data, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+def check_objective(spec: ModelSpec, data: Dataset, shapes: dict[str, tuple[int, ...]] | None = None) -> None:
     """Raise SpecError (naming the node at fault) unless ``spec`` can be trained with cross-entropy on ``data``
     (an ``engine.data.datasets.Dataset``). ``shapes``: the inferred output shapes, if already known."""
     if shapes is None:

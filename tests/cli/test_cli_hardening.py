@@ -64,7 +64,7 @@ def unmount(path):
     subprocess.run(["umount", str(path)], capture_output=True)
 
 
-# ---- 1. spec files that defeat the parser; 11. terminal and text safety -----------------------------------------------
+# ---- 1. spec files that defeat the parser; 11. terminal and text safety ----------------------------------------
 
 @pytest.mark.parametrize("content, message", [
     ("[" * 100_000 + "]" * 100_000, "spec.json: nested 100000 deep; at most 64 levels are read"),

@@ -16,8 +16,7 @@ from engine.errors import DataError, LumenError, SpecError
 from engine.graph import budget
 from engine.graph.model import build_model, infer_shapes
 from engine.io import runs
-from engine.io.untrusted import (MAX_DEPTH, UnreadableFile, atomic_write, nesting_depth, parse_json, printable,
-                                 read_json)
+from engine.io.untrusted import MAX_DEPTH, UnreadableFile, atomic_write, nesting_depth, parse_json, printable, read_json
 from engine.presets import PRESETS, get_preset
 from engine.spec.model_spec import MAX_NODES, ModelSpec
 from engine.training.objective import check_objective
@@ -187,7 +186,7 @@ def test_the_limit_is_a_share_of_this_machines_memory():
 
 
 def test_every_preset_fits_the_budget():
-    for name, preset in PRESETS.items():
+    for preset in PRESETS.values():
         with torch.device("meta"):
             budget.check_model(build_model(preset.make()))
 
@@ -347,3 +346,38 @@ def test_fuzz_random_json(value, tmp_path, capsys):
     text = value if isinstance(value, str) else json.dumps(value, allow_nan=True)
     _loads_cleanly(text, tmp_path)
     capsys.readouterr()
+
+
+# ---- the worker (the window's engine) refuses the same models -----------------------------------------------------
+
+def test_the_worker_refuses_models_too_big_or_unfit_for_the_loss(monkeypatch):
+    import queue
+
+    from engine.runtime.events import EngineError
+    from engine.runtime.worker import EngineWorker
+    from engine.training.loop import TrainConfig
+
+    events = queue.Queue()
+    worker = EngineWorker(events.put, torch_threads=1)
+    worker.start()
+
+    def next_error(timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(event, EngineError):
+                return event.message
+        raise AssertionError("no EngineError")
+
+    try:
+        worker.load_model(get_preset("ae_undercomplete"))
+        worker.train(TrainConfig(epochs=1))
+        assert "reshape: the model outputs a 1×28×28 tensor per sample" in next_error()
+        monkeypatch.setenv("LUMEN_MEMORY_LIMIT", "64K")  # LeNet-5's weights alone are 247 KB
+        worker.load_model(get_preset("lenet5"))
+        assert "more than Lumen's limit, 64.0 KiB (LUMEN_MEMORY_LIMIT)" in next_error()
+    finally:
+        assert worker.shutdown()
