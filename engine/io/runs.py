@@ -308,5 +308,9 @@ def writing(path: Path) -> Iterator[None]:
     """A file system error (no permission, a file where a folder should be) as one clear DataError."""
     try:
         yield
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder should be
+        blocking = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+        cause = f"{printable(str(blocking))} is a file, not a folder" if blocking else exc.strerror or str(exc)
+        raise DataError(f"cannot write {printable(str(path))}: {cause}") from None
     except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
