@@ -3,5 +3,5 @@
 Each file imports only the standard library and torch, and each class takes explicit keyword arguments,
 so the Python exporter (``engine.io.export``) copies a whole file into an exported model and it runs
 without Lumen. Keep it that way: no imports from ``engine`` (not even another file here), and no top-level
-name defined in two files (``tests/engine/test_modules.py`` checks both).
+name defined in two files (``tests/engine/test_layer_registry.py`` checks both).
 """
