@@ -37,8 +37,8 @@ def read_image(path: str | Path) -> np.ndarray:
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)  # honour EXIF rotation from phone cameras
     if not reader.canRead():
-        raise ImageLoadError(f"{name} is not an image Lumen can read "
-                             f"(readable: {', '.join(f for f in formats() if f in ('png', 'jpg', 'jpeg', 'bmp', 'gif'))})")
+        common = ", ".join(f for f in formats() if f in ("png", "jpg", "jpeg", "bmp", "gif"))
+        raise ImageLoadError(f"{name} is not an image Lumen can read (readable: {common})")
     size = reader.size()
     if not size.isValid() or size.isEmpty():
         raise ImageLoadError(f"{name}: the image header is damaged (no valid size)")

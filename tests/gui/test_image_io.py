@@ -1,7 +1,5 @@
 """Reading users' image files: good ones decode, bad ones get a clear message before any harm."""
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
