@@ -18,6 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.errors import DataError
+from engine.io.runs import RunExists, check_run_dir
+from engine.io.untrusted import shown
 from engine.presets import PRESET_GROUPS
 from engine.runtime.events import RunState, StatusChanged, StepMetrics
 from gui.bridge import EngineBridge
@@ -150,13 +153,18 @@ class MainWindow(QMainWindow):
 
     # ---- reacting to the user ----------------------------------------------------------------------------
     def _model_chosen(self, spec) -> None:
-        if not self._defer(spec):
+        if self._is_builders_valid_spec(spec) and not self._defer(spec):
             self.monitor.clear()
             self.bridge.worker.load_model(spec)
 
     def _spec_edited(self, spec) -> None:
-        if not self._defer(spec):
+        if self._is_builders_valid_spec(spec) and not self._defer(spec):
             self.bridge.worker.load_model(spec)  # the viewer shows the edited model (fresh weights)
+
+    def _is_builders_valid_spec(self, spec) -> bool:
+        """Only the spec the builder holds and finds valid may replace the engine's model (or wait as the next
+        run's): the last good model stays otherwise."""
+        return self.builder.doc.valid and spec == self.builder.doc.spec
 
     def _defer(self, spec) -> bool:
         """While a run is active a new spec waits for the next run: loading it now would stop the run."""
@@ -201,7 +209,31 @@ class MainWindow(QMainWindow):
     def _save_run(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save the run into a folder")
         if folder:
-            self.bridge.worker.save(folder)
+            self.save_run_to(folder)
+
+    def save_run_to(self, folder: str) -> bool:
+        """Have the worker save the run into ``folder`` once the folder is known to be writable; a run already
+        there is replaced only if the user agrees (``confirm_replace_run``). True if the save was sent."""
+        force = False
+        try:
+            check_run_dir(folder)
+        except RunExists:
+            if not self.confirm_replace_run(folder):
+                self.statusBar().showMessage(f"not saved: {shown(folder)} keeps its run", 10_000)
+                return False
+            force = True
+        except DataError as exc:
+            self._show_error(str(exc))
+            return False
+        self.bridge.worker.save(folder, force=force)
+        return True
+
+    def confirm_replace_run(self, folder: str) -> bool:
+        answer = QMessageBox.question(
+            self, "Replace the run?",
+            f"{shown(folder)} already holds a saved run. Replace it with this one?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Lumen", "<b>Lumen</b> — build, train and look inside neural networks, "
@@ -253,6 +285,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState(SETTINGS_VERSION))
         self.settings.sync()
         self.loader.shutdown()
+        self.builder.shutdown()
         if not self.bridge.shutdown():
             QMessageBox.warning(self, "Lumen", "The training thread did not stop in time; quitting anyway.")
         super().closeEvent(event)

@@ -6,7 +6,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports
 
 import pytest  # noqa: E402
 
-ENGINE_THREADS = ("lumen-engine", "lumen-image")
+ENGINE_THREADS = ("lumen-engine", "lumen-image", "lumen-spec")
 
 
 @pytest.fixture(autouse=True)

@@ -64,8 +64,10 @@ class ProbeImage:
 
 @dataclass(frozen=True)
 class Save:
-    """Write the run folder (spec, weights, metrics) to ``run_dir``."""
+    """Write the run folder (spec, weights, metrics) to ``run_dir``; a run already there is replaced only with
+    ``force`` (a folder holding anything else, never)."""
     run_dir: Path
+    force: bool = False
 
 
 @dataclass(frozen=True)

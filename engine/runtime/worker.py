@@ -117,8 +117,8 @@ class EngineWorker:
         """Feed the probes a user's picture (decoded pixels, H×W[×C] uint8)."""
         self.submit(ProbeImage(pixels, name))
 
-    def save(self, run_dir: str | Path) -> None:
-        self.submit(Save(Path(run_dir)))
+    def save(self, run_dir: str | Path, force: bool = False) -> None:
+        self.submit(Save(Path(run_dir), force))
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop any run and end the thread; True if it ended within ``timeout`` seconds."""
@@ -269,7 +269,8 @@ class EngineWorker:
         if self._model is None or self._spec is None:
             raise LumenError("there is no model to save")
         save_run(command.run_dir, self._spec, self._model, self._history,
-                 {"dataset": self._data.name if self._data else None, "config": vars(self._config)})
+                 {"dataset": self._data.name if self._data else None, "config": vars(self._config)},
+                 force=command.force)
         self._emit(StatusChanged(self._state, f"saved the run to {command.run_dir}"))
 
     # ---- training -------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QSpinBox, QToolBar
 
-from engine.probes.feature_maps import FeatureMapFrame
-from engine.runtime.events import RunState
 from engine.layers import LAYERS
 from engine.presets import get_preset
+from engine.probes.feature_maps import FeatureMapFrame
+from engine.runtime.events import RunState
 from engine.spec.model_spec import ModelSpec, Node
 from gui.panes.builder import edits, style
 from gui.panes.builder.canvas import NODE_H, NODE_W
@@ -244,8 +244,8 @@ def test_spec_files_round_trip_and_bad_files_change_nothing(qtbot, pane, tmp_pat
     edited = pane.doc.spec
     pane.save_spec(tmp_path / "mine.json")
     pane.load_preset("lenet5")
-    with qtbot.waitSignal(pane.model_chosen) as chosen:
-        assert pane.open_spec(str(tmp_path / "mine.json"))
+    with qtbot.waitSignal(pane.model_chosen) as chosen:  # read on the reader's thread, shown when read
+        pane.open_spec(str(tmp_path / "mine.json"))
     assert chosen.args[0] == edited and pane.doc.spec == edited
     assert ModelSpec.load(tmp_path / "mine.json") == edited
 
@@ -254,8 +254,8 @@ def test_spec_files_round_trip_and_bad_files_change_nothing(qtbot, pane, tmp_pat
     broken["nodes"][1]["params"]["kernel_size"] = 40
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     for name, message in (("bad.json", "not valid JSON"), ("broken.json", "conv1: kernel 40×40 is larger")):
-        assert not pane.open_spec(str(tmp_path / name))
-        assert message in pane.problem.text()
+        pane.open_spec(str(tmp_path / name))
+        qtbot.waitUntil(lambda message=message: message in pane.problem.text(), timeout=5000)
         assert pane.doc.spec == edited and len(pane.scene.nodes) == 13
 
 
@@ -325,7 +325,8 @@ def test_dropping_a_spec_on_the_window_opens_it(qtbot, window, tmp_path):
     assert window.builder.doc.spec == spec
     (tmp_path / "junk.json").write_text("[]")
     send_drop(window, file_mime(tmp_path / "junk.json"), window.rect().center())
-    assert "not a Lumen model spec" in window.builder.problem.text() and window.builder.doc.spec == spec
+    qtbot.waitUntil(lambda: "not a Lumen model spec" in window.builder.problem.text(), timeout=5000)
+    assert window.builder.doc.spec == spec
 
 
 # ---- the pure parts: edits and layout --------------------------------------------------------------------------

@@ -1,17 +1,22 @@
 """The edited model: a spec, where each node is drawn, and what validation says about it.
 
-Every change goes through ``set_snapshot`` (called by the undo commands), which re-validates the spec —
-``infer_shapes`` is cheap, shape arithmetic only — and emits ``changed``. Views never edit the spec.
+Every change goes through ``set_snapshot`` (called by the undo commands), which re-validates the spec and
+emits ``changed``. Views never edit the spec. Validation is what the engine will do before it builds: shapes
+(``infer_shapes``, arithmetic only), then a build on the meta device (no weights allocated: it catches ids a
+built model reserves, such as ``forward``) and the memory budget (``engine.graph.budget``), so a model the
+engine would refuse is marked on its node here and never sent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from PySide6.QtCore import QObject, Signal
 
 from engine.errors import SpecError
-from engine.graph.model import infer_shapes, partial_shapes
+from engine.graph import budget
+from engine.graph.model import GraphModel, infer_shapes, partial_shapes
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import Shape
 from gui.panes.builder.layout import Point, layered
@@ -61,7 +66,13 @@ class SpecDocument(QObject):
     def _validate(self) -> None:
         try:
             self.shapes = infer_shapes(self.spec)
-            self.error = None
         except SpecError as exc:
             self.error = exc
             self.shapes = partial_shapes(self.spec)
+            return
+        try:  # every shape is known; what is left is whether the engine can build it at all
+            with torch.device("meta"):
+                budget.check_model(GraphModel(self.spec))
+            self.error = None
+        except SpecError as exc:
+            self.error = exc

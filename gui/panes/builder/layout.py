@@ -32,10 +32,13 @@ def layered(spec: ModelSpec) -> tuple[dict[str, Point], dict[tuple[str, str], li
     layers: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
     for node in spec.nodes:
         layers[depth[node.id]].append(node.id)
-    # Long edges become chains of placeholders ("slots"), one per layer they pass.
+    # Long edges become chains of placeholders ("slots"), one per layer they pass. An edge that does not point
+    # down (a cycle or self-loop in a file, which validation refuses) places nothing and gets no route.
     parents: dict[str, list[str]] = {n.id: [] for n in spec.nodes}
     chains: dict[tuple[str, str], list[str]] = {}
     for src, dst in spec.edges:
+        if depth[src] >= depth[dst]:
+            continue
         previous = src
         chain = []
         for d in range(depth[src] + 1, depth[dst]):
@@ -52,7 +55,7 @@ def layered(spec: ModelSpec) -> tuple[dict[str, Point], dict[tuple[str, str], li
 
     x: dict[str, float] = {}  # centre of each item
     for d, row in enumerate(layers):
-        # Layer 0 holds exactly the nodes without inputs; every later item has parents above it.
+        # Layer 0 holds the nodes without inputs from above; every later item has a parent just above it.
         wanted = {item: sum(x[p] for p in parents[item]) / len(parents[item]) if d else 0.0 for item in row}
         if d:
             row.sort(key=lambda item: wanted[item])  # barycentre order; a stable sort keeps ties in spec order

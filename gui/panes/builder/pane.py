@@ -3,20 +3,35 @@ a property editor, undo/redo, copy/paste, presets and spec files, and the per-la
 
 The pane holds the edited spec (``doc``). It announces ``model_chosen`` when a preset or file is loaded
 and ``spec_edited`` (debounced) after an edit that leaves the model valid; invalid specs are never sent.
+Spec files are read off the GUI thread (``gui.spec_io``). Loading over unsaved edits (the undo stack is not
+clean) asks first; saving the spec marks the stack clean.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QUndoStack
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScrollArea, QSplitter, QTabWidget,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from engine.errors import LumenError, SpecError
 from engine.graph.analysis import analyze
-from engine.errors import SpecError
+from engine.io.untrusted import shown
 from engine.presets import PRESETS, get_preset
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
@@ -27,6 +42,7 @@ from gui.panes.builder.layout import GAP_Y, NODE_H
 from gui.panes.builder.palette import Palette
 from gui.panes.builder.properties import PropertyEditor
 from gui.panes.builder.summary import SummaryTable
+from gui.spec_io import SpecReader
 
 FRAGMENT_MIME = "application/x-lumen-fragment"
 SPEC_FILTER = "Lumen model spec (*.json);;All files (*)"
@@ -58,6 +74,9 @@ class BuilderPane(QWidget):
         self._edit_timer = QTimer(self, singleShot=True, interval=EDIT_DEBOUNCE_MS)
         self._edit_timer.timeout.connect(self._announce_edit)
         self._summary_spec: ModelSpec | None = None
+        self.reader = SpecReader(self)
+        self.reader.loaded.connect(self._spec_read)
+        self.reader.failed.connect(self._spec_unreadable)
 
         self._make_actions()
         self._lay_out()
@@ -144,43 +163,85 @@ class BuilderPane(QWidget):
             self.presets.setCurrentIndex(self.presets.findData(name))
 
     def show_spec(self, spec: ModelSpec) -> bool:
-        """Start editing ``spec`` and announce it; a bad spec shows its message and changes nothing."""
+        """Start editing ``spec`` and announce it; a bad spec shows its message and changes nothing, and unsaved
+        edits are replaced only if the user agrees (``confirm_discard``)."""
         candidate = SpecDocument()  # validated aside, so a bad spec leaves the edited one untouched
         candidate.set_snapshot(candidate.laid_out(spec))
         if candidate.error is not None:
             self._refuse(str(candidate.error))
+            self._show_current_preset()
+            return False
+        if not self.undo_stack.isClean() and not self.confirm_discard(spec.name):
+            self._refuse(f"{shown(spec.name)} was not opened; your edits are kept")
+            self._show_current_preset()
             return False
         self.undo_stack.clear()
         self.doc.set_snapshot(candidate.snapshot)
         self._edit_timer.stop()  # a loaded model is announced as chosen, not as edited
-        self.presets.setCurrentIndex(self.presets.findText(spec.name, Qt.MatchFlag.MatchStartsWith))  # -1: custom
+        self._show_current_preset()
         self.view.show_all()
         self.model_chosen.emit(spec)
         return True
 
-    def open_spec(self, path: str) -> bool:
-        try:
-            spec = ModelSpec.load(path)
-        except SpecError as exc:
-            self._refuse(str(exc))
-            return False
-        return self.show_spec(spec)
+    def _show_current_preset(self) -> None:
+        """The preset box names the edited model's preset (or none: a custom model)."""
+        self.presets.setCurrentIndex(self.presets.findText(self.doc.spec.name, Qt.MatchFlag.MatchStartsWith))
 
-    def save_spec(self, path: str) -> None:
+    def confirm_discard(self, incoming: str) -> bool:
+        """Ask before unsaved edits are replaced by ``incoming``: save them first, discard them, or cancel."""
+        answer = QMessageBox.question(
+            self, "Unsaved changes",
+            f"The model {shown(self.doc.spec.name)} has changes that are not saved. Opening {shown(incoming)} "
+            f"replaces it and its undo history.",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_spec_dialog()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def open_spec(self, path: str) -> None:
+        """Read the spec at ``path`` on the reader's thread; it is shown (``show_spec``) or refused when read."""
+        self.problem.setStyleSheet("")
+        self.problem.setText(f"Opening {shown(Path(path).name)}…")
+        self.reader.load(path)
+
+    def _spec_read(self, spec: ModelSpec, path: str, serial: int) -> None:
+        if serial == self.reader.serial:  # an older request, overtaken by a newer one, is dropped
+            self.show_spec(spec)
+
+    def _spec_unreadable(self, message: str, serial: int) -> None:
+        if serial == self.reader.serial:
+            self._refuse(message)
+
+    def save_spec(self, path: str | Path) -> None:
+        """Write the spec to ``path`` (atomically); the edits are then saved: the undo stack is clean."""
         self.doc.spec.save(path)
+        self.undo_stack.setClean()
 
     def open_spec_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a model spec", "", SPEC_FILTER)
         if path:
             self.open_spec(path)
 
-    def save_spec_dialog(self) -> None:
+    def save_spec_dialog(self) -> bool:
+        """Ask where to save the spec and save it; True if it was saved."""
         path, _ = QFileDialog.getSaveFileName(self, "Save the model spec", f"{self.doc.spec.name}.json", SPEC_FILTER)
-        if path:
-            try:
-                self.save_spec(path)
-            except OSError as exc:
-                self._refuse(f"could not save {path}: {exc.strerror}")
+        if not path:
+            return False
+        try:
+            self.save_spec(path)
+        except (OSError, LumenError) as exc:
+            self._refuse(f"could not save {shown(path)}: {getattr(exc, 'strerror', None) or exc}")
+            return False
+        return True
+
+    def shutdown(self) -> None:
+        """Wait for a spec being read (never long: the reader refuses anything but a regular file)."""
+        self.reader.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # only when the pane is a window of its own
+        self.shutdown()
+        super().closeEvent(event)
 
     # ---- edits: every one is an undo command --------------------------------------------------------------
     def push(self, command_type, *args) -> bool:
