@@ -35,20 +35,27 @@ class _Parser(argparse.ArgumentParser):
 
 def _whole(low: int, high: int):
     """An argparse type: a whole number in [low, high], refused in one line otherwise."""
+
     def parse(text: str) -> int:
         digits = text.strip()
-        if not (digits.lstrip("-").isascii() and digits.lstrip("-").isdigit() and len(digits) <= 20) \
-                or not low <= int(digits) <= high:
+        if (
+            not (digits.lstrip("-").isascii() and digits.lstrip("-").isdigit() and len(digits) <= 20)
+            or not low <= int(digits) <= high
+        ):
             shown = text if len(text) <= 24 else text[:20] + "…"
             raise argparse.ArgumentTypeError(f"takes a whole number from {low:,} to {high:,}, got {shown!r}")
         return int(digits)
+
     return parse
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lumen", description="Build, train and look inside neural networks.")
-    parser.add_argument("--self-test", action="store_true",
-                        help="open the main window offscreen, run one training step, render one frame, exit")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="open the main window offscreen, run one training step, render one frame, exit",
+    )
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     commands.add_parser("presets", help="list the model presets")
     summary = commands.add_parser("summary", help="print a model's layer table")
@@ -58,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("model", help="a preset name or a model spec JSON file")
     train.add_argument("--data", default="mnist", help="bundled dataset (default: mnist)")
     train.add_argument("--epochs", type=int, default=5)  # TrainConfig.check says what is wrong
-    train.add_argument("--out", required=True, type=Path, help="run folder to write (new, empty, or with --force "
-                                                               "an existing run)")
+    train.add_argument(
+        "--out", required=True, type=Path, help="run folder to write (new, empty, or with --force an existing run)"
+    )
     train.add_argument("--force", action="store_true", help="replace the run already in --out")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default: 0.001)")
     train.add_argument("--batch-size", type=_whole(1, MAX_BATCH), default=64)
@@ -126,8 +134,17 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
         reports = analyze(spec)
         params = [r.params for r in reports]
         table = [("name", "type", "output shape", "params", "MACs", "receptive field")]
-        table += [(r.id, r.type, fmt(r.output_shape), f"{r.params:,}", f"{r.macs:,}",
-                   "" if r.receptive_field is None else str(r.receptive_field)) for r in reports]
+        table += [
+            (
+                r.id,
+                r.type,
+                fmt(r.output_shape),
+                f"{r.params:,}",
+                f"{r.macs:,}",
+                "" if r.receptive_field is None else str(r.receptive_field),
+            )
+            for r in reports
+        ]
     else:
         from engine.graph.model import summarize
 
@@ -141,8 +158,11 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
     name, description = printable(spec.name), printable(spec.description)
     print(f"{name}: {description}" if description else name)
     for i, row in enumerate(table):
-        print("  ".join(cell.ljust(w) if k < 3 else cell.rjust(w)
-                        for k, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        print(
+            "  ".join(
+                cell.ljust(w) if k < 3 else cell.rjust(w) for k, (cell, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print(f"total params: {sum(params)}")
@@ -150,8 +170,9 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
         warning = _memory_warning(spec, [(r.id, r.params, r.activation_bytes) for r in reports])
         if warning:
             sys.stdout.flush()
-            sys.stderr.write(f"lumen: warning: {printable(warning)}; it can be summarised but not built or trained "
-                             f"here\n")
+            sys.stderr.write(
+                f"lumen: warning: {printable(warning)}; it can be summarised but not built or trained here\n"
+            )
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -160,11 +181,14 @@ def parse_shape(text: str) -> tuple[int, ...]:
     from engine.spec.model_spec import MAX_SIZE
 
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) > 8 or not all(p.isascii() and p.isdigit() and len(p) <= 12 and 0 < int(p) <= MAX_SIZE
-                                 for p in parts):
+    if len(parts) > 8 or not all(
+        p.isascii() and p.isdigit() and len(p) <= 12 and 0 < int(p) <= MAX_SIZE for p in parts
+    ):
         shown = printable(text if len(text) <= 40 else text[:36] + "…")
-        raise LumenError(f"--input takes whole numbers above 0 separated by commas, like 1,28,28; got {shown!r} "
-                         f"(at most 8 numbers, each up to {MAX_SIZE:,})")
+        raise LumenError(
+            f"--input takes whole numbers above 0 separated by commas, like 1,28,28; got {shown!r} "
+            f"(at most 8 numbers, each up to {MAX_SIZE:,})"
+        )
     return tuple(int(p) for p in parts)
 
 
@@ -307,8 +331,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 def _progress(event, elapsed: float) -> None:
     done = event.step / event.total_steps
     bar = "#" * int(done * 30)
-    sys.stderr.write(f"\r[{bar:<30}] {done:4.0%} epoch {event.epoch} step {event.step}/{event.total_steps} "
-                     f"{_measures(event.values)} {elapsed:5.1f}s")
+    sys.stderr.write(
+        f"\r[{bar:<30}] {done:4.0%} epoch {event.epoch} step {event.step}/{event.total_steps} "
+        f"{_measures(event.values)} {elapsed:5.1f}s"
+    )
     sys.stderr.flush()
 
 

@@ -21,18 +21,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+import torch
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
+from PySide6.QtWidgets import QApplication
 
-from engine.data.datasets import load_mnist  # noqa: E402
-from engine.graph.model import build_model  # noqa: E402
-from engine.presets import get_preset  # noqa: E402
-from engine.runtime.events import StepMetrics  # noqa: E402
-from engine.training.loop import TrainConfig, Training  # noqa: E402
-from gui.app import configure_pyqtgraph  # noqa: E402
-from gui.main_window import MainWindow, _training_threads  # noqa: E402
+from engine.data.datasets import load_mnist
+from engine.graph.model import build_model
+from engine.presets import get_preset
+from engine.runtime.events import StepMetrics
+from engine.training.loop import TrainConfig, Training
+from gui.app import configure_pyqtgraph
+from gui.main_window import MainWindow, _training_threads
 
 PERIOD_MS = 10
 
@@ -74,8 +74,10 @@ def bare_steps_per_s(seconds: float) -> float:
 
 def report(name: str, lateness: np.ndarray) -> None:
     p50, p99 = np.percentile(lateness, [50, 99])
-    print(f"{name:<28} firings {len(lateness):5d}  lateness p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
-          f"max {lateness.max():6.1f} ms")
+    print(
+        f"{name:<28} firings {len(lateness):5d}  lateness p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+        f"max {lateness.max():6.1f} ms"
+    )
 
 
 def main() -> None:
@@ -90,8 +92,10 @@ def main() -> None:
     window.show()
     while window.viewer.frame is None:
         app.processEvents()
-    print(f"platform {app.platformName()}, {os.cpu_count()} cores, torch threads for training "
-          f"{_training_threads()}, torch {torch.__version__}")
+    print(
+        f"platform {app.platformName()}, {os.cpu_count()} cores, torch threads for training "
+        f"{_training_threads()}, torch {torch.__version__}"
+    )
     report("idle window", probe_lateness(app, 3.0))
 
     steps: list[StepMetrics] = []
@@ -110,8 +114,10 @@ def main() -> None:
 
     torch.set_num_threads(_training_threads())
     bare_rate = bare_steps_per_s(min(args.seconds, 10.0))
-    print(f"training throughput: {live_rate:.1f} steps/s with live views, {bare_rate:.1f} steps/s bare loop "
-          f"(ratio {live_rate / bare_rate:.2f})")
+    print(
+        f"training throughput: {live_rate:.1f} steps/s with live views, {bare_rate:.1f} steps/s bare loop "
+        f"(ratio {live_rate / bare_rate:.2f})"
+    )
     p99, worst = np.percentile(lateness, 99), lateness.max()
     print(f"goal p99 < 50 ms and max < 200 ms: {'met' if p99 < 50 and worst < 200 else 'NOT met'}")
 

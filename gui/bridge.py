@@ -19,10 +19,10 @@ RENDER_HZ = 30
 
 
 class EngineBridge(QObject):
-    metrics = Signal(list)      # StepMetrics and EpochMetrics since the last flush, in order
-    frame = Signal(object)      # the newest Frame of one type; the viewer routes it to that type's view
-    status = Signal(object)     # StatusChanged
-    error = Signal(str)         # EngineError's message
+    metrics = Signal(list)  # StepMetrics and EpochMetrics since the last flush, in order
+    frame = Signal(object)  # the newest Frame of one type; the viewer routes it to that type's view
+    status = Signal(object)  # StatusChanged
+    error = Signal(str)  # EngineError's message
 
     def __init__(self, parent: QObject | None = None, *, torch_threads: int | None = None):
         super().__init__(parent)

@@ -14,8 +14,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QSize, Signal
 from PySide6.QtGui import QImage, QImageReader
 
-MAX_PIXELS = 40_000_000   # refuse anything larger (a 20,000 × 20,000 picture would need 1.6 GB decoded)
-MAX_SIDE = 1024           # decode larger pictures scaled down to this longest side; models need far less
+MAX_PIXELS = 40_000_000  # refuse anything larger (a 20,000 × 20,000 picture would need 1.6 GB decoded)
+MAX_SIDE = 1024  # decode larger pictures scaled down to this longest side; models need far less
 
 
 class ImageLoadError(Exception):
@@ -43,24 +43,27 @@ def read_image(path: str | Path) -> np.ndarray:
     if not size.isValid() or size.isEmpty():
         raise ImageLoadError(f"{name}: the image header is damaged (no valid size)")
     if size.width() * size.height() > MAX_PIXELS:
-        raise ImageLoadError(f"{name} is {size.width():,} × {size.height():,} pixels; Lumen opens images up to "
-                             f"{MAX_PIXELS // 1_000_000} megapixels. Scale it down first.")
+        raise ImageLoadError(
+            f"{name} is {size.width():,} × {size.height():,} pixels; Lumen opens images up to "
+            f"{MAX_PIXELS // 1_000_000} megapixels. Scale it down first."
+        )
     longest = max(size.width(), size.height())
     if longest > MAX_SIDE:
-        reader.setScaledSize(QSize(max(1, size.width() * MAX_SIDE // longest),
-                                   max(1, size.height() * MAX_SIDE // longest)))
+        reader.setScaledSize(
+            QSize(max(1, size.width() * MAX_SIDE // longest), max(1, size.height() * MAX_SIDE // longest))
+        )
     image = reader.read()
     if image.isNull():
         raise ImageLoadError(f"{name} could not be decoded ({reader.errorString()}); it may be truncated or corrupt")
     image = image.convertToFormat(QImage.Format.Format_RGBA8888)
     stride = image.bytesPerLine()
     raw = np.frombuffer(image.constBits(), dtype=np.uint8, count=stride * image.height())
-    return raw.reshape(image.height(), stride)[:, :image.width() * 4].reshape(image.height(), image.width(), 4).copy()
+    return raw.reshape(image.height(), stride)[:, : image.width() * 4].reshape(image.height(), image.width(), 4).copy()
 
 
 class ImageLoader(QObject):
-    loaded = Signal(object, str)   # pixels, file name
-    failed = Signal(str)           # message
+    loaded = Signal(object, str)  # pixels, file name
+    failed = Signal(str)  # message
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -74,7 +77,7 @@ class ImageLoader(QObject):
             self.loaded.emit(read_image(path), path.name)
         except ImageLoadError as exc:
             self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - a decoder bug must not be lost silently
+        except Exception as exc:  # a decoder bug must not be lost silently
             self.failed.emit(f"{path.name} could not be opened: {type(exc).__name__}: {exc}")
 
     def shutdown(self) -> None:

@@ -82,15 +82,22 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         icon = self.style().standardIcon
-        self.train_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPlay), "Train", self,
-                                    shortcut=QKeySequence("Ctrl+T"),
-                                    toolTip="Train the model from fresh weights with the monitor's settings")
-        self.pause_action = QAction(icon(QStyle.StandardPixmap.SP_MediaPause), "Pause", self, checkable=True,
-                                    shortcut=QKeySequence("Ctrl+P"))
-        self.step_action = QAction(icon(QStyle.StandardPixmap.SP_MediaSkipForward), "Step", self,
-                                   toolTip="Train one batch while paused")
-        self.stop_action = QAction(icon(QStyle.StandardPixmap.SP_MediaStop), "Stop", self,
-                                   shortcut=QKeySequence("Ctrl+."))
+        self.train_action = QAction(
+            icon(QStyle.StandardPixmap.SP_MediaPlay),
+            "Train",
+            self,
+            shortcut=QKeySequence("Ctrl+T"),
+            toolTip="Train the model from fresh weights with the monitor's settings",
+        )
+        self.pause_action = QAction(
+            icon(QStyle.StandardPixmap.SP_MediaPause), "Pause", self, checkable=True, shortcut=QKeySequence("Ctrl+P")
+        )
+        self.step_action = QAction(
+            icon(QStyle.StandardPixmap.SP_MediaSkipForward), "Step", self, toolTip="Train one batch while paused"
+        )
+        self.stop_action = QAction(
+            icon(QStyle.StandardPixmap.SP_MediaStop), "Stop", self, shortcut=QKeySequence("Ctrl+.")
+        )
         toolbar = QToolBar("Training", objectName="training_toolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for action in (self.train_action, self.pause_action, self.step_action, self.stop_action):
@@ -107,16 +114,25 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction("Quit", self.close).setShortcut(QKeySequence.StandardKey.Quit)
         edit_menu = self.menuBar().addMenu("&Edit")  # the builder's actions; their shortcuts work in the builder
-        for action in (self.builder.undo_action, self.builder.redo_action, None, self.builder.copy_action,
-                       self.builder.paste_action, self.builder.delete_action, None, self.builder.layout_action):
+        for action in (
+            self.builder.undo_action,
+            self.builder.redo_action,
+            None,
+            self.builder.copy_action,
+            self.builder.paste_action,
+            self.builder.delete_action,
+            None,
+            self.builder.layout_action,
+        ):
             edit_menu.addAction(action) if action else edit_menu.addSeparator()
         presets_menu = self.menuBar().addMenu("&Presets")
         for family, presets in PRESET_GROUPS.items():
             submenu = presets_menu.addMenu(family)
             submenu.setToolTipsVisible(True)
             for preset in presets:
-                submenu.addAction(preset.summary.split(":")[0], lambda name=preset.name: self.builder.load_preset(name)
-                                  ).setToolTip(preset.summary)
+                submenu.addAction(
+                    preset.summary.split(":")[0], lambda name=preset.name: self.builder.load_preset(name)
+                ).setToolTip(preset.summary)
         view_menu = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
@@ -192,8 +208,10 @@ class MainWindow(QMainWindow):
         self.loader.load(path)
 
     def _image_loaded(self, pixels, name: str) -> None:
-        self.viewer.show_message(f"{name}: {pixels.shape[1]}×{pixels.shape[0]} pixels, prepared as the model's "
-                                 f"input (left). It stays the probe while the model trains.")
+        self.viewer.show_message(
+            f"{name}: {pixels.shape[1]}×{pixels.shape[0]} pixels, prepared as the model's "
+            f"input (left). It stays the probe while the model trains."
+        )
         self.bridge.worker.probe_image(pixels, name)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -230,14 +248,21 @@ class MainWindow(QMainWindow):
 
     def confirm_replace_run(self, folder: str) -> bool:
         answer = QMessageBox.question(
-            self, "Replace the run?",
+            self,
+            "Replace the run?",
             f"{shown(folder)} already holds a saved run. Replace it with this one?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def _about(self) -> None:
-        QMessageBox.about(self, "About Lumen", "<b>Lumen</b> — build, train and look inside neural networks, "
-                          "offline.<br>Bundled digits: MNIST (Y. LeCun, C. Cortes, C. Burges).")
+        QMessageBox.about(
+            self,
+            "About Lumen",
+            "<b>Lumen</b> — build, train and look inside neural networks, "
+            "offline.<br>Bundled digits: MNIST (Y. LeCun, C. Cortes, C. Burges).",
+        )
 
     # ---- reacting to the engine ----------------------------------------------------------------------------
     def _metrics(self, events: list) -> None:

@@ -20,7 +20,7 @@ from engine.spec.model_spec import ModelSpec
 
 class SpecReader(QObject):
     loaded = Signal(object, str, int)  # ModelSpec, path, serial
-    failed = Signal(str, int)          # message, serial
+    failed = Signal(str, int)  # message, serial
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -39,7 +39,7 @@ class SpecReader(QObject):
             spec = ModelSpec.load(path)
         except LumenError as exc:
             self.failed.emit(str(exc), serial)
-        except Exception as exc:  # noqa: BLE001 - a reader bug must become a message, not a silent nothing
+        except Exception as exc:  # a reader bug must become a message, not a silent nothing
             self.failed.emit(f"{shown(path.name)} could not be opened: {type(exc).__name__}: {exc}", serial)
         else:
             self.loaded.emit(spec, str(path), serial)

@@ -4,7 +4,7 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 
-import pytest  # noqa: E402
+import pytest
 
 ENGINE_THREADS = ("lumen-engine", "lumen-image", "lumen-spec")
 

@@ -13,12 +13,15 @@ SAMPLES = ROOT / "resources" / "samples"
 
 def write_png(path: Path, width: int, height: int, rows_per_chunk: int = 500) -> None:
     """A real greyscale PNG of any size, streamed so even 20,000 × 20,000 costs little memory."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     compressor = zlib.compressobj(1)
     row = b"\x00" + b"\xff" * width  # filter byte + white pixels
-    idat = b"".join(compressor.compress(row * min(rows_per_chunk, height - y)) for y in range(0, height, rows_per_chunk))
+    idat = b"".join(
+        compressor.compress(row * min(rows_per_chunk, height - y)) for y in range(0, height, rows_per_chunk)
+    )
     idat += compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))

@@ -1,6 +1,6 @@
 """Regenerate the screenshots in docs/: the real window, used as a person would, then grabbed.
 
-    python tools/screenshots.py            (offscreen by default; set QT_QPA_PLATFORM=xcb under Xvfb)
+python tools/screenshots.py            (offscreen by default; set QT_QPA_PLATFORM=xcb under Xvfb)
 """
 
 import os

@@ -40,8 +40,10 @@ CONSTRUCTORS = {
     "vgg16": ("torchvision.models.vgg16()", lambda: models.vgg16()),
     "resnet18": ("torchvision.models.resnet18()", lambda: models.resnet18()),
     "mobilenet_v2": ("torchvision.models.mobilenet_v2()", lambda: models.mobilenet_v2()),
-    "googlenet": ("torchvision.models.googlenet(aux_logits=False, transform_input=False, init_weights=True)",
-                  lambda: models.googlenet(aux_logits=False, transform_input=False, init_weights=True)),
+    "googlenet": (
+        "torchvision.models.googlenet(aux_logits=False, transform_input=False, init_weights=True)",
+        lambda: models.googlenet(aux_logits=False, transform_input=False, init_weights=True),
+    ),
 }
 
 
@@ -66,8 +68,12 @@ def calibrate_batch_norm(model: torch.nn.Module) -> None:
 
 
 def fingerprint(output: torch.Tensor) -> dict:
-    return {"shape": list(output.shape), "first": [round(v, 7) for v in output[0, :10].tolist()],
-            "sum": output.double().sum().item(), "abs_max": output.abs().max().item()}
+    return {
+        "shape": list(output.shape),
+        "first": [round(v, 7) for v in output[0, :10].tolist()],
+        "sum": output.double().sum().item(),
+        "abs_max": output.abs().max().item(),
+    }
 
 
 def compact_json(data: dict) -> str:
@@ -89,9 +95,13 @@ def main() -> None:
     manifest = {
         "made_with": {"torch": torch.__version__, "torchvision": torchvision.__version__},
         "init": f"torch.manual_seed({INIT_SEED}) before construction; batch norm calibrated on "
-                f"randn(4,3,224,224) from Generator().manual_seed({CALIBRATION_SEED}); eval mode",
-        "input": {"shape": list(INPUT_SHAPE), "generator_seed": INPUT_SEED, "sum": x.double().sum().item(),
-                  "first": [round(v, 7) for v in x.flatten()[:5].tolist()]},
+        f"randn(4,3,224,224) from Generator().manual_seed({CALIBRATION_SEED}); eval mode",
+        "input": {
+            "shape": list(INPUT_SHAPE),
+            "generator_seed": INPUT_SEED,
+            "sum": x.double().sum().item(),
+            "first": [round(v, 7) for v in x.flatten()[:5].tolist()],
+        },
         "models": {},
     }
     if MANIFEST.exists() and args.only:

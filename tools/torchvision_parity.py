@@ -24,8 +24,8 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.graph.model import GraphModel  # noqa: E402
-from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS  # noqa: E402
+from engine.graph.model import GraphModel
+from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS
 
 MANIFEST = Path(__file__).resolve().parent.parent / "tests" / "data" / "torchvision_manifest.json"
 
@@ -48,9 +48,16 @@ def check(name: str, reference: dict, x: torch.Tensor, weights_dir: Path) -> dic
     expected = reference["output"]
     first_err = (out[0, :10] - torch.tensor(expected["first"], dtype=torch.float64)).abs().max().item()
     sum_err = abs(out.sum().item() - expected["sum"])
-    return {"name": name, "shape_ok": list(out.shape) == expected["shape"], "same_order": keys_match,
-            "first_err": first_err, "sum_err": sum_err, "abs_max": expected["abs_max"], "seconds": seconds,
-            "n": out.numel()}
+    return {
+        "name": name,
+        "shape_ok": list(out.shape) == expected["shape"],
+        "same_order": keys_match,
+        "first_err": first_err,
+        "sum_err": sum_err,
+        "abs_max": expected["abs_max"],
+        "seconds": seconds,
+        "n": out.numel(),
+    }
 
 
 def main() -> int:
@@ -64,10 +71,14 @@ def main() -> int:
     if abs(x.double().sum().item() - manifest["input"]["sum"]) > 1e-6:
         print("the seeded input differs from torchvision's: this torch draws other random numbers")
         return 2
-    print(f"reference: torch {manifest['made_with']['torch']}, torchvision {manifest['made_with']['torchvision']}; "
-          f"here: torch {torch.__version__}; atol {args.atol:g}")
-    header = f"{'model':<13} {'strict load':<11} {'key order':<9} {'|logit| max':>11} {'max err (10 logits)':>19} " \
-             f"{'err of sum':>17} {'forward s':>9}  result"
+    print(
+        f"reference: torch {manifest['made_with']['torch']}, torchvision {manifest['made_with']['torchvision']}; "
+        f"here: torch {torch.__version__}; atol {args.atol:g}"
+    )
+    header = (
+        f"{'model':<13} {'strict load':<11} {'key order':<9} {'|logit| max':>11} {'max err (10 logits)':>19} "
+        f"{'err of sum':>17} {'forward s':>9}  result"
+    )
     print(header)
     print("-" * len(header))
     failed = 0
@@ -80,10 +91,14 @@ def main() -> int:
             failed += 1
             print(f"{name:<13} FAILED: {str(exc).splitlines()[0][:150]}")
             continue
-        ok = r["shape_ok"] and r["first_err"] <= args.atol and r["sum_err"] <= args.atol * r["n"]  # each logit within atol
+        ok = (
+            r["shape_ok"] and r["first_err"] <= args.atol and r["sum_err"] <= args.atol * r["n"]
+        )  # each logit within atol
         failed += not ok
-        print(f"{name:<13} {'ok':<11} {'same' if r['same_order'] else 'differs':<9} {r['abs_max']:>11.4f} "
-              f"{r['first_err']:>19.2e} {r['sum_err']:>17.2e} {r['seconds']:>9.2f}  {'MATCH' if ok else 'DIFFERS'}")
+        print(
+            f"{name:<13} {'ok':<11} {'same' if r['same_order'] else 'differs':<9} {r['abs_max']:>11.4f} "
+            f"{r['first_err']:>19.2e} {r['sum_err']:>17.2e} {r['seconds']:>9.2f}  {'MATCH' if ok else 'DIFFERS'}"
+        )
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ SPLIT_SEED = 0  # the train/validation split is fixed, whatever the training see
 @dataclass(frozen=True)
 class Dataset:
     """Images as float32 in [0, 1], N×C×H×W, with integer labels; a fixed train/validation split."""
+
     name: str
     classes: tuple[str, ...]
     train_x: torch.Tensor

@@ -44,7 +44,7 @@ def digit_input(pixels: np.ndarray, size: int = 28) -> torch.Tensor:
     if not ink.any():
         raise DataError("the image looks blank: no ink stands out from the background")
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     box = round(size * 20 / 28)
     scale = box / max(crop.shape)
     h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
@@ -54,7 +54,7 @@ def digit_input(pixels: np.ndarray, size: int = 28) -> torch.Tensor:
     top = int(np.clip(round(size / 2 - cy), 0, size - h))
     left = int(np.clip(round(size / 2 - cx), 0, size - w))
     frame = np.zeros((size, size), np.float32)
-    frame[top:top + h, left:left + w] = digit
+    frame[top : top + h, left : left + w] = digit
     return torch.from_numpy(frame)[None, None]
 
 

@@ -57,10 +57,20 @@ def analyze(spec: ModelSpec) -> list[NodeReport]:
         fields[node_id] = _field(node.type, params, out, in_shapes, window, [fields[s] for s in model.sources[node_id]])
         field = fields[node_id]
         dense = math.prod(in_shapes[0]) * math.prod(out) + math.prod(out) if window and n_params else None
-        reports.append(NodeReport(
-            node_id, node.type, out, n_params, macs, math.prod(out) * itemsize,
-            formula(node.type, params, in_shapes, out, window), _number(max(field[0])) if field else None,
-            _number(max(field[1])) if field else None, dense))
+        reports.append(
+            NodeReport(
+                node_id,
+                node.type,
+                out,
+                n_params,
+                macs,
+                math.prod(out) * itemsize,
+                formula(node.type, params, in_shapes, out, window),
+                _number(max(field[0])) if field else None,
+                _number(max(field[1])) if field else None,
+                dense,
+            )
+        )
     return reports
 
 
@@ -70,8 +80,15 @@ def _number(x: float) -> int | float:
 
 # ---- receptive fields ---------------------------------------------------------------------------
 
-def _field(layer_type: str, params: dict, out: Shape, in_shapes: list[Shape], window: Window | None,
-           sources: list[_Field | None]) -> _Field | None:
+
+def _field(
+    layer_type: str,
+    params: dict,
+    out: Shape,
+    in_shapes: list[Shape],
+    window: Window | None,
+    sources: list[_Field | None],
+) -> _Field | None:
     if layer_type == "input":
         if len(out) < 2 or params.get("dtype") == "int64":
             return None
@@ -89,16 +106,21 @@ def _field(layer_type: str, params: dict, out: Shape, in_shapes: list[Shape], wi
             return None
         if window.transposed:  # an output unit reads ⌈F/S⌉ neighbouring input units per axis
             axes = zip(size, jump, window.kernel, window.stride)
-            return (tuple(r + (math.ceil(k / s) - 1) * j for r, j, k, s in axes),
-                    tuple(j / s for j, s in zip(jump, window.stride)))
-        return (tuple(r + d * (k - 1) * j for r, j, k, d in zip(size, jump, window.kernel, window.dilation)),
-                tuple(j * s for j, s in zip(jump, window.stride)))
+            return (
+                tuple(r + (math.ceil(k / s) - 1) * j for r, j, k, s in axes),
+                tuple(j / s for j, s in zip(jump, window.stride)),
+            )
+        return (
+            tuple(r + d * (k - 1) * j for r, j, k, d in zip(size, jump, window.kernel, window.dilation)),
+            tuple(j * s for j, s in zip(jump, window.stride)),
+        )
     if len(out) == len(in_shapes[0]) and out[1:] == in_shapes[0][1:]:  # shape-keeping layers do not move the field
         return size, jump
     return None
 
 
 # ---- formulas -----------------------------------------------------------------------------------
+
 
 def _n(x: float) -> str:
     return f"{x:g}"
@@ -116,23 +138,34 @@ def formula(layer_type: str, params: dict, in_shapes: list[Shape], out: Shape, w
     if window is None or layer_type.startswith(("global_", "adaptive_")):
         return ""
     axes = ("L",) if len(window.kernel) == 1 else ("H", "W")
-    per_axis = [(a, in_shapes[0][1 + i], window.kernel[i], window.stride[i], window.padding[i], window.dilation[i],
-                 window.output_padding[i] if window.output_padding else 0, out[1 + i]) for i, a in enumerate(axes)]
+    per_axis = [
+        (
+            a,
+            in_shapes[0][1 + i],
+            window.kernel[i],
+            window.stride[i],
+            window.padding[i],
+            window.dilation[i],
+            window.output_padding[i] if window.output_padding else 0,
+            out[1 + i],
+        )
+        for i, a in enumerate(axes)
+    ]
     if len(per_axis) == 2 and per_axis[0][1:] == per_axis[1][1:]:
         per_axis = per_axis[1:]  # square: one line for W says it all
     pool = "pool" in layer_type
     return "; ".join(_axis_formula(layer_type, pool, window, *axis) for axis in per_axis)
 
 
-def _axis_formula(layer_type: str, pool: bool, w: Window, axis: str, size: int, k: int, s: float, p: int, d: int,
-                  op: int, result: int) -> str:
+def _axis_formula(
+    layer_type: str, pool: bool, w: Window, axis: str, size: int, k: int, s: float, p: int, d: int, op: int, result: int
+) -> str:
     if layer_type == "upsample":
         return f"{axis}_out = ⌊{axis}·s⌋ = ⌊{size}·{_n(s)}⌋ = {result}"
     if w.transposed:
-        return (f"{axis}_out = ({axis} − 1)·S − 2P + F + P_out = ({size} − 1)·{_n(s)} − {2 * p} + {k} + {op} "
-                f"= {result}")
+        return f"{axis}_out = ({axis} − 1)·S − 2P + F + P_out = ({size} − 1)·{_n(s)} − {2 * p} + {k} + {op} = {result}"
     if w.same:
-        return f"padding \"same\", stride 1: {axis}_out = {axis} = {size}"
+        return f'padding "same", stride 1: {axis}_out = {axis} = {size}'
     s = int(s)
     if d > 1:
         symbolic, numbers = f"{axis} − D(F − 1) − 1 + 2P", f"{size} − {d}·({k} − 1) − 1 + {2 * p}"

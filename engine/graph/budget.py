@@ -58,8 +58,10 @@ def memory_limit() -> int:
 def _limit_words(limit: int) -> str:
     if os.environ.get("LUMEN_MEMORY_LIMIT", "").strip():
         return f"Lumen's limit, {human_size(limit)} (LUMEN_MEMORY_LIMIT)"
-    return (f"Lumen's limit on this machine, {human_size(limit)} "
-            f"({MEMORY_FRACTION:.0%} of its {human_size(machine_memory())})")
+    return (
+        f"Lumen's limit on this machine, {human_size(limit)} "
+        f"({MEMORY_FRACTION:.0%} of its {human_size(machine_memory())})"
+    )
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ class MemoryEstimate:
         return self.weight_bytes + self.activation_bytes
 
 
-def estimate(nodes: Iterable[tuple[str, int, int]], batch: int = SAMPLE_BATCH,
-             training: bool = False) -> MemoryEstimate:
+def estimate(
+    nodes: Iterable[tuple[str, int, int]], batch: int = SAMPLE_BATCH, training: bool = False
+) -> MemoryEstimate:
     """The estimate from (node id, parameters, bytes of one sample's output) per node."""
     weight_factor, activation_factor = (4, 2 * batch) if training else (1, batch)
     params = weights = activations = 0
@@ -98,30 +101,50 @@ def model_estimate(model: GraphModel, batch: int = SAMPLE_BATCH, training: bool 
     input_node = model.spec.input_node
     if input_node.params.get("dtype") == "int64":
         itemsize[input_node.id] = 8
-    return estimate(((node_id, sum(p.numel() for p in model.layers[node_id].parameters()),
-                      math.prod(model.shapes[node_id]) * itemsize[node_id]) for node_id in model.order),
-                    batch, training)
+    return estimate(
+        (
+            (
+                node_id,
+                sum(p.numel() for p in model.layers[node_id].parameters()),
+                math.prod(model.shapes[node_id]) * itemsize[node_id],
+            )
+            for node_id in model.order
+        ),
+        batch,
+        training,
+    )
 
 
-def check(found: MemoryEstimate, batch: int = SAMPLE_BATCH, training: bool = False,
-          limit: int | None = None) -> MemoryEstimate:
+def check(
+    found: MemoryEstimate, batch: int = SAMPLE_BATCH, training: bool = False, limit: int | None = None
+) -> MemoryEstimate:
     """Raise SpecError, naming the node that needs the most, if the model needs more than the limit."""
     limit = memory_limit() if limit is None else limit
     if found.total <= limit:
         return found
-    purpose = (f"to train with batches of {batch}" if training
-               else f"to build and run {batch} sample{'s' if batch != 1 else ''}")
+    purpose = (
+        f"to train with batches of {batch}"
+        if training
+        else f"to build and run {batch} sample{'s' if batch != 1 else ''}"
+    )
     parts = f"{human_size(found.weight_bytes)} for {found.params:,} weights"
     if training:
         parts += " with their gradients and optimiser state"
     parts += f", {human_size(found.activation_bytes)} for the layers' outputs"
-    node_part = (f"its weights and output need {human_size(found.heaviest_bytes)} (mostly its {found.heaviest_part}); "
-                 if found.heaviest else "")
-    raise SpecError(f"{node_part}the model needs about {human_size(found.total)} {purpose} ({parts}), "
-                    f"more than {_limit_words(limit)}", found.heaviest)
+    node_part = (
+        f"its weights and output need {human_size(found.heaviest_bytes)} (mostly its {found.heaviest_part}); "
+        if found.heaviest
+        else ""
+    )
+    raise SpecError(
+        f"{node_part}the model needs about {human_size(found.total)} {purpose} ({parts}), "
+        f"more than {_limit_words(limit)}",
+        found.heaviest,
+    )
 
 
-def check_model(model: GraphModel, batch: int = SAMPLE_BATCH, training: bool = False,
-                limit: int | None = None) -> MemoryEstimate:
+def check_model(
+    model: GraphModel, batch: int = SAMPLE_BATCH, training: bool = False, limit: int | None = None
+) -> MemoryEstimate:
     """``check`` for a (meta) ``GraphModel``."""
     return check(model_estimate(model, batch, training), batch, training, limit)

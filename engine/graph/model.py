@@ -17,6 +17,7 @@ from engine.spec.shapes import InputShapeError, Shape, ShapeError, fmt
 @dataclass(frozen=True)
 class LayerRow:
     """One line of a model summary."""
+
     name: str
     type: str
     output_shape: Shape
@@ -100,11 +101,13 @@ def _check_ids(layer_type: str, takes_ids: bool, sources: list[str], ids_from: s
     """Integer ids (an int64 input) may flow only into layers that read ids, such as embedding."""
     reads_ids = [s for s in sources if s == ids_from]
     if takes_ids and len(reads_ids) != len(sources):
-        raise ShapeError(f"{layer_type} reads integer ids: connect it to the input node and set that node's "
-                         f"dtype to \"int64\"")
+        raise ShapeError(
+            f'{layer_type} reads integer ids: connect it to the input node and set that node\'s dtype to "int64"'
+        )
     if reads_ids and not takes_ids:
-        raise ShapeError(f"{layer_type} cannot read the integer ids of {ids_from} (dtype int64); "
-                         f"put an embedding first")
+        raise ShapeError(
+            f"{layer_type} cannot read the integer ids of {ids_from} (dtype int64); put an embedding first"
+        )
 
 
 def input_dtype(spec: ModelSpec) -> torch.dtype:
@@ -169,8 +172,9 @@ class GraphModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_recording(x, ())[0]
 
-    def forward_recording(self, x: torch.Tensor, record: tuple[str, ...] | list[str]
-                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_recording(
+        self, x: torch.Tensor, record: tuple[str, ...] | list[str]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The output, plus the outputs of the nodes named in ``record`` (for feature maps)."""
         values: dict[str, torch.Tensor] = {}
         for node_id in self.order:
@@ -196,6 +200,12 @@ def summarize(spec: ModelSpec) -> list[LayerRow]:
     """Per-node output shape and parameter count, without allocating the weights (meta device)."""
     with torch.device("meta"):
         model = GraphModel(spec)
-    return [LayerRow(node_id, spec.node(node_id).type, model.shapes[node_id],
-                     sum(p.numel() for p in model.layers[node_id].parameters()))
-            for node_id in model.order]
+    return [
+        LayerRow(
+            node_id,
+            spec.node(node_id).type,
+            model.shapes[node_id],
+            sum(p.numel() for p in model.layers[node_id].parameters()),
+        )
+        for node_id in model.order
+    ]

@@ -43,6 +43,7 @@ class _NotCode(Exception):
 
 # ---- Python source ---------------------------------------------------------------------------------
 
+
 def to_python_source(spec: ModelSpec) -> str:
     """A self-contained PyTorch file defining an ``nn.Module`` whose state dict and outputs match
     ``engine.graph.model.build_model(spec)``'s."""
@@ -92,15 +93,22 @@ def _call(cls: type, kwargs: dict[str, Any], copied: _CopiedFiles) -> tuple[str,
     elif cls.__module__.startswith(_OWN_MODULES):
         name = copied.add(cls)
     else:
-        raise _NotCode(f"its module class {cls.__module__}.{cls.__qualname__} is neither torch's nor one of "
-                       f"engine/modules")
+        raise _NotCode(
+            f"its module class {cls.__module__}.{cls.__qualname__} is neither torch's nor one of engine/modules"
+        )
     try:
-        defaults = {key: p.default for key, p in inspect.signature(cls).parameters.items()
-                    if p.default is not inspect.Parameter.empty}
+        defaults = {
+            key: p.default
+            for key, p in inspect.signature(cls).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
     except (TypeError, ValueError):
         defaults = {}
-    return name, [f"{key}={_literal(value)}" for key, value in kwargs.items()
-                  if not (key in defaults and _same_value(value, defaults[key]))]
+    return name, [
+        f"{key}={_literal(value)}"
+        for key, value in kwargs.items()
+        if not (key in defaults and _same_value(value, defaults[key]))
+    ]
 
 
 def _wrapped(target: str, name: str, arguments: list[str], width: int = 96) -> list[str]:
@@ -161,8 +169,14 @@ class _CopiedFiles:
         lines = list(_PREAMBLE)
         for imports, _ in self.files.values():
             lines += [line for line in imports if line not in lines]
-        return sorted(lines, key=lambda line: (line.split()[1].split(".")[0] not in sys.stdlib_module_names,
-                                               line.startswith("from "), line))
+        return sorted(
+            lines,
+            key=lambda line: (
+                line.split()[1].split(".")[0] not in sys.stdlib_module_names,
+                line.startswith("from "),
+                line,
+            ),
+        )
 
     def bodies(self) -> list[str]:
         parts = []
@@ -186,7 +200,7 @@ def _module_source(module_name: str) -> str:
 def _split_source(text: str) -> tuple[list[str], str]:
     """(import lines, the rest) of a module file: its docstring, then one-line imports, then definitions."""
     if text.startswith('"""'):
-        text = text[text.index('"""', 3) + 3:]
+        text = text[text.index('"""', 3) + 3 :]
     lines = text.strip("\n").splitlines()
     imports = []
     while lines and (lines[0].startswith(("import ", "from ")) or not lines[0].strip()):
@@ -196,14 +210,18 @@ def _split_source(text: str) -> tuple[list[str], str]:
     return imports, "\n".join(lines).strip("\n")
 
 
-def _assemble(spec: ModelSpec, class_name: str, copied: _CopiedFiles, init: list[str],
-              forward: list[tuple[str, str | None]]) -> str:
+def _assemble(
+    spec: ModelSpec, class_name: str, copied: _CopiedFiles, init: list[str], forward: list[tuple[str, str | None]]
+) -> str:
     width = max((len(code) for code, _ in forward if len(code) <= 72), default=0)  # shape comments line up
     body = [f"{code:<{width}}  # {shape}" if shape else code for code, shape in forward]
     body = [line if not line.startswith("#") else line.replace("  # ", "    ", 1) for line in body]
     dtype = graph.example_input(spec).dtype
-    make_input = (f"torch.rand(2, *{class_name}.input_shape)" if dtype.is_floating_point
-                  else f"torch.zeros(2, *{class_name}.input_shape, dtype={dtype})")
+    make_input = (
+        f"torch.rand(2, *{class_name}.input_shape)"
+        if dtype.is_floating_point
+        else f"torch.zeros(2, *{class_name}.input_shape, dtype={dtype})"
+    )
     title = f"{spec.name}: {spec.description}" if spec.description else spec.name
     lines = [
         '"""' + textwrap.fill(title.replace("\\", "/").replace('"' * 3, "'" * 3), 100, break_on_hyphens=False),
@@ -252,8 +270,10 @@ def _self_check(source: str, class_name: str, spec: ModelSpec) -> None:
     ours = {k: tuple(v.shape) for k, v in copy.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if ours != theirs:
-        raise LumenError(f"the exported source for {spec.name} does not rebuild the same weights "
-                         f"(differs at {sorted(set(ours.items()) ^ set(theirs.items()))[:3]})")
+        raise LumenError(
+            f"the exported source for {spec.name} does not rebuild the same weights "
+            f"(differs at {sorted(set(ours.items()) ^ set(theirs.items()))[:3]})"
+        )
     try:
         copy.eval()(graph.example_input(spec).to("meta"))
     except NameError as exc:
@@ -290,6 +310,7 @@ def _access(path: str) -> str:
 
 # ---- TorchScript and ONNX ---------------------------------------------------------------------------
 
+
 @contextmanager
 def _frozen(model: nn.Module) -> Iterator[nn.Module]:
     """The model in eval mode, for tracing; its mode is restored afterwards."""
@@ -323,9 +344,15 @@ def to_onnx(model: graph.GraphModel, path: str | Path) -> None:
         warnings.simplefilter("ignore")
         try:
             # The TorchScript-based exporter needs only onnx; the default (dynamo) one also needs onnxscript.
-            torch.onnx.export(model, (graph.example_input(model.spec),), str(path), dynamo=False,
-                              input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+            torch.onnx.export(
+                model,
+                (graph.example_input(model.spec),),
+                str(path),
+                dynamo=False,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            )
         except Exception as exc:  # the same: an error from inside torch
             raise LumenError(f"ONNX export failed: {_first_line(exc)}") from None
 

@@ -49,8 +49,14 @@ class RunExists(DataError):
 RUN_MARKERS = (SPEC_FILE, WEIGHTS_FILE, RUN_FILE)
 
 
-def save_run(run_dir: str | Path, spec: ModelSpec, model: nn.Module, history: list[StepMetrics | EpochMetrics],
-             info: dict, force: bool = False) -> Path:
+def save_run(
+    run_dir: str | Path,
+    spec: ModelSpec,
+    model: nn.Module,
+    history: list[StepMetrics | EpochMetrics],
+    info: dict,
+    force: bool = False,
+) -> Path:
     """Write the run folder, all or nothing; ``info`` (config, dataset, ...) goes to run.json with the final
     metrics. An existing run there is replaced only with ``force``."""
     run_dir = check_run_dir(run_dir, force)
@@ -118,8 +124,9 @@ def check_run_dir(run_dir: str | Path, force: bool = False) -> Path:
         except OSError as exc:
             raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
         if entries and not entries & set(RUN_MARKERS):
-            raise DataError(f"cannot write {name}: the folder holds other files; name a new or empty folder "
-                            f"for the run")
+            raise DataError(
+                f"cannot write {name}: the folder holds other files; name a new or empty folder for the run"
+            )
         if entries and not force:
             raise RunExists(f"{name} already holds a run; choose another folder, or replace it (--force)")
     existing = run_dir.parent
@@ -136,8 +143,9 @@ def check_run_dir(run_dir: str | Path, force: bool = False) -> Path:
     return run_dir
 
 
-def _write_run(run_dir: Path, spec: ModelSpec, model: nn.Module, history: list[StepMetrics | EpochMetrics],
-               info: dict) -> Path:
+def _write_run(
+    run_dir: Path, spec: ModelSpec, model: nn.Module, history: list[StepMetrics | EpochMetrics], info: dict
+) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     spec.save(run_dir / SPEC_FILE)
     save_weights(model, run_dir / WEIGHTS_FILE)
@@ -154,8 +162,9 @@ def _write_metrics_csv(path: Path, keys: list[str], rows: list[tuple[list, Mappi
     """One row per event: its keys, then one column per metric name, in the order names first appear; a
     name an event lacks is left empty."""
     names = list(dict.fromkeys(name for _, values in rows for name in values))
-    _write_csv(path, keys + names, [key_values + [values.get(name, "") for name in names]
-                                    for key_values, values in rows])
+    _write_csv(
+        path, keys + names, [key_values + [values.get(name, "") for name in names] for key_values, values in rows]
+    )
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -190,16 +199,23 @@ def load_state_dict_checked(model: nn.Module, tensors: dict, source_name: str) -
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
-    wrong = [f"{k} is {tuple(tensors[k].shape)}, the model needs {tuple(v.shape)}"
-             for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
-    problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
-               ([f"unexpected {', '.join(unexpected)}"] if unexpected else []) + wrong
+    wrong = [
+        f"{k} is {tuple(tensors[k].shape)}, the model needs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    problems = (
+        ([f"missing {', '.join(missing)}"] if missing else [])
+        + ([f"unexpected {', '.join(unexpected)}"] if unexpected else [])
+        + wrong
+    )
     if problems:
         raise DataError(f"the weights in {source_name} do not fit this model: {'; '.join(problems)}")
     model.load_state_dict(tensors, strict=True)
 
 
-# ---- weights from elsewhere: state dicts in, run folders out --------------------------------------------------------------------
+# ---- weights from elsewhere: state dicts in, run folders out -------------------------------------------------
+
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A flat {name: tensor} mapping from a ``.safetensors`` file or a ``.pth``/``.pt`` state dict.
@@ -236,7 +252,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
             what = "it is not a plain PyTorch state dict" + (f" ({reason.group(1).strip()})" if reason else "")
         raise DataError(f"{name} was refused (nothing in it was run): {what}") from None
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file fails anywhere inside torch.load
+    except Exception as exc:  # a truncated or foreign file fails anywhere inside torch.load
         raise DataError(f"{name} is not a readable PyTorch file ({type(exc).__name__}: {exc})") from None
     return _flat_tensors(loaded, name)
 
@@ -246,17 +262,22 @@ def _flat_tensors(loaded: Any, name: str) -> dict[str, torch.Tensor]:
         raise DataError(f"{name} holds a {type(loaded).__name__}, not a state dict (a mapping of names to tensors)")
     nested = [k for k, v in loaded.items() if isinstance(v, Mapping)]
     if nested:
-        raise DataError(f"{name} holds a checkpoint, not a state dict: {', '.join(map(repr, nested[:3]))} "
-                        f"{'is a mapping' if len(nested) == 1 else 'are mappings'}; save model.state_dict() alone")
+        raise DataError(
+            f"{name} holds a checkpoint, not a state dict: {', '.join(map(repr, nested[:3]))} "
+            f"{'is a mapping' if len(nested) == 1 else 'are mappings'}; save model.state_dict() alone"
+        )
     for key, value in loaded.items():
         if not isinstance(key, str):
             raise DataError(f"{name} is not a state dict: the key {key!r} is not a string")
         if not isinstance(value, torch.Tensor) or value.layout is not torch.strided or value.is_meta:
-            raise DataError(f"{name} is not a state dict: {printable(key[:80])} is a {type(value).__name__}, "
-                            f"not a dense tensor")
+            raise DataError(
+                f"{name} is not a state dict: {printable(key[:80])} is a {type(value).__name__}, not a dense tensor"
+            )
         if value.is_complex():
-            raise DataError(f"{name}: {printable(key[:80])} holds complex numbers ({value.dtype}); Lumen's weights "
-                            f"are real, and dropping the imaginary part would change the model")
+            raise DataError(
+                f"{name}: {printable(key[:80])} holds complex numbers ({value.dtype}); Lumen's weights "
+                f"are real, and dropping the imaginary part would change the model"
+            )
     return dict(loaded)
 
 
@@ -272,8 +293,14 @@ def import_run(spec: ModelSpec, weights_path: str | Path, run_dir: str | Path, f
     with writing(weights_path), weights_path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return save_run(run_dir, spec, model, [], {"imported_from": str(weights_path.resolve()),
-                                               "sha256": digest.hexdigest()}, force=force)
+    return save_run(
+        run_dir,
+        spec,
+        model,
+        [],
+        {"imported_from": str(weights_path.resolve()), "sha256": digest.hexdigest()},
+        force=force,
+    )
 
 
 def read_run_info(run_dir: str | Path) -> dict:

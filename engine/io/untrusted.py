@@ -43,6 +43,7 @@ class UnreadableFile(DataError):
 
 # ---- reading ------------------------------------------------------------------------------------------------
 
+
 def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; never blocks on a FIFO or device."""
     path = Path(path)
@@ -119,7 +120,7 @@ def nesting_depth(text: str) -> int:
     skeleton = _STRING.sub("", text).encode("utf-8", "replace")
     codes = np.frombuffer(skeleton, dtype=np.uint8)
     steps = ((codes == ord("[")) | (codes == ord("{"))).astype(np.int64)
-    steps -= ((codes == ord("]")) | (codes == ord("}")))
+    steps -= (codes == ord("]")) | (codes == ord("}"))
     if steps.size == 0:
         return 0
     return int(np.cumsum(steps).max(initial=0))
@@ -127,8 +128,9 @@ def nesting_depth(text: str) -> int:
 
 def _parse_int(digits: str) -> int:
     if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
-        raise UnreadableFile(f"the number {digits[:12]}… has {len(digits.lstrip('-'))} digits; "
-                             f"numbers must fit in 64 bits")
+        raise UnreadableFile(
+            f"the number {digits[:12]}… has {len(digits.lstrip('-'))} digits; numbers must fit in 64 bits"
+        )
     value = int(digits)
     if abs(value) > MAX_INT:
         raise UnreadableFile(f"the number {digits} does not fit in 64 bits")
@@ -161,6 +163,7 @@ def human_size(n: float) -> str:
 
 # ---- text ----------------------------------------------------------------------------------------------------
 
+
 def control_characters(text: str, allow: str = "") -> list[str]:
     """The control, format and separator characters in ``text`` (except those in ``allow``)."""
     return [c for c in text if c not in allow and (unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"))]
@@ -169,7 +172,7 @@ def control_characters(text: str, allow: str = "") -> list[str]:
 def shown(path: str | Path, limit: int = 160) -> str:
     """A path as a message shows it: printable, and shortened in the middle when very long."""
     text = printable(str(path))
-    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-(limit // 2):]}"
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-(limit // 2) :]}"
 
 
 def printable(text: str) -> str:
@@ -180,6 +183,7 @@ def printable(text: str) -> str:
 
 
 # ---- writing -------------------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[Path]:

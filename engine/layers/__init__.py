@@ -24,8 +24,7 @@ from engine.layers import (
 from engine.layers.base import FAMILIES, LayerType, domain_words, in_domain
 from engine.layers.geometry import Window, sliding_size
 
-__all__ = ["FAMILIES", "LAYERS", "LayerType", "Window", "domain_words", "in_domain", "param_domains",
-           "sliding_size"]
+__all__ = ["FAMILIES", "LAYERS", "LayerType", "Window", "domain_words", "in_domain", "param_domains", "sliding_size"]
 
 # One module per family; the builder orders its palette by FAMILIES (engine.layers.base), not by this list.
 _FAMILY_MODULES = [model_input, conv, pool, dense, reshape, activation, norm, merge, recurrent, autoencoder, boltzmann]

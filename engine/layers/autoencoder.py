@@ -13,10 +13,12 @@ from engine.spec.shapes import Shape, ShapeError
 
 # ---- helpers (LayerType.resolve has checked each parameter's domain before the shape rules run) ---
 
+
 def _nonnegative(params: Params, key: str, below: float | None = None) -> None:
     if params[key] < 0 or (below is not None and params[key] >= below):
-        raise ShapeError(f"{key} must be ≥ 0{f' and below {below:g}' if below is not None else ''}, "
-                         f"got {params[key]!r}")
+        raise ShapeError(
+            f"{key} must be ≥ 0{f' and below {below:g}' if below is not None else ''}, got {params[key]!r}"
+        )
 
 
 def _bottleneck_infer(params: Params, in_shapes: list[Shape]) -> Shape:
@@ -37,34 +39,54 @@ def _noise_infer(params: Params, in_shapes: list[Shape]) -> Shape:
 
 
 LAYER_TYPES = [
-    LayerType(name="bottleneck", family="autoencoder",
-              description="An autoencoder's code: linear to code_size, an activation, optional "
-                          "sparsity (L1) and contractive penalties for the loss",
-              defaults={"code_size": None, "activation": "none", "sparsity_weight": 0.0, "contractive_weight": 0.0},
-              domains={"code_size": "posint", "activation": choice(*ACTIVATIONS),
-                       "sparsity_weight": "float", "contractive_weight": "float"},
-              infer=_bottleneck_infer, module=Bottleneck,
-              kwargs=lambda params, in_shapes: {"in_features": in_shapes[0][0], **params},
-              docs={"code_size": "units in the code",
-                    "activation": "none, relu, sigmoid or tanh, applied to the code",
-                    "sparsity_weight": "weight of the L1 norm of the code in the loss (sparse autoencoder)",
-                    "contractive_weight": "weight of ‖∂code/∂input‖² in the loss (contractive autoencoder)"},
-              macs=lambda params, in_shapes, out: in_shapes[0][0] * out[0]),
-    LayerType(name="variational_bottleneck", family="autoencoder",
-              description="A VAE's latent code: μ and log σ² heads, z = μ + σ·ε while "
-                          "training, z = μ in eval mode",
-              defaults={"latent_size": None}, domains={"latent_size": "posint"},
-              infer=_variational_infer, module=VariationalBottleneck,
-              kwargs=lambda params, in_shapes: {"in_features": in_shapes[0][0], "latent_size": params["latent_size"]},
-              docs={"latent_size": "dimensions of z (and of μ and log σ²)"},
-              macs=lambda params, in_shapes, out: 2 * in_shapes[0][0] * out[0]),
+    LayerType(
+        name="bottleneck",
+        family="autoencoder",
+        description="An autoencoder's code: linear to code_size, an activation, optional "
+        "sparsity (L1) and contractive penalties for the loss",
+        defaults={"code_size": None, "activation": "none", "sparsity_weight": 0.0, "contractive_weight": 0.0},
+        domains={
+            "code_size": "posint",
+            "activation": choice(*ACTIVATIONS),
+            "sparsity_weight": "float",
+            "contractive_weight": "float",
+        },
+        infer=_bottleneck_infer,
+        module=Bottleneck,
+        kwargs=lambda params, in_shapes: {"in_features": in_shapes[0][0], **params},
+        docs={
+            "code_size": "units in the code",
+            "activation": "none, relu, sigmoid or tanh, applied to the code",
+            "sparsity_weight": "weight of the L1 norm of the code in the loss (sparse autoencoder)",
+            "contractive_weight": "weight of ‖∂code/∂input‖² in the loss (contractive autoencoder)",
+        },
+        macs=lambda params, in_shapes, out: in_shapes[0][0] * out[0],
+    ),
+    LayerType(
+        name="variational_bottleneck",
+        family="autoencoder",
+        description="A VAE's latent code: μ and log σ² heads, z = μ + σ·ε while training, z = μ in eval mode",
+        defaults={"latent_size": None},
+        domains={"latent_size": "posint"},
+        infer=_variational_infer,
+        module=VariationalBottleneck,
+        kwargs=lambda params, in_shapes: {"in_features": in_shapes[0][0], "latent_size": params["latent_size"]},
+        docs={"latent_size": "dimensions of z (and of μ and log σ²)"},
+        macs=lambda params, in_shapes, out: 2 * in_shapes[0][0] * out[0],
+    ),
     # The parameter was called "kind" before; ModelSpec.from_dict renames it in older files.
-    LayerType(name="noise", family="autoencoder",
-              description="Corrupts the input while training (denoising autoencoders): Gaussian or masking",
-              defaults={"noise": "gaussian", "amount": 0.1},
-              domains={"noise": choice("gaussian", "masking"), "amount": "float"},
-              infer=_noise_infer, module=Noise,
-              kwargs=lambda params, in_shapes: {"noise": params["noise"], "amount": params["amount"]},
-              docs={"noise": "gaussian: add amount·N(0,1); masking: zero each value with probability amount",
-                    "amount": "noise standard deviation, or the fraction of values masked"}),
+    LayerType(
+        name="noise",
+        family="autoencoder",
+        description="Corrupts the input while training (denoising autoencoders): Gaussian or masking",
+        defaults={"noise": "gaussian", "amount": 0.1},
+        domains={"noise": choice("gaussian", "masking"), "amount": "float"},
+        infer=_noise_infer,
+        module=Noise,
+        kwargs=lambda params, in_shapes: {"noise": params["noise"], "amount": params["amount"]},
+        docs={
+            "noise": "gaussian: add amount·N(0,1); masking: zero each value with probability amount",
+            "amount": "noise standard deviation, or the fraction of values masked",
+        },
+    ),
 ]

@@ -23,8 +23,19 @@ from engine.spec.shapes import Shape, ShapeError
 Params = dict[str, Any]
 
 # What the builder groups and colours layer types by (gui/panes/builder/style.py has one entry per family).
-FAMILIES = ("input", "conv", "pool", "dense", "reshape", "activation", "norm", "merge", "recurrent",
-            "autoencoder", "boltzmann")
+FAMILIES = (
+    "input",
+    "conv",
+    "pool",
+    "dense",
+    "reshape",
+    "activation",
+    "norm",
+    "merge",
+    "recurrent",
+    "autoencoder",
+    "boltzmann",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,11 +59,12 @@ class LayerType:
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
-            raise ValueError(f"layer type {self.name}: family {self.family!r} is not one of "
-                             f"{', '.join(FAMILIES)}")
+            raise ValueError(f"layer type {self.name}: family {self.family!r} is not one of {', '.join(FAMILIES)}")
         if set(self.domains) != set(self.defaults):
-            raise ValueError(f"layer type {self.name}: domains must name exactly its parameters "
-                             f"({', '.join(self.defaults) or 'none'})")
+            raise ValueError(
+                f"layer type {self.name}: domains must name exactly its parameters "
+                f"({', '.join(self.defaults) or 'none'})"
+            )
         for key, domain in self.domains.items():
             if not domain.startswith("choice:") and domain not in _CHECKS:
                 raise ValueError(f"layer type {self.name}: {key} has an unknown domain {domain!r}")
@@ -65,8 +77,10 @@ class LayerType:
         """The node's params merged over the defaults, checked for unknown or missing keys and domains."""
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
-            raise ShapeError(f"unknown parameter {', '.join(unknown)} for {self.name} "
-                             f"(it takes {', '.join(self.defaults) or 'none'})")
+            raise ShapeError(
+                f"unknown parameter {', '.join(unknown)} for {self.name} "
+                f"(it takes {', '.join(self.defaults) or 'none'})"
+            )
         merged = {**self.defaults, **params}
         for key in self.defaults:
             value = merged[key]
@@ -95,6 +109,7 @@ def params_as_kwargs(params: Params, in_shapes: list[Shape]) -> Params:
 
 
 # ---- parameter domains --------------------------------------------------------------------------
+
 
 def _whole(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -132,12 +147,19 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "any": lambda v: True,
 }
 _WORDS = {
-    "posint": "a positive whole number", "nonneg": "a whole number ≥ 0", "int": "a whole number",
-    "prob": "a number in [0, 1)", "float": "a number", "posfloat": "a number > 0", "bool": "true or false",
-    "shape": "a list of positive whole numbers", "int_or_pair": "a positive whole number or a pair [h, w] of them",
+    "posint": "a positive whole number",
+    "nonneg": "a whole number ≥ 0",
+    "int": "a whole number",
+    "prob": "a number in [0, 1)",
+    "float": "a number",
+    "posfloat": "a number > 0",
+    "bool": "true or false",
+    "shape": "a list of positive whole numbers",
+    "int_or_pair": "a positive whole number or a pair [h, w] of them",
     "nonneg_or_pair": "a whole number ≥ 0 or a pair [h, w] of them",
-    "int_or_same": "a whole number ≥ 0 or \"same\"",
-    "pair_or_same": "a whole number ≥ 0, a pair [h, w] of them, or \"same\"", "any": "any value",
+    "int_or_same": 'a whole number ≥ 0 or "same"',
+    "pair_or_same": 'a whole number ≥ 0, a pair [h, w] of them, or "same"',
+    "any": "any value",
 }
 
 
@@ -148,11 +170,11 @@ def choice(*options: str) -> str:
 
 def in_domain(value: Any, domain: str) -> bool:
     if domain.startswith("choice:"):
-        return isinstance(value, str) and value in domain[len("choice:"):].split("|")
+        return isinstance(value, str) and value in domain[len("choice:") :].split("|")
     return _CHECKS[domain](value)
 
 
 def domain_words(domain: str) -> str:
     if domain.startswith("choice:"):
-        return "one of " + ", ".join(f'"{c}"' for c in domain[len("choice:"):].split("|"))
+        return "one of " + ", ".join(f'"{c}"' for c in domain[len("choice:") :].split("|"))
     return _WORDS[domain]

@@ -38,22 +38,30 @@ def boltzmann_stack(spec: ModelSpec) -> tuple[str, list[str]]:
         if params[node]["stack"] != stack:
             raise SpecError(f"stack is {params[node]['stack']!r} but the chain below is {stack!r}", node)
         if params[node]["visible"] != "bernoulli":
-            raise SpecError(f"only the bottom rbm may have {params[node]['visible']} visible units; "
-                            f"this one's visible units are {below}'s hidden probabilities", node)
+            raise SpecError(
+                f"only the bottom rbm may have {params[node]['visible']} visible units; "
+                f"this one's visible units are {below}'s hidden probabilities",
+                node,
+            )
     return stack, ids
 
 
 LAYER_TYPES = [
-    LayerType(name="rbm", family="boltzmann",
-              description="Restricted Boltzmann machine: Bernoulli or Gaussian visible units, Bernoulli hidden; "
-                          "outputs p(h=1|v). Chain rbm nodes for a DBN or DBM (param stack)",
-              defaults={"hidden_size": None, "visible": "bernoulli", "stack": "dbn"},
-              domains={"hidden_size": "posint", "visible": choice("bernoulli", "gaussian"),
-                       "stack": choice("dbn", "dbm")},
-              infer=_rbm_infer, module=RBM,
-              kwargs=lambda params, in_shapes: {"visible_size": in_shapes[0][0], **params},
-              docs={"hidden_size": "hidden (Bernoulli) units",
-                    "visible": "bernoulli (values in [0, 1]) or gaussian (standardised real values)",
-                    "stack": "for a chain of rbm nodes: dbn (greedy, directed) or dbm (joint, undirected)"},
-              macs=lambda params, in_shapes, out: in_shapes[0][0] * out[0]),
+    LayerType(
+        name="rbm",
+        family="boltzmann",
+        description="Restricted Boltzmann machine: Bernoulli or Gaussian visible units, Bernoulli hidden; "
+        "outputs p(h=1|v). Chain rbm nodes for a DBN or DBM (param stack)",
+        defaults={"hidden_size": None, "visible": "bernoulli", "stack": "dbn"},
+        domains={"hidden_size": "posint", "visible": choice("bernoulli", "gaussian"), "stack": choice("dbn", "dbm")},
+        infer=_rbm_infer,
+        module=RBM,
+        kwargs=lambda params, in_shapes: {"visible_size": in_shapes[0][0], **params},
+        docs={
+            "hidden_size": "hidden (Bernoulli) units",
+            "visible": "bernoulli (values in [0, 1]) or gaussian (standardised real values)",
+            "stack": "for a chain of rbm nodes: dbn (greedy, directed) or dbm (joint, undirected)",
+        },
+        macs=lambda params, in_shapes, out: in_shapes[0][0] * out[0],
+    ),
 ]

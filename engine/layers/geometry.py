@@ -11,6 +11,7 @@ from engine.spec.shapes import InputShapeError, Shape, ShapeError, fmt
 @dataclass(frozen=True)
 class Window:
     """A sliding window's geometry per spatial axis: what shape rules, formulas and receptive fields read."""
+
     kernel: tuple[int, ...]
     stride: tuple[float, ...]
     padding: tuple[int, ...]
@@ -45,8 +46,10 @@ def flat_vector(shape: Shape, layer: str, what: str = "a flat vector") -> Shape:
 def sample_dim(dim: int, shape: Shape) -> int:
     """A sample-dimension index (negative counts from the end) made non-negative; ShapeError if out of range."""
     if not -len(shape) <= dim < len(shape):
-        raise ShapeError(f"dim {dim} is outside the {fmt(shape)} input (dims 0..{len(shape) - 1}, "
-                         f"or negative from the end; the batch is not counted)")
+        raise ShapeError(
+            f"dim {dim} is outside the {fmt(shape)} input (dims 0..{len(shape) - 1}, "
+            f"or negative from the end; the batch is not counted)"
+        )
     return dim % len(shape)
 
 
@@ -69,8 +72,10 @@ def window_output(shape: Shape, w: Window, what: str) -> tuple[int, ...]:
     """Spatial output sizes of a window over ``shape`` (channels first); ShapeError says why it does not fit."""
     sizes = shape[1:]
     if w.transposed:
-        return tuple(transposed_size(s, k, int(st), p, d, op) for s, k, st, p, d, op
-                     in zip(sizes, w.kernel, w.stride, w.padding, w.dilation, w.output_padding))
+        return tuple(
+            transposed_size(s, k, int(st), p, d, op)
+            for s, k, st, p, d, op in zip(sizes, w.kernel, w.stride, w.padding, w.dilation, w.output_padding)
+        )
     if w.same:
         return tuple(sizes)
     effective = tuple(d * (k - 1) + 1 for k, d in zip(w.kernel, w.dilation))
@@ -78,5 +83,7 @@ def window_output(shape: Shape, w: Window, what: str) -> tuple[int, ...]:
         dilated = f" (dilated to {fmt(effective)})" if effective != w.kernel else ""
         pad = f" (padding {fmt(w.padding)})" if any(w.padding) else ""
         raise InputShapeError(f"{what} {fmt(w.kernel)}{dilated} is larger than its {fmt(sizes)} input{pad}")
-    return tuple(sliding_size(s, k, int(st), p, d, w.ceil_mode) for s, k, st, p, d
-                 in zip(sizes, w.kernel, w.stride, w.padding, w.dilation))
+    return tuple(
+        sliding_size(s, k, int(st), p, d, w.ceil_mode)
+        for s, k, st, p, d in zip(sizes, w.kernel, w.stride, w.padding, w.dilation)
+    )

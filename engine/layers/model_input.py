@@ -13,10 +13,16 @@ def _input_infer(params: Params, in_shapes: list[Shape]) -> Shape:
 
 
 LAYER_TYPES = [
-    LayerType(name="input", family="input",
-              description="The model's input; shape is channels×height×width (images), steps×features "
-                          "(sequences) or features; dtype int64 for token ids",
-              defaults={"shape": None, "dtype": "float32"},
-              domains={"shape": "shape", "dtype": choice("float32", "int64")},
-              infer=_input_infer, module=nn.Identity, kwargs=no_kwargs, arity=0),
+    LayerType(
+        name="input",
+        family="input",
+        description="The model's input; shape is channels×height×width (images), steps×features "
+        "(sequences) or features; dtype int64 for token ids",
+        defaults={"shape": None, "dtype": "float32"},
+        domains={"shape": "shape", "dtype": choice("float32", "int64")},
+        infer=_input_infer,
+        module=nn.Identity,
+        kwargs=no_kwargs,
+        arity=0,
+    ),
 ]

@@ -30,8 +30,14 @@ class Bottleneck(_Transient):
 
     _transient = ("code",)
 
-    def __init__(self, in_features: int, code_size: int, activation: str = "none", sparsity_weight: float = 0.0,
-                 contractive_weight: float = 0.0):
+    def __init__(
+        self,
+        in_features: int,
+        code_size: int,
+        activation: str = "none",
+        sparsity_weight: float = 0.0,
+        contractive_weight: float = 0.0,
+    ):
         super().__init__()
         self.linear = nn.Linear(in_features, code_size)
         self.activation = activation
@@ -51,15 +57,18 @@ class Bottleneck(_Transient):
         h = self.code if code is None else code
         if h is None:
             raise RuntimeError("penalty() needs a code: run a forward pass first or pass one")
-        slope = {"none": torch.ones_like(h), "relu": (h > 0).to(h.dtype), "sigmoid": h * (1 - h),
-                 "tanh": 1 - h * h}[self.activation]
+        slope = {"none": torch.ones_like(h), "relu": (h > 0).to(h.dtype), "sigmoid": h * (1 - h), "tanh": 1 - h * h}[
+            self.activation
+        ]
         sparsity = h.abs().sum(dim=-1)
-        contractive = (slope ** 2) @ (self.linear.weight ** 2).sum(dim=1)
+        contractive = (slope**2) @ (self.linear.weight**2).sum(dim=1)
         return (self.sparsity_weight * sparsity + self.contractive_weight * contractive).mean()
 
     def extra_repr(self) -> str:
-        return (f"activation={self.activation}, sparsity_weight={self.sparsity_weight}, "
-                f"contractive_weight={self.contractive_weight}")
+        return (
+            f"activation={self.activation}, sparsity_weight={self.sparsity_weight}, "
+            f"contractive_weight={self.contractive_weight}"
+        )
 
 
 class VariationalBottleneck(_Transient):
@@ -84,7 +93,7 @@ class VariationalBottleneck(_Transient):
         """KL(N(μ, σ²) ‖ N(0, I)) of the last forward, summed over the latent units, averaged over the batch."""
         if self.mu is None or self.log_var is None:
             raise RuntimeError("kl() needs a forward pass first")
-        return (-0.5 * (1 + self.log_var - self.mu ** 2 - self.log_var.exp()).sum(dim=-1)).mean()
+        return (-0.5 * (1 + self.log_var - self.mu**2 - self.log_var.exp()).sum(dim=-1)).mean()
 
 
 class Noise(nn.Module):

@@ -33,14 +33,12 @@ class RBM(nn.Module):
         activation = h @ self.weight + self.visible_bias
         return torch.sigmoid(activation) if self.visible == "bernoulli" else activation
 
-    def sample_h(self, v: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_h(self, v: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(p(h = 1 | v), a binary sample of h)."""
         probs = self.hidden_probs(v)
         return probs, torch.bernoulli(probs, generator=generator)
 
-    def sample_v(self, h: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_v(self, h: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(E[v | h], a sample of v: binary, or the mean plus unit Gaussian noise)."""
         mean = self.visible_mean(h)
         if self.visible == "bernoulli":
@@ -50,8 +48,11 @@ class RBM(nn.Module):
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) = −log Σ_h exp(−E(v, h)), per sample; p(v) ∝ exp(−F(v))."""
-        visible_term = (-(v @ self.visible_bias) if self.visible == "bernoulli"
-                        else 0.5 * ((v - self.visible_bias) ** 2).sum(dim=-1))
+        visible_term = (
+            -(v @ self.visible_bias)
+            if self.visible == "bernoulli"
+            else 0.5 * ((v - self.visible_bias) ** 2).sum(dim=-1)
+        )
         return visible_term - F.softplus(F.linear(v, self.weight, self.hidden_bias)).sum(dim=-1)
 
     def extra_repr(self) -> str:

@@ -20,13 +20,29 @@ class Recurrent(nn.Module):
     whole sequence. ``nonlinearity`` (tanh or relu) applies to the plain rnn cell only.
     """
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, combine: str = "concat",
-                 returns: str = "sequence", nonlinearity: str = "tanh"):
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        combine: str = "concat",
+        returns: str = "sequence",
+        nonlinearity: str = "tanh",
+    ):
         super().__init__()
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn = CELLS[cell](input_size, hidden_size, num_layers=num_layers, dropout=dropout,
-                               bidirectional=bidirectional, batch_first=True, **extra)
+        self.rnn = CELLS[cell](
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            batch_first=True,
+            **extra,
+        )
         self.combine, self.returns = combine, returns
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,10 +61,26 @@ class Recurrent(nn.Module):
 class LSTMLayer(Recurrent):
     """An lstm ``Recurrent`` that can also replay its gates (``lstm_trace``)."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
-                 dropout: float = 0.0, combine: str = "concat", returns: str = "sequence"):
-        super().__init__("lstm", input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
-                         dropout=dropout, combine=combine, returns=returns)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        combine: str = "concat",
+        returns: str = "sequence",
+    ):
+        super().__init__(
+            "lstm",
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            combine=combine,
+            returns=returns,
+        )
 
     def lstm_trace(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates and cell states of layer 0's forward direction at every step, each B×T×H.
@@ -63,9 +95,9 @@ class LSTMLayer(Recurrent):
         batch, hidden = x.shape[0], lstm.hidden_size
         h = x.new_zeros(batch, hidden)
         c = x.new_zeros(batch, hidden)
-        steps: dict[str, list[torch.Tensor]] = {k: [] for k in
-                                                ("input_gate", "forget_gate", "candidate", "output_gate",
-                                                 "cell", "hidden")}
+        steps: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
+        }
         for t in range(x.shape[1]):
             i, f, g, o = (x[:, t] @ weight_ih.T + h @ weight_hh.T + bias).chunk(4, dim=-1)
             i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()

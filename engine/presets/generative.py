@@ -18,56 +18,85 @@ IMAGE = (1, 28, 28)
 PIXELS = 28 * 28
 
 
-def _autoencoder(name: str, code: list[tuple[str, str, dict]], description: str, hidden: int | None = 256,
-                 corrupt: list[tuple[str, str, dict]] | None = None) -> ModelSpec:
+def _autoencoder(
+    name: str,
+    code: list[tuple[str, str, dict]],
+    description: str,
+    hidden: int | None = 256,
+    corrupt: list[tuple[str, str, dict]] | None = None,
+) -> ModelSpec:
     """flatten → [corrupt] → [linear·relu] → code → [linear·relu] → linear → sigmoid → reshape."""
     encoder = [("enc1", "linear", {"out_features": hidden}), ("enc1_relu", "relu", {})] if hidden else []
     decoder = [("dec1", "linear", {"out_features": hidden}), ("dec1_relu", "relu", {})] if hidden else []
-    return ModelSpec.sequential(name, IMAGE, [
-        ("flatten", "flatten", {}), *(corrupt or []), *encoder, *code, *decoder,
-        ("dec_out", "linear", {"out_features": PIXELS}), ("dec_out_sigmoid", "sigmoid", {}),
-        ("reshape", "reshape", {"shape": list(IMAGE)}),
-    ], description=description)
+    return ModelSpec.sequential(
+        name,
+        IMAGE,
+        [
+            ("flatten", "flatten", {}),
+            *(corrupt or []),
+            *encoder,
+            *code,
+            *decoder,
+            ("dec_out", "linear", {"out_features": PIXELS}),
+            ("dec_out_sigmoid", "sigmoid", {}),
+            ("reshape", "reshape", {"shape": list(IMAGE)}),
+        ],
+        description=description,
+    )
 
 
 def ae_undercomplete() -> ModelSpec:
-    return _autoencoder("Undercomplete autoencoder", [("code", "bottleneck", {"code_size": 32, "activation": "relu"})],
-                        "784-256-32-256-784 with ReLU; the 32-unit code forces a compressed representation. "
-                        "Unlike the classic deep autoencoder (Hinton & Salakhutdinov 2006: 784-1000-500-250-30, "
-                        "RBM pre-training, tied weights) it is shallower, untied and trained end to end.")
+    return _autoencoder(
+        "Undercomplete autoencoder",
+        [("code", "bottleneck", {"code_size": 32, "activation": "relu"})],
+        "784-256-32-256-784 with ReLU; the 32-unit code forces a compressed representation. "
+        "Unlike the classic deep autoencoder (Hinton & Salakhutdinov 2006: 784-1000-500-250-30, "
+        "RBM pre-training, tied weights) it is shallower, untied and trained end to end.",
+    )
 
 
 def ae_sparse() -> ModelSpec:
-    return _autoencoder("Sparse autoencoder", [("code", "bottleneck", {
-        "code_size": 128, "activation": "relu", "sparsity_weight": 1e-3})],
+    return _autoencoder(
+        "Sparse autoencoder",
+        [("code", "bottleneck", {"code_size": 128, "activation": "relu", "sparsity_weight": 1e-3})],
         "784-256-128-256-784: a code wider than the undercomplete one, kept sparse by an L1 penalty on the code "
         "(weight 1e-3). Unlike Ng's sparse autoencoder (sigmoid units, KL divergence to a target mean "
-        "activation ρ): ReLU codes and an L1 penalty.")
+        "activation ρ): ReLU codes and an L1 penalty.",
+    )
 
 
 def ae_contractive() -> ModelSpec:
-    return _autoencoder("Contractive autoencoder", [("code", "bottleneck", {
-        "code_size": 128, "activation": "sigmoid", "contractive_weight": 0.1})],
+    return _autoencoder(
+        "Contractive autoencoder",
+        [("code", "bottleneck", {"code_size": 128, "activation": "sigmoid", "contractive_weight": 0.1})],
         "784-128-784: one sigmoid encoder layer, so the bottleneck's penalty ‖∂h/∂x‖²_F (weight 0.1) is the "
         "whole encoder's Jacobian, as in Rifai et al. (2011). Unlike the paper: 128 code units rather "
-        "than 1000, and the decoder's weights are not tied to the encoder's.", hidden=None)
+        "than 1000, and the decoder's weights are not tied to the encoder's.",
+        hidden=None,
+    )
 
 
 def ae_denoising() -> ModelSpec:
-    return _autoencoder("Denoising autoencoder", [("code", "bottleneck", {"code_size": 64, "activation": "relu"})],
-                        "784-256-64-256-784, fed digits with 25% of the pixels zeroed while training and asked "
-                        "to reconstruct the clean ones (the loss compares with the uncorrupted input). Masking "
-                        "noise as in Vincent et al. (2008). Unlike them: ReLU units, untied weights and no "
-                        "stacking.",
-                        corrupt=[("corrupt", "noise", {"noise": "masking", "amount": 0.25})])
+    return _autoencoder(
+        "Denoising autoencoder",
+        [("code", "bottleneck", {"code_size": 64, "activation": "relu"})],
+        "784-256-64-256-784, fed digits with 25% of the pixels zeroed while training and asked "
+        "to reconstruct the clean ones (the loss compares with the uncorrupted input). Masking "
+        "noise as in Vincent et al. (2008). Unlike them: ReLU units, untied weights and no "
+        "stacking.",
+        corrupt=[("corrupt", "noise", {"noise": "masking", "amount": 0.25})],
+    )
 
 
 def vae() -> ModelSpec:
-    return _autoencoder("Variational autoencoder", [("latent", "variational_bottleneck", {"latent_size": 16})],
-                        "784-256-(μ, log σ²: 16)-256-784: the encoder outputs a Gaussian; z = μ + σ·ε while "
-                        "training, z = μ in eval mode; the loss adds KL(q(z|x) ‖ N(0, I)) (latent.kl()). "
-                        "Unlike Kingma & Welling (2014): ReLU rather than tanh hidden units, 256 of them rather "
-                        "than 500, and a 16-dimensional latent.")
+    return _autoencoder(
+        "Variational autoencoder",
+        [("latent", "variational_bottleneck", {"latent_size": 16})],
+        "784-256-(μ, log σ²: 16)-256-784: the encoder outputs a Gaussian; z = μ + σ·ε while "
+        "training, z = μ in eval mode; the loss adds KL(q(z|x) ‖ N(0, I)) (latent.kl()). "
+        "Unlike Kingma & Welling (2014): ReLU rather than tanh hidden units, 256 of them rather "
+        "than 500, and a 16-dimensional latent.",
+    )
 
 
 def _boltzmann(name: str, hidden: list[int], stack: str, description: str) -> ModelSpec:
@@ -76,30 +105,41 @@ def _boltzmann(name: str, hidden: list[int], stack: str, description: str) -> Mo
 
 
 def rbm() -> ModelSpec:
-    return _boltzmann("RBM", [128], "dbn",
-                      "784 Bernoulli visible units (pixel intensities read as probabilities), 128 Bernoulli "
-                      "hidden units; outputs p(h = 1 | v). Unlike the RBMs of Hinton's practical guide (2010), "
-                      "which have 500 or so hidden units, it is small enough to train on a CPU.")
+    return _boltzmann(
+        "RBM",
+        [128],
+        "dbn",
+        "784 Bernoulli visible units (pixel intensities read as probabilities), 128 Bernoulli "
+        "hidden units; outputs p(h = 1 | v). Unlike the RBMs of Hinton's practical guide (2010), "
+        "which have 500 or so hidden units, it is small enough to train on a CPU.",
+    )
 
 
 def dbn() -> ModelSpec:
-    return _boltzmann("DBN", [256, 64], "dbn",
-                      "Two RBMs stacked 784-256-64, trained greedily one at a time, the upper layers directed "
-                      "top-down. Unlike Hinton, Osindero & Teh (2006: 784-500-500-2000 with the labels joined "
-                      "to the top RBM) it is smaller and unsupervised.")
+    return _boltzmann(
+        "DBN",
+        [256, 64],
+        "dbn",
+        "Two RBMs stacked 784-256-64, trained greedily one at a time, the upper layers directed "
+        "top-down. Unlike Hinton, Osindero & Teh (2006: 784-500-500-2000 with the labels joined "
+        "to the top RBM) it is smaller and unsupervised.",
+    )
 
 
 def dbm() -> ModelSpec:
-    return _boltzmann("DBM", [256, 64], "dbm",
-                      "Two RBM layers 784-256-64 forming one undirected machine, trained jointly (mean-field "
-                      "and persistent chains); forward here is the bottom-up pass only. Unlike Salakhutdinov & "
-                      "Hinton (2009: 784-500-1000) it is smaller, and its bottom-up pass does not double the "
-                      "first layer's input to stand in for the missing top-down input.")
+    return _boltzmann(
+        "DBM",
+        [256, 64],
+        "dbm",
+        "Two RBM layers 784-256-64 forming one undirected machine, trained jointly (mean-field "
+        "and persistent chains); forward here is the bottom-up pass only. Unlike Salakhutdinov & "
+        "Hinton (2009: 784-500-1000) it is smaller, and its bottom-up pass does not double the "
+        "first layer's input to stand in for the missing top-down input.",
+    )
 
 
 GENERATIVE_PRESETS: list[Preset] = [
-    Preset("ae_undercomplete", "Undercomplete autoencoder: 784-256-32-256-784, MNIST reconstruction",
-           ae_undercomplete),
+    Preset("ae_undercomplete", "Undercomplete autoencoder: 784-256-32-256-784, MNIST reconstruction", ae_undercomplete),
     Preset("ae_sparse", "Sparse autoencoder: 128-unit ReLU code with an L1 penalty", ae_sparse),
     Preset("ae_contractive", "Contractive autoencoder: 128 sigmoid units, Jacobian penalty", ae_contractive),
     Preset("ae_denoising", "Denoising autoencoder: 25% masking noise in, clean digit out", ae_denoising),

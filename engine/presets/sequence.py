@@ -28,49 +28,71 @@ FAMILIES = {
 }
 DIFFERENCES = {
     "rnn": "Unlike Elman (1990): tanh rather than logistic units, two bias vectors (torch's b_ih and b_hh) "
-           "where the paper has one, and full back-propagation through time rather than truncated.",
+    "where the paper has one, and full back-propagation through time rather than truncated.",
     "lstm": "Unlike Hochreiter & Schmidhuber (1997): the modern LSTM torch implements, with the forget gate "
-            "Gers et al. added in 2000 and without peephole connections.",
+    "Gers et al. added in 2000 and without peephole connections.",
     "gru": "Unlike Cho et al. (2014): torch applies the reset gate after the recurrent product, "
-           "n = tanh(Wx + b + r ⊙ (Uh + b_n)), where the paper has U(r ⊙ h) (cuDNN's variant).",
+    "n = tanh(Wx + b + r ⊙ (Uh + b_n)), where the paper has U(r ⊙ h) (cuDNN's variant).",
     "birnn": "Unlike Schuster & Paliwal (1997): the two directions are summed, the course's "
-             "p_t = p_t^f + p_t^b; the paper feeds both to the output layer, i.e. concatenates them "
-             "(a linear head on the sum ties the two directions' output weights).",
+    "p_t = p_t^f + p_t^b; the paper feeds both to the output layer, i.e. concatenates them "
+    "(a linear head on the sum ties the two directions' output weights).",
     "bilstm": "Unlike Graves & Schmidhuber (2005) only in the cells, torch's: a forget gate and no peepholes; "
-              "the directions are concatenated as in the paper.",
+    "the directions are concatenated as in the paper.",
 }
 
 # io type -> (input shape, what comes out, how it is wired)
 IO_TYPES = {
-    "one_to_one": ((1, FEATURES), f"{OUTPUTS} scores",
-                   "a single step in, one output out: the recurrence is never used, so the recurrent layer acts "
-                   "as a feed-forward layer (the first picture in Karpathy's diagram)"),
-    "one_to_many": ((FEATURES,), f"{STEPS}×{OUTPUTS} per-step outputs",
-                    f"one vector in (say an image's features), a sequence out (a caption); the vector is repeated "
-                    f"at each of {STEPS} steps rather than the previous output fed back"),
-    "many_to_one": ((STEPS, FEATURES), f"{OUTPUTS} scores",
-                    "a sequence in, one output (a sentiment, a class): the step(s) that have seen the whole "
-                    "sequence feed a linear head"),
-    "many_to_many": ((STEPS, FEATURES), f"{STEPS}×{OUTPUTS} per-step outputs",
-                     "a sequence in, an output at every step (tagging each word): a linear head on every step"),
+    "one_to_one": (
+        (1, FEATURES),
+        f"{OUTPUTS} scores",
+        "a single step in, one output out: the recurrence is never used, so the recurrent layer acts "
+        "as a feed-forward layer (the first picture in Karpathy's diagram)",
+    ),
+    "one_to_many": (
+        (FEATURES,),
+        f"{STEPS}×{OUTPUTS} per-step outputs",
+        f"one vector in (say an image's features), a sequence out (a caption); the vector is repeated "
+        f"at each of {STEPS} steps rather than the previous output fed back",
+    ),
+    "many_to_one": (
+        (STEPS, FEATURES),
+        f"{OUTPUTS} scores",
+        "a sequence in, one output (a sentiment, a class): the step(s) that have seen the whole "
+        "sequence feed a linear head",
+    ),
+    "many_to_many": (
+        (STEPS, FEATURES),
+        f"{STEPS}×{OUTPUTS} per-step outputs",
+        "a sequence in, an output at every step (tagging each word): a linear head on every step",
+    ),
 }
 
 
 def sequence_model(family: str, io: str) -> ModelSpec:
     cell, bidirectional, combine, title = FAMILIES[family]
     input_shape, output, how = IO_TYPES[io]
-    recurrent = {"hidden_size": HIDDEN, "bidirectional": bidirectional, "combine": combine,
-                 "returns": "last" if io in ("one_to_one", "many_to_one") else "sequence"}
+    recurrent = {
+        "hidden_size": HIDDEN,
+        "bidirectional": bidirectional,
+        "combine": combine,
+        "returns": "last" if io in ("one_to_one", "many_to_one") else "sequence",
+    }
     layers: list[tuple[str, str, dict[str, Any]]] = []
     if io == "one_to_many":
         layers.append(("repeat", "repeat", {"steps": STEPS}))
     layers += [(f"{cell}1", cell, recurrent), ("head", "linear", {"out_features": OUTPUTS})]
-    bi = (f"; directions {'summed (p_t = p_t^f + p_t^b)' if combine == 'sum' else 'concatenated'}"
-          if bidirectional else "")
+    bi = (
+        f"; directions {'summed (p_t = p_t^f + p_t^b)' if combine == 'sum' else 'concatenated'}"
+        if bidirectional
+        else ""
+    )
     return ModelSpec.sequential(
-        f"{title} {io.replace('_', '-')}", input_shape, layers,
+        f"{title} {io.replace('_', '-')}",
+        input_shape,
+        layers,
         description=f"{title}, {io.replace('_', ' ')}: {how}. {fmt(input_shape)} in, {output} out; "
-                    f"hidden size {HIDDEN}{bi}. {DIFFERENCES[family]}")
+        f"hidden size {HIDDEN}{bi}. {DIFFERENCES[family]}",
+    )
 
 
 def encoder_decoder() -> ModelSpec:
@@ -78,16 +100,21 @@ def encoder_decoder() -> ModelSpec:
     step (Cho et al.'s context vector) instead of initialising the decoder's state and feeding back outputs;
     one LSTM layer each instead of four, and output length fixed by the repeat node."""
     out_steps = 10
-    return ModelSpec.sequential("LSTM encoder–decoder", (STEPS, FEATURES), [
-        ("encoder", "lstm", {"hidden_size": HIDDEN, "returns": "last"}),
-        ("repeat", "repeat", {"steps": out_steps}),
-        ("decoder", "lstm", {"hidden_size": HIDDEN, "returns": "sequence"}),
-        ("head", "linear", {"out_features": OUTPUTS}),
-    ], description=f"LSTM encoder–decoder (many-to-many of another length): {STEPS}×{FEATURES} in, "
-                   f"{out_steps}×{OUTPUTS} out; the encoder's final hidden state, repeated, feeds the decoder. "
-                   f"Unlike Sutskever et al. (2014): one layer each rather than four, the context vector is "
-                   f"the decoder's input at every step (as in Cho et al.) rather than its initial state, "
-                   f"and no outputs are fed back.")
+    return ModelSpec.sequential(
+        "LSTM encoder–decoder",
+        (STEPS, FEATURES),
+        [
+            ("encoder", "lstm", {"hidden_size": HIDDEN, "returns": "last"}),
+            ("repeat", "repeat", {"steps": out_steps}),
+            ("decoder", "lstm", {"hidden_size": HIDDEN, "returns": "sequence"}),
+            ("head", "linear", {"out_features": OUTPUTS}),
+        ],
+        description=f"LSTM encoder–decoder (many-to-many of another length): {STEPS}×{FEATURES} in, "
+        f"{out_steps}×{OUTPUTS} out; the encoder's final hidden state, repeated, feeds the decoder. "
+        f"Unlike Sutskever et al. (2014): one layer each rather than four, the context vector is "
+        f"the decoder's input at every step (as in Cho et al.) rather than its initial state, "
+        f"and no outputs are fed back.",
+    )
 
 
 def _summary(family: str, io: str) -> str:
@@ -96,8 +123,10 @@ def _summary(family: str, io: str) -> str:
 
 
 SEQUENCE_PRESETS: list[Preset] = [
-    *(Preset(f"{family}_{io}", _summary(family, io), partial(sequence_model, family, io))
-      for family in FAMILIES for io in IO_TYPES),
-    Preset("lstm_encoder_decoder", f"LSTM encoder–decoder: {STEPS}×{FEATURES} in, 10×{OUTPUTS} out",
-           encoder_decoder),
+    *(
+        Preset(f"{family}_{io}", _summary(family, io), partial(sequence_model, family, io))
+        for family in FAMILIES
+        for io in IO_TYPES
+    ),
+    Preset("lstm_encoder_decoder", f"LSTM encoder–decoder: {STEPS}×{FEATURES} in, 10×{OUTPUTS} out", encoder_decoder),
 ]

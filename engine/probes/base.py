@@ -21,25 +21,27 @@ from engine.runtime.events import Frame
 @dataclass(frozen=True)
 class ProbeInput:
     """The input the user chose, prepared for the current model."""
-    x: torch.Tensor            # one input, a batch of 1 shaped as the model takes it
-    source: str                # what it is, for people: "validation digit #17", a file name
-    label: str | None = None   # its true class, when known
+
+    x: torch.Tensor  # one input, a batch of 1 shaped as the model takes it
+    source: str  # what it is, for people: "validation digit #17", a file name
+    label: str | None = None  # its true class, when known
 
 
 @dataclass(frozen=True)
 class ProbeContext:
     """Everything a probe may look at. Read it; never train the model or keep references past the call."""
+
     model: GraphModel
-    input: ProbeInput | None   # None when the chosen input does not fit the model
-    classes: tuple[str, ...]   # the dataset's class names, in output order
-    step: int                  # the training step of the model's weights (0 before training)
+    input: ProbeInput | None  # None when the chosen input does not fit the model
+    classes: tuple[str, ...]  # the dataset's class names, in output order
+    step: int  # the training step of the model's weights (0 before training)
 
 
 class Probe(ABC):
     name: ClassVar[str]
     frame_type: ClassVar[type[Frame]]
     interval_s: ClassVar[float] = 0.1  # while training, run at most this often
-    budget: ClassVar[float] = 0.25     # while training, take at most this share of the worker's time
+    budget: ClassVar[float] = 0.25  # while training, take at most this share of the worker's time
 
     @abstractmethod
     def frame(self, context: ProbeContext) -> Frame | None:

@@ -19,20 +19,21 @@ NO_INPUT = "no input: drop a picture if the model takes images"
 @dataclass(frozen=True)
 class LayerMaps:
     """One layer's feature maps tiled into one image (so the GUI draws one item, not one per channel)."""
+
     node: str
     shape: tuple[int, int, int]  # channels, height, width of the real activation
-    grid: tuple[int, int]        # rows, columns of the mosaic
-    mosaic: np.ndarray           # float32, row-major; gaps between tiles are NaN
+    grid: tuple[int, int]  # rows, columns of the mosaic
+    mosaic: np.ndarray  # float32, row-major; gaps between tiles are NaN
     levels: tuple[float, float]  # min and max of the activation, for the colour scale
 
 
 @dataclass(frozen=True)
 class FeatureMapFrame(Frame):
-    source: str                              # what was fed in, e.g. "validation digit #17" or a file name
-    image: np.ndarray                        # the model's input as H×W float32 in [0, 1]
+    source: str  # what was fed in, e.g. "validation digit #17" or a file name
+    image: np.ndarray  # the model's input as H×W float32 in [0, 1]
     layers: tuple[LayerMaps, ...]
     predictions: tuple[tuple[str, float], ...]  # top classes with probabilities, best first
-    label: str | None = None                 # the true class, when known
+    label: str | None = None  # the true class, when known
 
 
 class FeatureMaps(Probe):
@@ -45,8 +46,9 @@ class FeatureMaps(Probe):
         if context.input is None:  # nothing fits this model: an empty frame, so the viewer shows no stale maps
             return FeatureMapFrame(context.step, NO_INPUT, np.zeros((1, 1), np.float32), (), ())
         probe = context.input
-        return feature_map_frame(context.model, probe.x, context.classes, step=context.step, source=probe.source,
-                                 label=probe.label)
+        return feature_map_frame(
+            context.model, probe.x, context.classes, step=context.step, source=probe.source, label=probe.label
+        )
 
 
 def tile(maps: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -57,13 +59,21 @@ def tile(maps: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     mosaic = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan, dtype=np.float32)
     for c in range(channels):
         r, k = divmod(c, cols)
-        mosaic[r * (h + 1):r * (h + 1) + h, k * (w + 1):k * (w + 1) + w] = maps[c]
+        mosaic[r * (h + 1) : r * (h + 1) + h, k * (w + 1) : k * (w + 1) + w] = maps[c]
     return mosaic, (rows, cols)
 
 
 @torch.no_grad()
-def feature_map_frame(model: GraphModel, x: torch.Tensor, classes: tuple[str, ...], *, step: int, source: str,
-                      label: str | None = None, top_k: int = 5) -> FeatureMapFrame:
+def feature_map_frame(
+    model: GraphModel,
+    x: torch.Tensor,
+    classes: tuple[str, ...],
+    *,
+    step: int,
+    source: str,
+    label: str | None = None,
+    top_k: int = 5,
+) -> FeatureMapFrame:
     """x is one input, 1×C×H×W. Runs in eval mode and restores the model's mode afterwards."""
     was_training = model.training
     model.eval()
@@ -76,8 +86,15 @@ def feature_map_frame(model: GraphModel, x: torch.Tensor, classes: tuple[str, ..
     for node in nodes:
         maps = recorded[node][0].float().numpy()
         mosaic, grid = tile(maps)
-        layers.append(LayerMaps(node, (maps.shape[0], maps.shape[1], maps.shape[2]), grid, mosaic,
-                                (float(maps.min()), float(maps.max()))))
+        layers.append(
+            LayerMaps(
+                node,
+                (maps.shape[0], maps.shape[1], maps.shape[2]),
+                grid,
+                mosaic,
+                (float(maps.min()), float(maps.max())),
+            )
+        )
     predictions: tuple[tuple[str, float], ...] = ()
     if out.dim() == 2 and out.shape[1] == len(classes):
         probs = torch.softmax(out[0].float(), 0)

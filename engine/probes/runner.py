@@ -17,9 +17,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Slot:
     probe: Probe
-    next_due: float = 0.0    # monotonic time at which it may run again while training
-    cost_s: float = 0.0      # how long its last run took
-    broken: bool = False     # it raised; skipped until the next model is loaded
+    next_due: float = 0.0  # monotonic time at which it may run again while training
+    cost_s: float = 0.0  # how long its last run took
+    broken: bool = False  # it raised; skipped until the next model is loaded
 
 
 class ProbeRunner:
@@ -56,8 +56,12 @@ class ProbeRunner:
             except Exception as exc:  # a probe's bug must not stop training: report it, leave the probe out
                 log.error("probe %s failed\n%s", slot.probe.name, traceback.format_exc())
                 slot.broken = True
-                events.append(EngineError(f"the {slot.probe.name} probe failed ({type(exc).__name__}: {exc}); "
-                                          f"it is off until the next model is loaded"))
+                events.append(
+                    EngineError(
+                        f"the {slot.probe.name} probe failed ({type(exc).__name__}: {exc}); "
+                        f"it is off until the next model is loaded"
+                    )
+                )
                 continue
             ended = self._clock()
             slot.cost_s = ended - began

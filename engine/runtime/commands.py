@@ -19,6 +19,7 @@ from engine.training.loop import TrainConfig
 @dataclass(frozen=True)
 class LoadModel:
     """Build ``spec`` with fresh weights on ``dataset``; stops a run in progress."""
+
     spec: ModelSpec
     dataset: str = "mnist"
 
@@ -26,6 +27,7 @@ class LoadModel:
 @dataclass(frozen=True)
 class Train:
     """Start a run from fresh weights."""
+
     config: TrainConfig
 
 
@@ -52,12 +54,14 @@ class Stop:
 @dataclass(frozen=True)
 class ProbeSample:
     """Probe the model with validation sample ``index`` (wrapped around the set's size)."""
+
     index: int = 0
 
 
 @dataclass(frozen=True)
 class ProbeImage:
     """Probe the model with a user's picture: decoded pixels, H×W[×C] uint8, and its name for people."""
+
     pixels: np.ndarray
     name: str
 
@@ -66,6 +70,7 @@ class ProbeImage:
 class Save:
     """Write the run folder (spec, weights, metrics) to ``run_dir``; a run already there is replaced only with
     ``force`` (a folder holding anything else, never)."""
+
     run_dir: Path
     force: bool = False
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 
 class RunState(StrEnum):
-    IDLE = "idle"          # a model is loaded; not training
+    IDLE = "idle"  # a model is loaded; not training
     TRAINING = "training"
     PAUSED = "paused"
     FINISHED = "finished"  # the last run ended (completed or stopped); the model keeps its weights
@@ -27,11 +27,11 @@ class RunState(StrEnum):
 
 @dataclass(frozen=True)
 class StepMetrics:
-    step: int            # 1-based, across epochs
+    step: int  # 1-based, across epochs
     total_steps: int
-    epoch: int           # 1-based
+    epoch: int  # 1-based
     values: Mapping[str, float]  # this batch's measures by name, e.g. {"loss": 0.31, "accuracy": 0.92}
-    samples_per_s: float         # throughput, a property of the run rather than of the model
+    samples_per_s: float  # throughput, a property of the run rather than of the model
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,15 @@ class EpochMetrics:
     epoch: int
     step: int
     train: Mapping[str, float]  # means over the epoch's batches, by name (the step's names)
-    val: Mapping[str, float]    # the same names measured on the validation set
+    val: Mapping[str, float]  # the same names measured on the validation set
 
     def flat(self) -> dict[str, float]:
         """One mapping with the phase as a prefix: ``train_loss``, ``val_accuracy``, ..."""
-        return {f"{phase}_{name}": value for phase, values in (("train", self.train), ("val", self.val))
-                for name, value in values.items()}
+        return {
+            f"{phase}_{name}": value
+            for phase, values in (("train", self.train), ("val", self.val))
+            for name, value in values.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Frame:
     """A heavy payload made by a probe (feature maps today). Each probe has its own Frame subclass, defined
     beside it; consumers keep only the newest frame of each type and draw it with the view registered for
     that type."""
+
     step: int  # the training step of the weights the frame shows (0 before training)
 
 
@@ -64,6 +68,7 @@ class StatusChanged:
 @dataclass(frozen=True)
 class EngineError:
     """Something went wrong; the engine stays usable (e.g. a NaN loss pauses training)."""
+
     message: str
 
 

@@ -54,15 +54,22 @@ log = logging.getLogger(__name__)
 
 
 class EngineWorker:
-    def __init__(self, sink: Callable[[Event], None], *, torch_threads: int | None = None,
-                 probes: Sequence[Probe] | None = None):
+    def __init__(
+        self, sink: Callable[[Event], None], *, torch_threads: int | None = None, probes: Sequence[Probe] | None = None
+    ):
         self._sink = sink
         self._torch_threads = torch_threads
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="lumen-engine", daemon=True)
         self._handlers: dict[type, Callable[[Any], None]] = {
-            LoadModel: self._load, Train: self._train, Pause: self._pause, Resume: self._resume, Step: self._step,
-            Stop: self._stop, ProbeSample: self._choose_probe_input, ProbeImage: self._choose_probe_input,
+            LoadModel: self._load,
+            Train: self._train,
+            Pause: self._pause,
+            Resume: self._resume,
+            Step: self._step,
+            Stop: self._stop,
+            ProbeSample: self._choose_probe_input,
+            ProbeImage: self._choose_probe_input,
             Save: self._save,
         }
         # Everything below is touched only on the worker thread.
@@ -87,8 +94,10 @@ class EngineWorker:
     def submit(self, command: Command) -> None:
         """Queue a command; one the worker has no handler for is refused here, in the caller's thread."""
         if type(command) not in self._handlers and not isinstance(command, Quit):
-            raise TypeError(f"the engine has no command {command!r}; commands are the dataclasses in "
-                            f"engine.runtime.commands ({', '.join(t.__name__ for t in self._handlers)}, Quit)")
+            raise TypeError(
+                f"the engine has no command {command!r}; commands are the dataclasses in "
+                f"engine.runtime.commands ({', '.join(t.__name__ for t in self._handlers)}, Quit)"
+            )
         self._commands.put(command)
 
     def load_model(self, spec: ModelSpec, dataset: str = "mnist") -> None:
@@ -185,14 +194,20 @@ class EngineWorker:
         if self._data_fits():
             self._set_state(RunState.IDLE, f"{spec.name} loaded on {data.name}")
         else:
-            self._set_state(RunState.IDLE, f"{spec.name} loaded; it takes {fmt(spec.input_shape)} inputs, which "
-                                           f"the bundled {data.name} samples ({fmt(data.input_shape)}) do not "
-                                           f"fit: it can be inspected but not trained on them")
+            self._set_state(
+                RunState.IDLE,
+                f"{spec.name} loaded; it takes {fmt(spec.input_shape)} inputs, which "
+                f"the bundled {data.name} samples ({fmt(data.input_shape)}) do not "
+                f"fit: it can be inspected but not trained on them",
+            )
         self._run_probes(force=True)
 
     def _data_fits(self) -> bool:
-        return self._data is not None and self._spec is not None and \
-            tuple(self._data.input_shape) == tuple(self._spec.input_shape)
+        return (
+            self._data is not None
+            and self._spec is not None
+            and tuple(self._data.input_shape) == tuple(self._spec.input_shape)
+        )
 
     def _prepare_probe_input(self) -> None:
         """Turn the user's probe choice into an input for the current model, if it can be one."""
@@ -202,11 +217,13 @@ class EngineWorker:
             return
         if isinstance(choice, ProbeSample) and self._data_fits():
             data, index = self._data, choice.index % len(self._data.val_x)
-            self._probe_input = ProbeInput(data.val_x[index:index + 1], f"validation digit #{index}",
-                                           data.classes[data.val_y[index]])
+            self._probe_input = ProbeInput(
+                data.val_x[index : index + 1], f"validation digit #{index}", data.classes[data.val_y[index]]
+            )
         elif isinstance(choice, ProbeImage) and len(self._spec.input_shape) == 3:
-            x = image_input(choice.pixels, self._spec.input_shape,
-                            digits=self._data_fits() and self._data.name == "mnist")
+            x = image_input(
+                choice.pixels, self._spec.input_shape, digits=self._data_fits() and self._data.name == "mnist"
+            )
             self._probe_input = ProbeInput(x, choice.name)
 
     def _train(self, command: Train) -> None:
@@ -215,8 +232,10 @@ class EngineWorker:
             raise LumenError("load a model before training")
         config.check()
         if not self._data_fits():
-            raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs; the bundled "
-                             f"{self._data.name} samples are {fmt(self._data.input_shape)}, so it cannot train on them")
+            raise LumenError(
+                f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs; the bundled "
+                f"{self._data.name} samples are {fmt(self._data.input_shape)}, so it cannot train on them"
+            )
         check_objective(self._spec, self._data)  # refusals leave the current run as it is
         with torch.device("meta"):
             budget.check_model(build_model(self._spec), min(config.batch_size, len(self._data.train_x)), training=True)
@@ -228,8 +247,10 @@ class EngineWorker:
         self._training = Training(self._model, self._data, config)
         self._steps = self._training.steps()
         self._history = []
-        self._set_state(RunState.TRAINING, f"training {self._spec.name}: {config.epochs} epochs, "
-                                           f"batch {config.batch_size}, lr {config.lr:g}")
+        self._set_state(
+            RunState.TRAINING,
+            f"training {self._spec.name}: {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}",
+        )
 
     def _pause(self, _: Pause) -> None:
         if self._state is RunState.TRAINING:
@@ -268,9 +289,14 @@ class EngineWorker:
     def _save(self, command: Save) -> None:
         if self._model is None or self._spec is None:
             raise LumenError("there is no model to save")
-        save_run(command.run_dir, self._spec, self._model, self._history,
-                 {"dataset": self._data.name if self._data else None, "config": vars(self._config)},
-                 force=command.force)
+        save_run(
+            command.run_dir,
+            self._spec,
+            self._model,
+            self._history,
+            {"dataset": self._data.name if self._data else None, "config": vars(self._config)},
+            force=command.force,
+        )
         self._emit(StatusChanged(self._state, f"saved the run to {command.run_dir}"))
 
     # ---- training -------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")  # used with fullm
 # that uses an old name loads with the new one.
 RENAMED_PARAMS = {"noise": {"kind": "noise"}}
 
+
 @dataclass(frozen=True)
 class Node:
     id: str
@@ -50,8 +51,9 @@ class ModelSpec:
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
-    def sequential(cls, name: str, input_shape: tuple[int, ...], layers: list[tuple[str, str, dict]],
-                   description: str = "") -> ModelSpec:
+    def sequential(
+        cls, name: str, input_shape: tuple[int, ...], layers: list[tuple[str, str, dict]], description: str = ""
+    ) -> ModelSpec:
         """A chain: input -> layers[0] -> layers[1] -> ...; each layer is (id, type, params)."""
         nodes = [Node("input", "input", {"shape": list(input_shape)})]
         nodes += [Node(node_id, layer_type, dict(params)) for node_id, layer_type, params in layers]
@@ -122,8 +124,9 @@ class ModelSpec:
         sources = {src for src, _ in self.edges}
         sinks = [n.id for n in self.nodes if n.id not in sources]
         if len(sinks) != 1:
-            raise SpecError(f"a model needs exactly one output (a node nothing reads from); "
-                            f"found {len(sinks)}: {', '.join(sinks)}")
+            raise SpecError(
+                f"a model needs exactly one output (a node nothing reads from); found {len(sinks)}: {', '.join(sinks)}"
+            )
         return sinks[0]
 
     # ---- (de)serialisation -----------------------------------------------------------------------
@@ -147,12 +150,12 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: Any) -> ModelSpec:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise SpecError(f"not a Lumen model spec (expected \"format\": \"{FORMAT}\")")
+            raise SpecError(f'not a Lumen model spec (expected "format": "{FORMAT}")')
         if data.get("version") != VERSION:
             raise SpecError(f"spec version {data.get('version')!r} is not supported (this Lumen reads {VERSION})")
         raw_nodes, raw_edges = data.get("nodes"), data.get("edges")
         if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list):
-            raise SpecError("a spec needs a list of \"nodes\" and a list of \"edges\"")
+            raise SpecError('a spec needs a list of "nodes" and a list of "edges"')
         if len(raw_nodes) > MAX_NODES:
             raise SpecError(f"the spec has {len(raw_nodes):,} nodes; Lumen reads at most {MAX_NODES:,}")
         if len(raw_edges) > MAX_EDGES:
@@ -160,21 +163,23 @@ class ModelSpec:
         name = data.get("name", "untitled")
         description = data.get("description", "")
         if not isinstance(name, str) or not isinstance(description, str):
-            raise SpecError("\"name\" and \"description\" must be strings")
+            raise SpecError('"name" and "description" must be strings')
         _check_text("the name", name, MAX_NAME)
         _check_text("the description", description, MAX_TEXT, allow="\n\t")
         nodes = []
         for i, raw in enumerate(raw_nodes):
             if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("type"), str):
-                raise SpecError(f"node #{i + 1} needs a string \"id\" and a string \"type\"")
+                raise SpecError(f'node #{i + 1} needs a string "id" and a string "type"')
             if len(raw["id"]) > MAX_NAME or not _ID.fullmatch(raw["id"]):
-                raise SpecError("ids may hold only letters, digits, underscores and dots between parts, "
-                                f"and not start with a digit (at most {MAX_NAME} characters)",
-                                printable(raw["id"][:80]))
+                raise SpecError(
+                    "ids may hold only letters, digits, underscores and dots between parts, "
+                    f"and not start with a digit (at most {MAX_NAME} characters)",
+                    printable(raw["id"][:80]),
+                )
             _check_text("the type", raw["type"], MAX_NAME, node=raw["id"])
             params = raw.get("params", {})
             if not isinstance(params, dict):
-                raise SpecError("\"params\" must be an object", raw["id"])
+                raise SpecError('"params" must be an object', raw["id"])
             _check_params(params, raw["id"])
             nodes.append(Node(raw["id"], raw["type"], _renamed_params(raw["type"], params)))
         counts = Counter(n.id for n in nodes)
@@ -185,16 +190,19 @@ class ModelSpec:
             parts = node_id.split(".")
             parent = next((p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in counts), None)
             if parent:
-                raise SpecError(f"the id lies inside another node's path ({parent}); a layer cannot contain a layer",
-                                node_id)
+                raise SpecError(
+                    f"the id lies inside another node's path ({parent}); a layer cannot contain a layer", node_id
+                )
         edges = []
         for raw in raw_edges:
             if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(e, str) for e in raw)):
                 raise SpecError(f"an edge must be a pair of node ids, got {printable(repr(raw)[:200])}")
             for end in raw:
                 if end not in counts:
-                    raise SpecError(f"edge {printable(raw[0][:80])} -> {printable(raw[1][:80])} names a node that "
-                                    f"does not exist: {printable(end[:80])}")
+                    raise SpecError(
+                        f"edge {printable(raw[0][:80])} -> {printable(raw[1][:80])} names a node that "
+                        f"does not exist: {printable(end[:80])}"
+                    )
             edges.append((raw[0], raw[1]))
         return cls(name, tuple(nodes), tuple(edges), description)
 
@@ -224,8 +232,9 @@ class ModelSpec:
 def _renamed_params(layer_type: str, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with the names RENAMED_PARAMS lists for ``layer_type`` made current (unless both are there)."""
     renames = RENAMED_PARAMS.get(layer_type, {})
-    return {renames[key] if key in renames and renames[key] not in params else key: value
-            for key, value in params.items()}
+    return {
+        renames[key] if key in renames and renames[key] not in params else key: value for key, value in params.items()
+    }
 
 
 def _check_text(what: str, text: str, limit: int, allow: str = "", node: str | None = None) -> None:
@@ -234,8 +243,7 @@ def _check_text(what: str, text: str, limit: int, allow: str = "", node: str | N
         raise SpecError(f"{what} has {len(text):,} characters; at most {limit:,} are allowed", node)
     bad = control_characters(text, allow)
     if bad:
-        raise SpecError(f"{what} holds a control character ({printable(bad[0])}); only printable text is allowed",
-                        node)
+        raise SpecError(f"{what} holds a control character ({printable(bad[0])}); only printable text is allowed", node)
 
 
 def _check_params(params: dict, node_id: str) -> None:

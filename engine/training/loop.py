@@ -47,8 +47,10 @@ class Training:
     def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig):
         config.check()
         if tuple(data.input_shape) != tuple(model.spec.input_shape):
-            raise LumenError(f"the model takes {tuple(model.spec.input_shape)} inputs but {data.name} "
-                             f"has {tuple(data.input_shape)} samples")
+            raise LumenError(
+                f"the model takes {tuple(model.spec.input_shape)} inputs but {data.name} "
+                f"has {tuple(data.input_shape)} samples"
+            )
         self.model, self.data, self.config = model, data, config
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         self.loss_fn = nn.CrossEntropyLoss()
@@ -64,16 +66,25 @@ class Training:
             losses, correct = [], 0
             for start in range(0, len(order), self.config.batch_size):
                 began = time.perf_counter()
-                batch = order[start:start + self.config.batch_size]
+                batch = order[start : start + self.config.batch_size]
                 loss, hits = self._train_batch(x_all[batch], y_all[batch], epoch)
                 losses.append(loss * len(batch))
                 correct += hits
                 self.step += 1
-                yield StepMetrics(self.step, self.total_steps, epoch, {"loss": loss, "accuracy": hits / len(batch)},
-                                  len(batch) / max(time.perf_counter() - began, 1e-9))
+                yield StepMetrics(
+                    self.step,
+                    self.total_steps,
+                    epoch,
+                    {"loss": loss, "accuracy": hits / len(batch)},
+                    len(batch) / max(time.perf_counter() - began, 1e-9),
+                )
             val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y)
-            yield EpochMetrics(epoch, self.step, {"loss": sum(losses) / len(x_all), "accuracy": correct / len(x_all)},
-                               {"loss": val_loss, "accuracy": val_acc})
+            yield EpochMetrics(
+                epoch,
+                self.step,
+                {"loss": sum(losses) / len(x_all), "accuracy": correct / len(x_all)},
+                {"loss": val_loss, "accuracy": val_acc},
+            )
 
     def _train_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[float, int]:
         self.model.train()
@@ -81,8 +92,10 @@ class Training:
         loss = self.loss_fn(logits, y)
         if not torch.isfinite(loss):
             # Checked before the update, so the weights stay those of the last good step.
-            raise NonFiniteLoss(f"the loss became {loss.item()} at step {self.step + 1} (epoch {epoch}); "
-                                f"training stopped with the last good weights; try a lower learning rate")
+            raise NonFiniteLoss(
+                f"the loss became {loss.item()} at step {self.step + 1} (epoch {epoch}); "
+                f"training stopped with the last good weights; try a lower learning rate"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -97,8 +110,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     try:
         loss, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
-            logits = model(x[start:start + batch_size])
-            target = y[start:start + batch_size]
+            logits = model(x[start : start + batch_size])
+            target = y[start : start + batch_size]
             loss += nn.functional.cross_entropy(logits, target, reduction="sum").item()
             correct += int((logits.argmax(1) == target).sum())
         return loss / len(x), correct / len(x)

@@ -32,15 +32,23 @@ def check_objective(spec: ModelSpec, data: Dataset, shapes: dict[str, tuple[int,
     input_node, output = spec.input_node, spec.output_id
     takes, has = tuple(spec.input_shape), tuple(data.input_shape)
     if takes != has:
-        raise SpecError(f"the model takes {_fmt(takes)} inputs, but {data.name} has {_fmt(has)} samples; "
-                        f"set the input shape to {_fmt(has)} to train on it", input_node.id)
+        raise SpecError(
+            f"the model takes {_fmt(takes)} inputs, but {data.name} has {_fmt(has)} samples; "
+            f"set the input shape to {_fmt(has)} to train on it",
+            input_node.id,
+        )
     if input_node.params.get("dtype", "float32") != "float32":
-        raise SpecError(f"the model reads {input_node.params.get('dtype')} ids, but {data.name} holds images "
-                        f"(float32)", input_node.id)
+        raise SpecError(
+            f"the model reads {input_node.params.get('dtype')} ids, but {data.name} holds images (float32)",
+            input_node.id,
+        )
     classes = len(data.classes)
     out = tuple(shapes[output])
     if out != (classes,):
         values = f"{out[0]} value{'s' if out[0] != 1 else ''}" if len(out) == 1 else f"a {_fmt(out)} tensor"
-        raise SpecError(f"the model outputs {values} per sample, but training on {data.name} needs {classes} "
-                        f"class scores per sample (cross-entropy against its labels); end the model with a layer "
-                        f"giving {classes} outputs, such as linear with out_features {classes}", output)
+        raise SpecError(
+            f"the model outputs {values} per sample, but training on {data.name} needs {classes} "
+            f"class scores per sample (cross-entropy against its labels); end the model with a layer "
+            f"giving {classes} outputs, such as linear with out_features {classes}",
+            output,
+        )

@@ -33,7 +33,7 @@ class PlotStyle:
     y_label: str
     legend_offset: tuple[int, int] = (-10, 10)  # in the corner the curve leaves free
     y_range: tuple[float, float] | None = None  # fixed, for bounded measures; None: follow the data
-    percent: bool = False                       # the readout shows it as a percentage
+    percent: bool = False  # the readout shows it as a percentage
 
 
 PLOT_STYLES: dict[str, PlotStyle] = {
@@ -66,8 +66,9 @@ class MetricPlot:
         self.widget.setClipToView(True)
         self.batch = self.widget.plot(pen=TRAIN_PEN, name="batch", skipFiniteCheck=True)
         self.smooth = self.widget.plot(pen=SMOOTH_PEN, name="batch (smoothed)", skipFiniteCheck=True)
-        self.val = self.widget.plot(pen=VAL_PEN, symbol="o", symbolSize=7, symbolBrush=VAL_PEN.color(),
-                                    name="validation")
+        self.val = self.widget.plot(
+            pen=VAL_PEN, symbol="o", symbolSize=7, symbolBrush=VAL_PEN.color(), name="validation"
+        )
         self.clear()
 
     def clear(self) -> None:
@@ -134,8 +135,9 @@ class MonitorPane(QWidget):
         self.clear()
 
     def config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs.value(), lr=self.lr.value(), batch_size=self.batch_size.value(),
-                           seed=self.seed.value())
+        return TrainConfig(
+            epochs=self.epochs.value(), lr=self.lr.value(), batch_size=self.batch_size.value(), seed=self.seed.value()
+        )
 
     def _plot(self, name: str) -> MetricPlot:
         """The plot of metric ``name``, made (below the others, sharing their x-axis) the first time."""
@@ -182,12 +184,15 @@ class MonitorPane(QWidget):
                 for name, value in event.val.items():
                     self._plot(name).add_validation(event.step, value)
                 validated = True
-                self.readout.setText(f"Epoch {event.epoch}: validation {self._describe(event.val, bold=True)}<br>"
-                                     f"training {self._describe(event.train)}")
+                self.readout.setText(
+                    f"Epoch {event.epoch}: validation {self._describe(event.val, bold=True)}<br>"
+                    f"training {self._describe(event.train)}"
+                )
         if last_step is not None and not validated and not any(p.val_steps for p in self.plots.values()):
             name, value = next(iter(last_step.values.items()), ("", 0.0))
-            self.readout.setText(f"Epoch {last_step.epoch}, step {last_step.step}: "
-                                 f"batch {name} {readable(name, value)}")
+            self.readout.setText(
+                f"Epoch {last_step.epoch}, step {last_step.step}: batch {name} {readable(name, value)}"
+            )
         if not self._redraw.isActive():
             self._redraw.start()
 

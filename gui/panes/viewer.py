@@ -24,13 +24,13 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All
 class ViewerPane(QWidget):
     probe_index_changed = Signal(int)
     image_dropped = Signal(str)  # a file path the user dropped or opened
-    spec_dropped = Signal(str)   # a model spec (.json) dropped here: the window opens it in the builder
+    spec_dropped = Signal(str)  # a model spec (.json) dropped here: the window opens it in the builder
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.frame: Frame | None = None               # the newest frame shown, of any type
-        self.frames: dict[type[Frame], Frame] = {}    # the newest frame shown, per type
+        self.frame: Frame | None = None  # the newest frame shown, of any type
+        self.frames: dict[type[Frame], Frame] = {}  # the newest frame shown, per type
         self.caption = QLabel("No input yet.")
         self.probe = QSpinBox(minimum=0, maximum=9999, prefix="validation digit #")
         self.probe.setToolTip("Which digit of the validation set to feed the model")
@@ -40,8 +40,9 @@ class ViewerPane(QWidget):
         self.message = QLabel("Drop a PNG or JPEG of a digit anywhere on this pane to see what the model makes of it.")
         self.message.setWordWrap(True)
 
-        self.views: dict[type[Frame], View] = {frame_type: view_type()
-                                               for frame_type, view_type in view_registry.VIEWS.items()}
+        self.views: dict[type[Frame], View] = {
+            frame_type: view_type() for frame_type, view_type in view_registry.VIEWS.items()
+        }
         self.tabs = QTabWidget(documentMode=True, tabBarAutoHide=True)  # one view: no tab bar at all
         for view in self.views.values():
             view.setAcceptDrops(False)  # drops go to the pane

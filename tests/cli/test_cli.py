@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def lumen(*args, timeout=240):
-    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_presets_lists_name_and_description():
@@ -31,19 +32,23 @@ def test_summary_table_ends_with_the_total(tmp_path):
     assert any(line.split()[:4] == ["conv2", "conv2d", "16×10×10", "2,416"] for line in lines)
     spec_file = tmp_path / "mine.json"
     from engine.presets import get_preset
+
     get_preset("lenet5").save(spec_file)
     assert lumen("summary", spec_file).stdout.splitlines()[-1] == "total params: 61706"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["summary", "resnet9000"], "unknown preset 'resnet9000'"),
-    (["train", "lenet5", "--epochs", "two", "--out", "x"], "argument --epochs: invalid int value: 'two'"),
-    (["train", "lenet5", "--data", "imagenet", "--out", "x"], "unknown dataset 'imagenet'"),
-    (["train", "lenet5", "--epochs", "0", "--out", "x"], "epochs must be a whole number ≥ 1"),
-    (["summary", "Makefile"], "Makefile: not valid JSON (line 1, column 1"),
-    (["--colour"], "unrecognized arguments: --colour"),
-    (["train", "lenet5", "--out", "Makefile"], "cannot write Makefile: it is a file; name a folder for the run"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["summary", "resnet9000"], "unknown preset 'resnet9000'"),
+        (["train", "lenet5", "--epochs", "two", "--out", "x"], "argument --epochs: invalid int value: 'two'"),
+        (["train", "lenet5", "--data", "imagenet", "--out", "x"], "unknown dataset 'imagenet'"),
+        (["train", "lenet5", "--epochs", "0", "--out", "x"], "epochs must be a whole number ≥ 1"),
+        (["summary", "Makefile"], "Makefile: not valid JSON (line 1, column 1"),
+        (["--colour"], "unrecognized arguments: --colour"),
+        (["train", "lenet5", "--out", "Makefile"], "cannot write Makefile: it is a file; name a folder for the run"),
+    ],
+)
 def test_errors_are_one_clear_line(args, message):
     result = lumen(*args)
     assert result.returncode != 0
@@ -54,12 +59,31 @@ def test_errors_are_one_clear_line(args, message):
 @pytest.mark.slow
 def test_train_writes_a_run_folder_that_reloads(tmp_path):
     out = tmp_path / "run"
-    result = lumen("train", "lenet5", "--data", "mnist", "--epochs", "1", "--out", out, "--lr", "0.002",
-                   "--batch-size", "128", "--seed", "5")
+    result = lumen(
+        "train",
+        "lenet5",
+        "--data",
+        "mnist",
+        "--epochs",
+        "1",
+        "--out",
+        out,
+        "--lr",
+        "0.002",
+        "--batch-size",
+        "128",
+        "--seed",
+        "5",
+    )
     assert result.returncode == 0, result.stderr
     assert "step 36/36" in result.stderr  # the progress bar reached the end (4500 / 128 batches)
-    assert {p.name for p in out.iterdir()} >= {"model.json", "weights.safetensors", "metrics.csv", "steps.csv",
-                                               "run.json"}
+    assert {p.name for p in out.iterdir()} >= {
+        "model.json",
+        "weights.safetensors",
+        "metrics.csv",
+        "steps.csv",
+        "run.json",
+    }
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["lr"] == 0.002 and run["config"]["batch_size"] == 128 and run["steps"] == 36
     assert 0.5 < run["final"]["val_accuracy"] <= 1.0

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def lumen(*args, timeout=240):
-    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def one_line_error(result, message):
@@ -43,6 +44,7 @@ def lenet_with(state_dict):
 
 # ---- summary --input ------------------------------------------------------------------------------
 
+
 def test_summary_with_another_input_shape():
     result = lumen("summary", "lenet5", "--input", "1,32,32")
     assert result.returncode == 0, result.stderr
@@ -55,17 +57,21 @@ def test_summary_with_another_input_shape():
     assert conv + dense != 61706  # the default 28×28 input's total
 
 
-@pytest.mark.parametrize("value, message", [
-    ("1,x,32", "--input takes whole numbers above 0 separated by commas, like 1,28,28; got '1,x,32'"),
-    ("0,28,28", "got '0,28,28'"),
-    ("1,4,4", "conv2: kernel 5×5 is larger than its 2×2 input (after pool1) (with input 1×4×4)"),
-    ("28,28", "conv1: conv2d expects a channels×height×width input, got 28×28"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("1,x,32", "--input takes whole numbers above 0 separated by commas, like 1,28,28; got '1,x,32'"),
+        ("0,28,28", "got '0,28,28'"),
+        ("1,4,4", "conv2: kernel 5×5 is larger than its 2×2 input (after pool1) (with input 1×4×4)"),
+        ("28,28", "conv1: conv2d expects a channels×height×width input, got 28×28"),
+    ],
+)
 def test_summary_refuses_a_bad_input_shape(value, message):
     one_line_error(lumen("summary", "lenet5", "--input", value), message)
 
 
 # ---- import ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("suffix", [".pth", ".pt", ".safetensors"])
 def test_import_makes_a_run_folder(tmp_path, lenet_weights, suffix):
@@ -128,14 +134,20 @@ def test_import_refuses_what_is_not_a_state_dict(tmp_path, lenet_weights):
         torch.save(content, tmp_path / name)
         one_line_error(lumen("import", "lenet5", tmp_path / name, "--out", tmp_path / "run"), messages[name])
     (tmp_path / "junk.pth").write_text("not a pickle")
-    one_line_error(lumen("import", "lenet5", tmp_path / "junk.pth", "--out", tmp_path / "run"),
-                   "junk.pth was refused (nothing in it was run): it is not a plain PyTorch state dict")
+    one_line_error(
+        lumen("import", "lenet5", tmp_path / "junk.pth", "--out", tmp_path / "run"),
+        "junk.pth was refused (nothing in it was run): it is not a plain PyTorch state dict",
+    )
     (tmp_path / "empty.pth").write_bytes(b"")
-    one_line_error(lumen("import", "lenet5", tmp_path / "empty.pth", "--out", tmp_path / "run"),
-                   "empty.pth is not a readable PyTorch file")
+    one_line_error(
+        lumen("import", "lenet5", tmp_path / "empty.pth", "--out", tmp_path / "run"),
+        "empty.pth is not a readable PyTorch file",
+    )
     (tmp_path / "weights.npz").write_bytes(b"")
-    one_line_error(lumen("import", "lenet5", tmp_path / "weights.npz", "--out", tmp_path / "run"),
-                   "weights.npz: expected a PyTorch state dict (.pth or .pt) or a .safetensors file")
+    one_line_error(
+        lumen("import", "lenet5", tmp_path / "weights.npz", "--out", tmp_path / "run"),
+        "weights.npz: expected a PyTorch state dict (.pth or .pt) or a .safetensors file",
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -146,12 +158,16 @@ def test_import_refuses_weights_that_do_not_fit(tmp_path, lenet_weights):
     wrong["fc4.weight"] = torch.zeros(3)
     torch.save(wrong, tmp_path / "other.pth")
     result = lumen("import", "lenet5", tmp_path / "other.pth", "--out", tmp_path / "run")
-    one_line_error(result, "the weights in other.pth do not fit this model: missing fc3.bias; "
-                           "unexpected fc4.weight; fc1.weight is (120, 576), the model needs (120, 400)")
+    one_line_error(
+        result,
+        "the weights in other.pth do not fit this model: missing fc3.bias; "
+        "unexpected fc4.weight; fc1.weight is (120, 576), the model needs (120, 400)",
+    )
     assert not (tmp_path / "run").exists()
 
 
 # ---- export ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def run_dir(tmp_path, lenet_weights):
@@ -166,8 +182,14 @@ def test_export_python_runs_without_lumen(tmp_path, run_dir, lenet_weights):
     result = lumen("export", run_dir, "--format", "python", "--out", out)
     assert result.returncode == 0, result.stderr
     # the file runs on its own, outside the repository (no engine package to import)
-    alone = subprocess.run([sys.executable, str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "PYTHONPATH": ""})
+    alone = subprocess.run(
+        [sys.executable, str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     assert alone.returncode == 0, alone.stderr
     assert alone.stdout.strip() == "torch.Size([2, 10])"
     namespace = {"__name__": "exported"}
@@ -196,10 +218,13 @@ def test_export_torchscript_and_safetensors(tmp_path, run_dir, lenet_weights):
 def test_exchange_reports_where_it_cannot_write(tmp_path, run_dir):
     a_file = tmp_path / "taken"
     a_file.write_text("")
-    one_line_error(lumen("import", "lenet5", tmp_path / "lenet.safetensors", "--out", a_file),
-                   f"cannot write {a_file}: ")
-    one_line_error(lumen("export", run_dir, "--format", "python", "--out", tmp_path),
-                   f"{tmp_path} is a folder; --out names the file to write")
+    one_line_error(
+        lumen("import", "lenet5", tmp_path / "lenet.safetensors", "--out", a_file), f"cannot write {a_file}: "
+    )
+    one_line_error(
+        lumen("export", run_dir, "--format", "python", "--out", tmp_path),
+        f"{tmp_path} is a folder; --out names the file to write",
+    )
 
 
 def test_export_onnx(tmp_path, run_dir):
@@ -214,13 +239,15 @@ def test_export_onnx(tmp_path, run_dir):
     onnx.checker.check_model(onnx.load(str(tmp_path / "lenet.onnx")))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["export", "nowhere", "--format", "python", "--out", "x.py"],
-     "nowhere is not a run folder (no such folder)"),
-    (["export", "nowhere", "--format", "keras", "--out", "x.py"], "argument --format: invalid choice: 'keras'"),
-    (["import", "lenet5", "missing.pth", "--out", "x"], "missing.pth: no such file"),
-    (["import", "resnet9000", "missing.pth", "--out", "x"], "unknown preset 'resnet9000'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["export", "nowhere", "--format", "python", "--out", "x.py"], "nowhere is not a run folder (no such folder)"),
+        (["export", "nowhere", "--format", "keras", "--out", "x.py"], "argument --format: invalid choice: 'keras'"),
+        (["import", "lenet5", "missing.pth", "--out", "x"], "missing.pth: no such file"),
+        (["import", "resnet9000", "missing.pth", "--out", "x"], "unknown preset 'resnet9000'"),
+    ],
+)
 def test_exchange_errors_are_one_clear_line(args, message):
     one_line_error(lumen(*args), message)
 

@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def lumen(*args, timeout=240, env=None):
-    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "main.py", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def one_line_error(result, *messages):
@@ -66,19 +72,23 @@ def unmount(path):
 
 # ---- 1. spec files that defeat the parser; 11. terminal and text safety ----------------------------------------
 
-@pytest.mark.parametrize("content, message", [
-    ("[" * 100_000 + "]" * 100_000, "spec.json: nested 100000 deep; at most 64 levels are read"),
-    ("1" * 5000, "spec.json: the number 111111111111… has 5000 digits; numbers must fit in 64 bits"),
-    (edited(conv1__out_channels=2**63), "spec.json: the number 9223372036854775808 does not fit in 64 bits"),
-    (edited(conv1__out_channels=2**62), "spec.json: conv1: the number 4611686018427387904 is too large"),
-    (edited(input__shape=[1, 2**40, 2**40]), "spec.json: input: the number 1099511627776 is too large"),
-    ('{"format": "lumen.model", "version": 1, "nodes": [NaN], "edges": []}', "NaN is not a number JSON allows"),
-    ('{"format": "lumen.model", "version": 1e999}', "the number 1e999 is too large"),
-    ({**lenet(), "name": "evil\x1b[31mred\rX"}, "spec.json: the name holds a control character (\\x1b)"),
-    ({**lenet(), "description": "NUL\x00"}, "spec.json: the description holds a control character (\\x00)"),
-    ({**lenet(), "name": "x" * 201}, "the name has 201 characters; at most 200"),
-    (edited(conv1__padding="\x1b]0;pwned\x07"), "conv1: a text parameter holds a control character (\\x1b)"),
-])
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "spec.json: nested 100000 deep; at most 64 levels are read"),
+        ("1" * 5000, "spec.json: the number 111111111111… has 5000 digits; numbers must fit in 64 bits"),
+        (edited(conv1__out_channels=2**63), "spec.json: the number 9223372036854775808 does not fit in 64 bits"),
+        (edited(conv1__out_channels=2**62), "spec.json: conv1: the number 4611686018427387904 is too large"),
+        (edited(input__shape=[1, 2**40, 2**40]), "spec.json: input: the number 1099511627776 is too large"),
+        ('{"format": "lumen.model", "version": 1, "nodes": [NaN], "edges": []}', "NaN is not a number JSON allows"),
+        ('{"format": "lumen.model", "version": 1e999}', "the number 1e999 is too large"),
+        ({**lenet(), "name": "evil\x1b[31mred\rX"}, "spec.json: the name holds a control character (\\x1b)"),
+        ({**lenet(), "description": "NUL\x00"}, "spec.json: the description holds a control character (\\x00)"),
+        ({**lenet(), "name": "x" * 201}, "the name has 201 characters; at most 200"),
+        (edited(conv1__padding="\x1b]0;pwned\x07"), "conv1: a text parameter holds a control character (\\x1b)"),
+    ],
+)
 def test_hostile_spec_files_are_refused_in_one_line(tmp_path, content, message):
     spec = write_spec(tmp_path / "spec.json", content)
     for command in (["summary", spec], ["train", spec, "--out", tmp_path / "run"]):
@@ -88,13 +98,16 @@ def test_hostile_spec_files_are_refused_in_one_line(tmp_path, content, message):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["summary", "lenet5", "--input", "99999999999999999999,28,28"], "--input takes whole numbers above 0"),
-    (["summary", "lenet5", "--input", "1,2147483648,28"], "each up to 2,147,483,647"),
-    (["summary", "lenet5", "--input", "1," * 20 + "1"], "at most 8 numbers"),
-    (["summary", "lenet5", "--input", "１,28,28"], "--input takes whole numbers"),  # a full-width digit
-    (["summary", "lenet5", "--input", "1,100000,100000"], "lenet5"),  # fits 64 bits, not memory: a warning, rc 0
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["summary", "lenet5", "--input", "99999999999999999999,28,28"], "--input takes whole numbers above 0"),
+        (["summary", "lenet5", "--input", "1,2147483648,28"], "each up to 2,147,483,647"),
+        (["summary", "lenet5", "--input", "1," * 20 + "1"], "at most 8 numbers"),
+        (["summary", "lenet5", "--input", "１,28,28"], "--input takes whole numbers"),  # a full-width digit
+        (["summary", "lenet5", "--input", "1,100000,100000"], "lenet5"),  # fits 64 bits, not memory: a warning, rc 0
+    ],
+)
 def test_numbers_on_the_command_line_are_bounded(args, message):
     result = lumen(*args)
     if args[-1] == "1,100000,100000":
@@ -104,8 +117,15 @@ def test_numbers_on_the_command_line_are_bounded(args, message):
     one_line_error(result, message)
 
 
-@pytest.mark.parametrize("option, value", [("--seed", "99999999999999999999"), ("--seed", "-1"),
-                                           ("--batch-size", "99999999999999999999"), ("--batch-size", "0")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--seed", "99999999999999999999"),
+        ("--seed", "-1"),
+        ("--batch-size", "99999999999999999999"),
+        ("--batch-size", "0"),
+    ],
+)
 def test_train_options_are_bounded(tmp_path, option, value):
     result = lumen("train", "lenet5", "--out", tmp_path / "run", option, value)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
@@ -140,6 +160,7 @@ def test_complex_weights_are_refused(tmp_path):
 
 # ---- 2. models too big to exist ---------------------------------------------------------------------------------
 
+
 def test_a_billion_channels_is_summarised_with_a_warning_and_never_trained(tmp_path):
     spec = write_spec(tmp_path / "big.json", edited(conv1__out_channels=1_000_000_000))
     result = lumen("summary", spec)
@@ -152,9 +173,16 @@ def test_a_billion_channels_is_summarised_with_a_warning_and_never_trained(tmp_p
 
 
 def test_activations_too_big_to_train_are_refused_before_the_first_batch(tmp_path):
-    spec = get_preset("lenet5").sequential("up", (1, 28, 28), [
-        ("up", "upsample", {"scale_factor": 100}), ("conv", "conv2d", {"out_channels": 64, "kernel_size": 3}),
-        ("pool", "global_avgpool", {}), ("fc", "linear", {"out_features": 10})])
+    spec = get_preset("lenet5").sequential(
+        "up",
+        (1, 28, 28),
+        [
+            ("up", "upsample", {"scale_factor": 100}),
+            ("conv", "conv2d", {"out_channels": 64, "kernel_size": 3}),
+            ("pool", "global_avgpool", {}),
+            ("fc", "linear", {"out_features": 10}),
+        ],
+    )
     path = tmp_path / "up.json"
     spec.save(path)
     result = lumen("train", path, "--out", tmp_path / "run")
@@ -165,17 +193,25 @@ def test_activations_too_big_to_train_are_refused_before_the_first_batch(tmp_pat
 
 # ---- 4. large specs: linear time and a node limit ---------------------------------------------------------------
 
+
 def _chain(n):
     nodes = [{"id": "input", "type": "input", "params": {"shape": [1, 28, 28]}}]
     nodes += [{"id": f"relu{i}", "type": "relu"} for i in range(n)]
-    return {"format": "lumen.model", "version": 1, "name": "chain", "nodes": nodes,
-            "edges": [[a["id"], b["id"]] for a, b in zip(nodes, nodes[1:])]}
+    return {
+        "format": "lumen.model",
+        "version": 1,
+        "name": "chain",
+        "nodes": nodes,
+        "edges": [[a["id"], b["id"]] for a, b in zip(nodes, nodes[1:])],
+    }
 
 
 def test_large_specs_are_fast_and_bounded(tmp_path):
     began = time.monotonic()
-    one_line_error(lumen("summary", write_spec(tmp_path / "huge.json", _chain(16_000))),
-                   "huge.json: the spec has 16,001 nodes; Lumen reads at most 5,000")
+    one_line_error(
+        lumen("summary", write_spec(tmp_path / "huge.json", _chain(16_000))),
+        "huge.json: the spec has 16,001 nodes; Lumen reads at most 5,000",
+    )
     assert time.monotonic() - began < 15
     began = time.monotonic()
     result = lumen("summary", write_spec(tmp_path / "long.json", _chain(4_000)))
@@ -184,6 +220,7 @@ def test_large_specs_are_fast_and_bounded(tmp_path):
 
 
 # ---- 5. paths that are not regular files -----------------------------------------------------------------------
+
 
 def test_paths_that_are_not_regular_files(tmp_path):
     fifo = tmp_path / "pipe.json"
@@ -201,18 +238,23 @@ def test_paths_that_are_not_regular_files(tmp_path):
 
 # ---- 6. outputs that do not fit the objective -------------------------------------------------------------------
 
+
 def test_models_whose_output_does_not_fit_the_loss(tmp_path):
-    one_line_error(lumen("train", "ae_undercomplete", "--out", tmp_path / "ae"),
-                   "reshape: the model outputs a 1×28×28 tensor per sample, but training on mnist needs 10 class "
-                   "scores")
+    one_line_error(
+        lumen("train", "ae_undercomplete", "--out", tmp_path / "ae"),
+        "reshape: the model outputs a 1×28×28 tensor per sample, but training on mnist needs 10 class scores",
+    )
     five = lenet()
     five["nodes"][-1]["params"]["out_features"] = 5
-    one_line_error(lumen("train", write_spec(tmp_path / "five.json", five), "--out", tmp_path / "five"),
-                   "five.json: fc3: the model outputs 5 values per sample")
+    one_line_error(
+        lumen("train", write_spec(tmp_path / "five.json", five), "--out", tmp_path / "five"),
+        "five.json: fc3: the model outputs 5 values per sample",
+    )
     assert not (tmp_path / "ae").exists() and not (tmp_path / "five").exists()
 
 
 # ---- 7. a bad --out is noticed before training; 10. no silent overwrites ---------------------------------------------
+
 
 def test_bad_out_folders_are_refused_before_training(tmp_path):
     (tmp_path / "file").write_text("x")
@@ -229,8 +271,9 @@ def test_a_read_only_disk_is_noticed_before_training(tmp_path):
     mount_tmpfs(tmp_path / "ro", "size=200k,ro")
     try:
         began = time.monotonic()
-        one_line_error(lumen("train", "lenet5", "--epochs", "50", "--out", tmp_path / "ro" / "run"),
-                       "Read-only file system")
+        one_line_error(
+            lumen("train", "lenet5", "--epochs", "50", "--out", tmp_path / "ro" / "run"), "Read-only file system"
+        )
         assert time.monotonic() - began < 30  # fifty epochs would take minutes
     finally:
         unmount(tmp_path / "ro")
@@ -248,6 +291,7 @@ def test_an_existing_run_is_replaced_only_with_force(tmp_path):
 
 
 # ---- 8. a full disk --------------------------------------------------------------------------------------------
+
 
 @needs_root()
 def test_a_full_disk_leaves_no_half_written_run_or_export(tmp_path):
@@ -269,10 +313,16 @@ def test_a_full_disk_leaves_no_half_written_run_or_export(tmp_path):
         unmount(disk)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda run: (run / "run.json").write_bytes(b""), "incomplete or damaged run folder: run.json: empty"),
-    (lambda run: (run / "weights.safetensors").unlink(), "not a complete run folder (it lacks weights.safetensors)"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "run.json").write_bytes(b""), "incomplete or damaged run folder: run.json: empty"),
+        (
+            lambda run: (run / "weights.safetensors").unlink(),
+            "not a complete run folder (it lacks weights.safetensors)",
+        ),
+    ],
+)
 def test_incomplete_run_folders_are_refused(tmp_path, damage, message):
     run = tmp_path / "run"
     assert lumen("import", "lenet5", _lenet_weights(tmp_path), "--out", run).returncode == 0
@@ -283,11 +333,17 @@ def test_incomplete_run_folders_are_refused(tmp_path, damage, message):
 
 # ---- 9. signals and pipes ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_sigterm_saves_the_run_like_ctrl_c(tmp_path):
     run = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "main.py", "train", "lenet5", "--epochs", "50", "--out", str(run)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "train", "lenet5", "--epochs", "50", "--out", str(run)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout.readline().startswith("epoch 1:")
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
@@ -299,8 +355,13 @@ def test_sigterm_saves_the_run_like_ctrl_c(tmp_path):
 @pytest.mark.slow
 def test_a_closed_stdout_saves_the_run(tmp_path):
     run = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "main.py", "train", "lenet5", "--epochs", "50", "--out", str(run)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "train", "lenet5", "--epochs", "50", "--out", str(run)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout.readline().startswith("epoch 1:")  # as `| head -1` reads it
     process.stdout.close()
     err = process.stderr.read()
@@ -310,6 +371,7 @@ def test_a_closed_stdout_saves_the_run(tmp_path):
 
 
 # ---- the rules hold in-process too (the fuzz test in tests/engine calls main.main the same way) -----------------
+
 
 def test_errors_in_process_are_one_line(tmp_path, capsys):
     import main

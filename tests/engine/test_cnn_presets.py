@@ -12,8 +12,8 @@ from safetensors.torch import save_file
 from engine.data.datasets import Dataset
 from engine.errors import DataError
 from engine.graph.model import GraphModel, build_model, infer_shapes, summarize
-from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS, SMALL_PRESETS
 from engine.io.runs import load_weights
+from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS, SMALL_PRESETS
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig, Training
 
@@ -124,11 +124,16 @@ def _torchvision_style_weights(model: torch.nn.Module) -> dict[str, torch.Tensor
     return {k: torch.randn(v.shape) if v.is_floating_point() else v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda w: w.__setitem__("layer2.0.downsample.0.weight", torch.zeros(32, 16, 3, 3)),
-     "layer2.0.downsample.0.weight is (32, 16, 3, 3), the model needs (32, 16, 1, 1)"),
-    (lambda w: w.pop("layer1.1.bn2.running_var"), "missing layer1.1.bn2.running_var"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda w: w.__setitem__("layer2.0.downsample.0.weight", torch.zeros(32, 16, 3, 3)),
+            "layer2.0.downsample.0.weight is (32, 16, 3, 3), the model needs (32, 16, 1, 1)",
+        ),
+        (lambda w: w.pop("layer1.1.bn2.running_var"), "missing layer1.1.bn2.running_var"),
+    ],
+)
 def test_misfit_weights_are_refused_and_change_nothing(tmp_path, damage, message):
     torch.manual_seed(0)
     model = build_model(MAKE["resnet_small"]())

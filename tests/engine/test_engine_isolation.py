@@ -8,8 +8,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_engine_imports_no_qt_pyqtgraph_or_gui():
-    modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-                     for p in (ROOT / "engine").rglob("*.py"))
+    modules = sorted(
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for p in (ROOT / "engine").rglob("*.py")
+    )
     code = (
         "import sys, importlib\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"

@@ -44,10 +44,14 @@ def _run_source(source: str, class_name: str) -> nn.Module:
 
 
 def _class_name(source: str) -> str:
-    return next(n.name for n in ast.parse(source).body
-                if isinstance(n, ast.ClassDef) and any(ast.unparse(b) == "nn.Module" for b in n.bases)
-                and any(isinstance(f, ast.FunctionDef) and f.name == "forward" for f in n.body)
-                and "input_shape" in ast.unparse(n))
+    return next(
+        n.name
+        for n in ast.parse(source).body
+        if isinstance(n, ast.ClassDef)
+        and any(ast.unparse(b) == "nn.Module" for b in n.bases)
+        and any(isinstance(f, ast.FunctionDef) and f.name == "forward" for f in n.body)
+        and "input_shape" in ast.unparse(n)
+    )
 
 
 def _same_outputs(a: nn.Module, b: nn.Module, x: torch.Tensor) -> None:
@@ -76,9 +80,12 @@ def test_python_source_reproduces_the_preset(name):
         if buffer.is_floating_point():
             buffer.copy_(torch.rand_like(buffer) + 0.5)
     source = export.to_python_source(spec)
-    imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(source))
-                if isinstance(node, (ast.Import, ast.ImportFrom))
-                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
     assert "engine" not in imported and "torch" in imported
     copy = _run_source(source, _class_name(source))
     copy.load_state_dict(model.state_dict(), strict=True)
@@ -88,10 +95,12 @@ def test_python_source_reproduces_the_preset(name):
 def test_python_source_reads_step_by_step():
     source = export.to_python_source(PRESETS["lenet5"].make())
     assert "class LeNet5(nn.Module):" in source
-    assert ("self.conv1 = nn.Conv2d(in_channels=1, out_channels=6, kernel_size=(5, 5), stride=(1, 1),\n"
-            "                               padding=(2, 2), dilation=(1, 1))") in source
+    assert (
+        "self.conv1 = nn.Conv2d(in_channels=1, out_channels=6, kernel_size=(5, 5), stride=(1, 1),\n"
+        "                               padding=(2, 2), dilation=(1, 1))"
+    ) in source
     assert "self.fc1 = nn.Linear(in_features=400, out_features=120)" in source
-    init = source[source.index("def __init__(self):"):source.index("def forward(")]
+    init = source[source.index("def __init__(self):") : source.index("def forward(")]
     assert max(len(line) for line in init.splitlines()) <= 104
     lines = [line.strip() for line in source.splitlines()]
     assert any(line.startswith("x_conv1 = self.conv1(x)") and line.endswith("# 6×28×28") for line in lines)
@@ -101,19 +110,26 @@ def test_python_source_reads_step_by_step():
 
 # ---- written from the registry: torch's classes, and engine/modules copied whole ---------------------
 
+
 def test_python_source_is_written_from_the_layer_registry():
-    spec = ModelSpec.sequential("small", (1, 8, 8), [
-        ("conv", "conv2d", {"out_channels": 2, "kernel_size": 3, "padding": "same", "bias": False}),
-        ("pool", "minpool2d", {"kernel_size": 2}),
-        ("flat", "flatten", {}),
-        ("noise", "noise", {"noise": "masking", "amount": 0.25}),
-    ])
+    spec = ModelSpec.sequential(
+        "small",
+        (1, 8, 8),
+        [
+            ("conv", "conv2d", {"out_channels": 2, "kernel_size": 3, "padding": "same", "bias": False}),
+            ("pool", "minpool2d", {"kernel_size": 2}),
+            ("flat", "flatten", {}),
+            ("noise", "noise", {"noise": "masking", "amount": 0.25}),
+        ],
+    )
     source = export.to_python_source(spec)
     calls = re.sub(r",\n +", ", ", source)  # long calls are wrapped between arguments
     # each node: its layer type's module class, called with layer.kwargs(params, input shapes) as literals
     # (arguments equal to the constructor's default are left out)
-    assert ("self.conv = nn.Conv2d(in_channels=1, out_channels=2, kernel_size=(3, 3), stride=(1, 1), padding='same', "
-            "dilation=(1, 1), bias=False)\n") in calls
+    assert (
+        "self.conv = nn.Conv2d(in_channels=1, out_channels=2, kernel_size=(3, 3), stride=(1, 1), padding='same', "
+        "dilation=(1, 1), bias=False)\n"
+    ) in calls
     assert "self.pool = MinPool2d(kernel_size=(2, 2), padding=(0, 0))\n" in calls
     assert "self.noise = Noise(noise='masking', amount=0.25)\n" in calls
     # Lumen's own classes: their files copied whole, once each, their imports merged into the header
@@ -138,19 +154,29 @@ def test_exported_sources_name_only_what_they_define_or_import(tmp_path):
     names = [n for n in SMALL if not n.startswith(("rnn_", "gru_", "birnn_", "bilstm_"))]  # lstm_* stand for them
     for name in names:
         (tmp_path / f"{name}.py").write_text(export.to_python_source(PRESETS[name].make()), encoding="utf-8")
-    script = ("import runpy, sys\n"
-              "for name in sys.argv[1:]:\n"
-              "    runpy.run_path(name + '.py', run_name='__main__')\n")
-    result = subprocess.run([sys.executable, "-W", "error", "-I", "-c", script, *names], capture_output=True,
-                            text=True, timeout=280, cwd=tmp_path)
+    script = "import runpy, sys\nfor name in sys.argv[1:]:\n    runpy.run_path(name + '.py', run_name='__main__')\n"
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-I", "-c", script, *names],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("torch.Size([2") == len(names)
 
 
 def _test_layer(**changes) -> LayerType:
-    fields = {"name": "test_layer", "family": "dense", "description": "test only", "defaults": {}, "domains": {},
-              "infer": lambda params, in_shapes: in_shapes[0], "module": nn.Identity,
-              "kwargs": lambda params, in_shapes: {}}
+    fields = {
+        "name": "test_layer",
+        "family": "dense",
+        "description": "test only",
+        "defaults": {},
+        "domains": {},
+        "infer": lambda params, in_shapes: in_shapes[0],
+        "module": nn.Identity,
+        "kwargs": lambda params, in_shapes: {},
+    }
     return LayerType(**{**fields, **changes})
 
 
@@ -161,12 +187,19 @@ class Opaque(nn.Module):
         return x + 1
 
 
-@pytest.mark.parametrize("layer, reason", [
-    (_test_layer(module=Opaque), "its module class tests.engine.test_export.Opaque is neither torch's nor one of "
-                                 "engine/modules"),
-    (_test_layer(module=nn.Softplus, kwargs=lambda params, in_shapes: {"beta": torch.tensor(1.0)}),
-     "an argument of type Tensor"),
-])
+@pytest.mark.parametrize(
+    "layer, reason",
+    [
+        (
+            _test_layer(module=Opaque),
+            "its module class tests.engine.test_export.Opaque is neither torch's nor one of engine/modules",
+        ),
+        (
+            _test_layer(module=nn.Softplus, kwargs=lambda params, in_shapes: {"beta": torch.tensor(1.0)}),
+            "an argument of type Tensor",
+        ),
+    ],
+)
 def test_a_module_that_cannot_be_written_is_refused_naming_the_node(monkeypatch, layer, reason):
     monkeypatch.setitem(LAYERS, layer.name, layer)
     spec = ModelSpec.sequential("opaque", (4,), [("odd", layer.name, {})])
@@ -176,6 +209,7 @@ def test_a_module_that_cannot_be_written_is_refused_naming_the_node(monkeypatch,
 
 
 # ---- TorchScript and ONNX ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", SMALL)
 def test_torchscript_file_loads_and_matches(tmp_path, name):

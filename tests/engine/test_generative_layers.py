@@ -37,10 +37,21 @@ def extra_loss(model) -> torch.Tensor:
 
 # ---- presets ------------------------------------------------------------------------------------
 
+
 def test_presets_are_all_there_and_documented():
-    assert set(PRESETS) == {"ae_undercomplete", "ae_sparse", "ae_contractive", "ae_denoising", "vae",
-                            "rbm", "dbn", "dbm"}
-    for preset in GENERATIVE_PRESETS:  # (summaries and JSON round trips: tests/test_spec_and_graph.py, for every preset)
+    assert set(PRESETS) == {
+        "ae_undercomplete",
+        "ae_sparse",
+        "ae_contractive",
+        "ae_denoising",
+        "vae",
+        "rbm",
+        "dbn",
+        "dbm",
+    }
+    for (
+        preset
+    ) in GENERATIVE_PRESETS:  # (summaries and JSON round trips: tests/test_spec_and_graph.py, for every preset)
         assert "Unlike" in preset.make().description  # says how it differs from the original
 
 
@@ -94,6 +105,7 @@ def test_models_copy_after_a_forward_pass():
 
 # ---- autoencoder parts --------------------------------------------------------------------------
 
+
 def test_vae_is_deterministic_in_eval_mode_only():
     torch.manual_seed(1)
     layer = one_layer("variational_bottleneck", latent_size=4)
@@ -122,8 +134,7 @@ def test_vae_kl_matches_torch_distributions():
 @pytest.mark.parametrize("activation", ["none", "relu", "sigmoid", "tanh"])
 def test_bottleneck_penalty_matches_l1_and_the_autograd_jacobian(activation):
     torch.manual_seed(3)
-    layer = one_layer("bottleneck", code_size=3, activation=activation, sparsity_weight=0.5,
-                      contractive_weight=0.25)
+    layer = one_layer("bottleneck", code_size=3, activation=activation, sparsity_weight=0.5, contractive_weight=0.25)
     x = torch.randn(4, 6)
     jacobian_norms = torch.stack([torch.autograd.functional.jacobian(layer, row).pow(2).sum() for row in x])
     code = layer(x)  # after the Jacobians, whose forward passes overwrite the kept code
@@ -161,6 +172,7 @@ def test_masking_noise_zeroes_a_fraction_and_leaves_the_rest():
 
 
 # ---- Boltzmann parts ----------------------------------------------------------------------------
+
 
 def test_rbm_output_is_the_hidden_probability():
     torch.manual_seed(5)
@@ -211,42 +223,64 @@ def test_boltzmann_stacks():
     assert boltzmann_stack(PRESETS["dbn"].make()) == ("dbn", ["rbm1", "rbm2"])
     assert boltzmann_stack(PRESETS["dbm"].make()) == ("dbm", ["rbm1", "rbm2"])
     assert boltzmann_stack(PRESETS["rbm"].make()) == ("dbn", ["rbm1"])
-    mixed = ModelSpec.sequential("m", (8,), [("rbm1", "rbm", {"hidden_size": 4, "stack": "dbm"}),
-                                             ("rbm2", "rbm", {"hidden_size": 2})])
+    mixed = ModelSpec.sequential(
+        "m", (8,), [("rbm1", "rbm", {"hidden_size": 4, "stack": "dbm"}), ("rbm2", "rbm", {"hidden_size": 2})]
+    )
     with pytest.raises(SpecError, match="rbm2: stack is 'dbn' but the chain below is 'dbm'"):
         boltzmann_stack(mixed)
-    gaussian_on_top = ModelSpec.sequential("g", (8,), [("rbm1", "rbm", {"hidden_size": 4}),
-                                                       ("rbm2", "rbm", {"hidden_size": 2, "visible": "gaussian"})])
+    gaussian_on_top = ModelSpec.sequential(
+        "g", (8,), [("rbm1", "rbm", {"hidden_size": 4}), ("rbm2", "rbm", {"hidden_size": 2, "visible": "gaussian"})]
+    )
     with pytest.raises(SpecError, match="rbm2: only the bottom rbm may have gaussian visible units"):
         boltzmann_stack(gaussian_on_top)
-    gap = ModelSpec.sequential("gap", (8,), [("rbm1", "rbm", {"hidden_size": 4}), ("act", "relu", {}),
-                                             ("rbm2", "rbm", {"hidden_size": 2})])
+    gap = ModelSpec.sequential(
+        "gap", (8,), [("rbm1", "rbm", {"hidden_size": 4}), ("act", "relu", {}), ("rbm2", "rbm", {"hidden_size": 2})]
+    )
     with pytest.raises(SpecError, match="rbm2: rbm nodes must form one chain"):
         boltzmann_stack(gap)
     with pytest.raises(SpecError, match="no rbm node"):
-        boltzmann_stack(ModelSpec("x", (Node("input", "input", {"shape": [3]}), Node("r", "relu")),
-                                  (("input", "r"),)))
+        boltzmann_stack(ModelSpec("x", (Node("input", "input", {"shape": [3]}), Node("r", "relu")), (("input", "r"),)))
 
 
 # ---- refusals -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("input_shape, layers, message", [
-    ((1, 28, 28), [("rbm1", "rbm", {"hidden_size": 8})],
-     "rbm1: rbm expects a flat vector of visible units, got 1×28×28; put a flatten node before it"),
-    ((1, 28, 28), [("code", "bottleneck", {"code_size": 8})], "code: bottleneck expects a flat vector, got 1×28×28"),
-    ((20, 8), [("z", "variational_bottleneck", {"latent_size": 2})], "z: variational_bottleneck expects a flat"),
-    ((8,), [("rbm1", "rbm", {})], "rbm1: rbm needs the parameter hidden_size"),
-    ((8,), [("rbm1", "rbm", {"hidden_size": 4, "visible": "poisson"})],
-     "rbm1: visible must be one of \"bernoulli\", \"gaussian\", got 'poisson'"),
-    ((8,), [("rbm1", "rbm", {"hidden_size": 4, "stack": "deep"})], "rbm1: stack must be one of \"dbn\", \"dbm\""),
-    ((8,), [("code", "bottleneck", {"code_size": 4, "activation": "gelu"})], "code: activation must be one of"),
-    ((8,), [("code", "bottleneck", {"code_size": 4, "sparsity_weight": -1})],
-     "code: sparsity_weight must be ≥ 0, got -1"),
-    ((8,), [("code", "bottleneck", {"code_size": 4, "contractive_weight": "high"})],
-     "code: contractive_weight must be a number"),
-    ((8,), [("n", "noise", {"noise": "masking", "amount": 1.0})], "n: amount must be ≥ 0 and below 1, got 1.0"),
-    ((8,), [("n", "noise", {"noise": "salt"})], "n: noise must be one of \"gaussian\", \"masking\""),
-])
+
+@pytest.mark.parametrize(
+    "input_shape, layers, message",
+    [
+        (
+            (1, 28, 28),
+            [("rbm1", "rbm", {"hidden_size": 8})],
+            "rbm1: rbm expects a flat vector of visible units, got 1×28×28; put a flatten node before it",
+        ),
+        (
+            (1, 28, 28),
+            [("code", "bottleneck", {"code_size": 8})],
+            "code: bottleneck expects a flat vector, got 1×28×28",
+        ),
+        ((20, 8), [("z", "variational_bottleneck", {"latent_size": 2})], "z: variational_bottleneck expects a flat"),
+        ((8,), [("rbm1", "rbm", {})], "rbm1: rbm needs the parameter hidden_size"),
+        (
+            (8,),
+            [("rbm1", "rbm", {"hidden_size": 4, "visible": "poisson"})],
+            'rbm1: visible must be one of "bernoulli", "gaussian", got \'poisson\'',
+        ),
+        ((8,), [("rbm1", "rbm", {"hidden_size": 4, "stack": "deep"})], 'rbm1: stack must be one of "dbn", "dbm"'),
+        ((8,), [("code", "bottleneck", {"code_size": 4, "activation": "gelu"})], "code: activation must be one of"),
+        (
+            (8,),
+            [("code", "bottleneck", {"code_size": 4, "sparsity_weight": -1})],
+            "code: sparsity_weight must be ≥ 0, got -1",
+        ),
+        (
+            (8,),
+            [("code", "bottleneck", {"code_size": 4, "contractive_weight": "high"})],
+            "code: contractive_weight must be a number",
+        ),
+        ((8,), [("n", "noise", {"noise": "masking", "amount": 1.0})], "n: amount must be ≥ 0 and below 1, got 1.0"),
+        ((8,), [("n", "noise", {"noise": "salt"})], 'n: noise must be one of "gaussian", "masking"'),
+    ],
+)
 def test_bad_generative_specs_name_the_node_and_the_reason(input_shape, layers, message):
     with pytest.raises(SpecError) as error:
         infer_shapes(ModelSpec.sequential("bad", input_shape, layers))

@@ -20,8 +20,11 @@ SHARED = {"base", "geometry"}  # what the family modules share; they define no l
 
 
 def _family_modules() -> list:
-    return [importlib.import_module(f"engine.layers.{info.name}")
-            for info in pkgutil.iter_modules(engine.layers.__path__) if info.name not in SHARED]
+    return [
+        importlib.import_module(f"engine.layers.{info.name}")
+        for info in pkgutil.iter_modules(engine.layers.__path__)
+        if info.name not in SHARED
+    ]
 
 
 def test_the_registry_is_the_union_of_the_family_lists():
@@ -52,17 +55,27 @@ def test_a_name_defined_twice_is_refused():
 
 
 def _layer(**changes) -> LayerType:
-    fields = {"name": "t", "family": "dense", "description": "", "defaults": {"size": 1}, "domains": {"size": "posint"},
-              "infer": lambda params, in_shapes: in_shapes[0], "module": nn.Identity,
-              "kwargs": lambda params, in_shapes: {}}
+    fields = {
+        "name": "t",
+        "family": "dense",
+        "description": "",
+        "defaults": {"size": 1},
+        "domains": {"size": "posint"},
+        "infer": lambda params, in_shapes: in_shapes[0],
+        "module": nn.Identity,
+        "kwargs": lambda params, in_shapes: {},
+    }
     return LayerType(**{**fields, **changes})
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"domains": {}}, "layer type t: domains must name exactly its parameters (size)"),
-    ({"domains": {"size": "positive"}}, "layer type t: size has an unknown domain 'positive'"),
-    ({"family": "exotic"}, "layer type t: family 'exotic' is not one of input, conv, "),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"domains": {}}, "layer type t: domains must name exactly its parameters (size)"),
+        ({"domains": {"size": "positive"}}, "layer type t: size has an unknown domain 'positive'"),
+        ({"family": "exotic"}, "layer type t: family 'exotic' is not one of input, conv, "),
+    ],
+)
 def test_every_layer_declares_its_family_and_the_domain_of_each_parameter(changes, message):
     with pytest.raises(ValueError) as error:
         _layer(**changes)
@@ -119,8 +132,12 @@ def test_lumen_modules_take_explicit_keyword_arguments():
     for info in pkgutil.iter_modules(engine.modules.__path__):
         module = importlib.import_module(f"engine.modules.{info.name}")
         for cls in vars(module).values():
-            if (isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ == module.__name__
-                    and cls.__init__ is not nn.Module.__init__):  # Add takes nothing; _Transient is a base
+            if (
+                isinstance(cls, type)
+                and issubclass(cls, nn.Module)
+                and cls.__module__ == module.__name__
+                and cls.__init__ is not nn.Module.__init__
+            ):  # Add takes nothing; _Transient is a base
                 parameters = inspect.signature(cls).parameters.values()
                 assert not any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in parameters), cls.__name__
                 assert not {"p", "params", "kwargs"} & {p.name for p in parameters}, cls.__name__

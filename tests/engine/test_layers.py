@@ -8,11 +8,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.graph.analysis import analyze
 from engine.errors import SpecError
+from engine.graph.analysis import analyze
 from engine.graph.model import build_model, example_input, infer_shapes
 from engine.layers import LAYERS, in_domain, param_domains
 from engine.presets import get_preset
@@ -22,8 +21,9 @@ from engine.spec.model_spec import ModelSpec, Node
 def one_layer(layer_type: str, params: dict, shape: tuple, dtype: str | None = None) -> ModelSpec:
     spec = ModelSpec.sequential("one", shape, [("layer", layer_type, params)])
     if dtype:
-        spec = ModelSpec(spec.name, (Node("input", "input", {"shape": list(shape), "dtype": dtype}),
-                                     *spec.nodes[1:]), spec.edges)
+        spec = ModelSpec(
+            spec.name, (Node("input", "input", {"shape": list(shape), "dtype": dtype}), *spec.nodes[1:]), spec.edges
+        )
     return spec
 
 
@@ -71,17 +71,29 @@ SHAPE_CASES = [
     ("adaptive_avgpool2d", {"output_size": 3}, (2, 7, 7)),
     ("adaptive_avgpool2d", {"output_size": [2, 5]}, (2, 8, 9)),
     ("adaptive_maxpool2d", {"output_size": 4}, (2, 9, 9)),
-    ("relu", {}, (2, 3, 3)), ("relu6", {}, (5,)), ("leaky_relu", {"negative_slope": 0.2}, (2, 4)),
-    ("sigmoid", {}, (4,)), ("tanh", {}, (2, 3, 3)), ("gelu", {}, (6,)),
-    ("softmax", {"dim": 0}, (3, 4, 5)), ("softmax", {}, (3, 4, 5)),
-    ("linear", {"out_features": 3}, (7,)), ("linear", {"out_features": 3, "bias": False}, (5, 7)),
-    ("flatten", {}, (2, 3, 4)), ("reshape", {"shape": [6, 4]}, (2, 3, 4)), ("dropout", {"p": 0.3}, (2, 3, 4)),
-    ("batchnorm1d", {}, (5,)), ("batchnorm1d", {"eps": 1e-3}, (3, 8)), ("batchnorm2d", {}, (3, 4, 4)),
+    ("relu", {}, (2, 3, 3)),
+    ("relu6", {}, (5,)),
+    ("leaky_relu", {"negative_slope": 0.2}, (2, 4)),
+    ("sigmoid", {}, (4,)),
+    ("tanh", {}, (2, 3, 3)),
+    ("gelu", {}, (6,)),
+    ("softmax", {"dim": 0}, (3, 4, 5)),
+    ("softmax", {}, (3, 4, 5)),
+    ("linear", {"out_features": 3}, (7,)),
+    ("linear", {"out_features": 3, "bias": False}, (5, 7)),
+    ("flatten", {}, (2, 3, 4)),
+    ("reshape", {"shape": [6, 4]}, (2, 3, 4)),
+    ("dropout", {"p": 0.3}, (2, 3, 4)),
+    ("batchnorm1d", {}, (5,)),
+    ("batchnorm1d", {"eps": 1e-3}, (3, 8)),
+    ("batchnorm2d", {}, (3, 4, 4)),
     ("lrn", {"size": 3}, (5, 4, 4)),
 ]
 
 
-@pytest.mark.parametrize("layer_type, params, shape", SHAPE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(SHAPE_CASES)])
+@pytest.mark.parametrize(
+    "layer_type, params, shape", SHAPE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(SHAPE_CASES)]
+)
 def test_inferred_shape_equals_the_real_tensor(layer_type, params, shape):
     spec = one_layer(layer_type, params, shape)
     recorded = run(spec)
@@ -104,14 +116,18 @@ def test_embedding_reads_integer_ids():
 
 
 def test_ids_flow_only_into_embeddings():
-    with pytest.raises(SpecError, match=r"^layer: embedding reads integer ids: connect it to the input node "
-                                        r"and set that node's dtype to \"int64\""):
+    with pytest.raises(
+        SpecError,
+        match=r"^layer: embedding reads integer ids: connect it to the input node "
+        r"and set that node's dtype to \"int64\"",
+    ):
         infer_shapes(one_layer("embedding", {"num_embeddings": 10, "embedding_dim": 8}, (6,)))
     with pytest.raises(SpecError, match=r"^layer: linear cannot read the integer ids of input \(dtype int64\)"):
         infer_shapes(one_layer("linear", {"out_features": 3}, (6,), dtype="int64"))
 
 
 # ---- modules against independent references -----------------------------------------------------
+
 
 def _numpy_windows(x: np.ndarray, k: int, s: int, pad_value: float, p: int = 0) -> np.ndarray:
     """All k×k windows at stride s of N×C×H×W ``x`` padded by p with ``pad_value``: N×C×Ho×Wo×k×k."""
@@ -142,10 +158,27 @@ def test_lppool_matches_torch_and_the_p_norm_of_each_window():
 
 
 def test_merges_add_and_concatenate():
-    spec = ModelSpec("merge", (Node("input", "input", {"shape": [2, 4, 4]}), Node("a", "relu"), Node("b", "tanh"),
-                               Node("sum", "add"), Node("cat", "concat", {"dim": 0}), Node("w", "concat", {"dim": -1})),
-                     (("input", "a"), ("input", "b"), ("a", "sum"), ("b", "sum"), ("sum", "cat"), ("a", "cat"),
-                      ("cat", "w"), ("cat", "w")))
+    spec = ModelSpec(
+        "merge",
+        (
+            Node("input", "input", {"shape": [2, 4, 4]}),
+            Node("a", "relu"),
+            Node("b", "tanh"),
+            Node("sum", "add"),
+            Node("cat", "concat", {"dim": 0}),
+            Node("w", "concat", {"dim": -1}),
+        ),
+        (
+            ("input", "a"),
+            ("input", "b"),
+            ("a", "sum"),
+            ("b", "sum"),
+            ("sum", "cat"),
+            ("a", "cat"),
+            ("cat", "w"),
+            ("cat", "w"),
+        ),
+    )
     x = torch.randn(3, 2, 4, 4)
     _, rec = build_model(spec).forward_recording(x, ["sum", "cat", "w"])
     torch.testing.assert_close(rec["sum"], x.relu() + x.tanh())
@@ -156,46 +189,91 @@ def test_merges_add_and_concatenate():
 
 # ---- error messages --------------------------------------------------------------------------------
 
+
 def _two_branches(merge: str, params: dict, a: dict, b: dict) -> ModelSpec:
-    return ModelSpec("m", (Node("input", "input", {"shape": [3, 28, 28]}), Node("conv1", "conv2d", a),
-                           Node("conv2", "conv2d", b), Node("add1", merge, params)),
-                     (("input", "conv1"), ("input", "conv2"), ("conv1", "add1"), ("conv2", "add1")))
+    return ModelSpec(
+        "m",
+        (
+            Node("input", "input", {"shape": [3, 28, 28]}),
+            Node("conv1", "conv2d", a),
+            Node("conv2", "conv2d", b),
+            Node("add1", merge, params),
+        ),
+        (("input", "conv1"), ("input", "conv2"), ("conv1", "add1"), ("conv2", "add1")),
+    )
 
 
-@pytest.mark.parametrize("spec, message", [
-    (_two_branches("add", {}, {"out_channels": 16, "kernel_size": 15}, {"out_channels": 32, "kernel_size": 15}),
-     "add1: inputs 16×14×14 and 32×14×14 differ"),
-    (_two_branches("concat", {}, {"out_channels": 16, "kernel_size": 15}, {"out_channels": 32, "kernel_size": 3}),
-     "add1: inputs 16×14×14 and 32×26×26 differ outside dim 0, the one they are concatenated along"),
-    (_two_branches("concat", {"dim": 3}, {"out_channels": 1, "kernel_size": 1}, {"out_channels": 1, "kernel_size": 1}),
-     "add1: dim 3 is outside the 1×28×28 input"),
-    (one_layer("conv2d", {"out_channels": 4, "kernel_size": 3, "padding": "same", "stride": 2}, (1, 8, 8)),
-     "layer: padding \"same\" needs stride 1"),
-    (one_layer("conv2d", {"out_channels": 4, "kernel_size": 3, "groups": 3}, (2, 8, 8)),
-     "layer: groups 3 must divide both the 2 input channels and the 4 output channels"),
-    (one_layer("conv2d", {"out_channels": 4, "kernel_size": 3, "dilation": 4}, (1, 8, 8)),
-     "layer: kernel 3×3 (dilated to 9×9) is larger than its 8×8 input (after input)"),
-    (one_layer("conv2d", {"out_channels": 4, "kernel_size": [3, 2.5]}, (1, 8, 8)),
-     "layer: kernel_size must be a positive whole number or a pair [h, w] of them, got [3, 2.5]"),
-    (one_layer("conv1d", {"out_channels": 4, "kernel_size": [3, 3]}, (1, 8)),
-     "layer: kernel_size must be a positive whole number, got [3, 3]"),
-    (one_layer("conv1d", {"out_channels": 4, "kernel_size": 3}, (1, 8, 8)),
-     "layer: conv1d expects a channels×length input, got 1×8×8 (after input)"),
-    (one_layer("maxpool2d", {"kernel_size": 2, "padding": 2}, (1, 8, 8)),
-     "layer: padding 2×2 must be at most half the window (2×2)"),
-    (one_layer("upsample", {"mode": "bicubic"}, (1, 8, 8)),
-     "layer: mode must be one of \"nearest\", \"bilinear\", got 'bicubic'"),
-    (one_layer("conv_transpose2d", {"out_channels": 1, "kernel_size": 3, "stride": 2, "output_padding": 2},
-               (1, 4, 4)), "layer: output_padding 2×2 must be smaller than the stride 2×2"),
-    (one_layer("reshape", {"shape": [5, 5]}, (2, 3, 4)),
-     "layer: cannot reshape 2×3×4 (24 values) to 5×5 (25 values)"),
-    (one_layer("softmax", {"dim": 3}, (2, 3, 4)), "layer: dim 3 is outside the 2×3×4 input"),
-    (one_layer("batchnorm1d", {}, (2, 3, 4)), "layer: batchnorm1d expects features or channels×length, "
-                                               "got 2×3×4; use batchnorm2d for images"),
-    (one_layer("global_avgpool", {}, (5,)), "layer: global_avgpool expects a channels×height×width"),
-    (one_layer("lppool2d", {"kernel_size": 2, "padding": 1}, (1, 4, 4)), "layer: unknown parameter padding"),
-    (one_layer("relu", {}, (3,), dtype="float16"), "input: dtype must be one of \"float32\", \"int64\""),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            _two_branches("add", {}, {"out_channels": 16, "kernel_size": 15}, {"out_channels": 32, "kernel_size": 15}),
+            "add1: inputs 16×14×14 and 32×14×14 differ",
+        ),
+        (
+            _two_branches(
+                "concat", {}, {"out_channels": 16, "kernel_size": 15}, {"out_channels": 32, "kernel_size": 3}
+            ),
+            "add1: inputs 16×14×14 and 32×26×26 differ outside dim 0, the one they are concatenated along",
+        ),
+        (
+            _two_branches(
+                "concat", {"dim": 3}, {"out_channels": 1, "kernel_size": 1}, {"out_channels": 1, "kernel_size": 1}
+            ),
+            "add1: dim 3 is outside the 1×28×28 input",
+        ),
+        (
+            one_layer("conv2d", {"out_channels": 4, "kernel_size": 3, "padding": "same", "stride": 2}, (1, 8, 8)),
+            'layer: padding "same" needs stride 1',
+        ),
+        (
+            one_layer("conv2d", {"out_channels": 4, "kernel_size": 3, "groups": 3}, (2, 8, 8)),
+            "layer: groups 3 must divide both the 2 input channels and the 4 output channels",
+        ),
+        (
+            one_layer("conv2d", {"out_channels": 4, "kernel_size": 3, "dilation": 4}, (1, 8, 8)),
+            "layer: kernel 3×3 (dilated to 9×9) is larger than its 8×8 input (after input)",
+        ),
+        (
+            one_layer("conv2d", {"out_channels": 4, "kernel_size": [3, 2.5]}, (1, 8, 8)),
+            "layer: kernel_size must be a positive whole number or a pair [h, w] of them, got [3, 2.5]",
+        ),
+        (
+            one_layer("conv1d", {"out_channels": 4, "kernel_size": [3, 3]}, (1, 8)),
+            "layer: kernel_size must be a positive whole number, got [3, 3]",
+        ),
+        (
+            one_layer("conv1d", {"out_channels": 4, "kernel_size": 3}, (1, 8, 8)),
+            "layer: conv1d expects a channels×length input, got 1×8×8 (after input)",
+        ),
+        (
+            one_layer("maxpool2d", {"kernel_size": 2, "padding": 2}, (1, 8, 8)),
+            "layer: padding 2×2 must be at most half the window (2×2)",
+        ),
+        (
+            one_layer("upsample", {"mode": "bicubic"}, (1, 8, 8)),
+            'layer: mode must be one of "nearest", "bilinear", got \'bicubic\'',
+        ),
+        (
+            one_layer(
+                "conv_transpose2d", {"out_channels": 1, "kernel_size": 3, "stride": 2, "output_padding": 2}, (1, 4, 4)
+            ),
+            "layer: output_padding 2×2 must be smaller than the stride 2×2",
+        ),
+        (
+            one_layer("reshape", {"shape": [5, 5]}, (2, 3, 4)),
+            "layer: cannot reshape 2×3×4 (24 values) to 5×5 (25 values)",
+        ),
+        (one_layer("softmax", {"dim": 3}, (2, 3, 4)), "layer: dim 3 is outside the 2×3×4 input"),
+        (
+            one_layer("batchnorm1d", {}, (2, 3, 4)),
+            "layer: batchnorm1d expects features or channels×length, got 2×3×4; use batchnorm2d for images",
+        ),
+        (one_layer("global_avgpool", {}, (5,)), "layer: global_avgpool expects a channels×height×width"),
+        (one_layer("lppool2d", {"kernel_size": 2, "padding": 1}, (1, 4, 4)), "layer: unknown parameter padding"),
+        (one_layer("relu", {}, (3,), dtype="float16"), 'input: dtype must be one of "float32", "int64"'),
+    ],
+)
 def test_bad_layers_are_refused_with_the_node_and_the_reason(spec, message):
     with pytest.raises(SpecError) as error:
         infer_shapes(spec)
@@ -203,9 +281,15 @@ def test_bad_layers_are_refused_with_the_node_and_the_reason(spec, message):
 
 
 def test_param_domains_describe_every_parameter_for_the_property_editor():
-    assert param_domains("conv2d") == {"out_channels": "posint", "kernel_size": "int_or_pair", "stride": "int_or_pair",
-                                     "padding": "pair_or_same", "dilation": "int_or_pair", "groups": "posint",
-                                     "bias": "bool"}
+    assert param_domains("conv2d") == {
+        "out_channels": "posint",
+        "kernel_size": "int_or_pair",
+        "stride": "int_or_pair",
+        "padding": "pair_or_same",
+        "dilation": "int_or_pair",
+        "groups": "posint",
+        "bias": "bool",
+    }
     assert param_domains("upsample")["mode"] == "choice:nearest|bilinear"
     assert param_domains("input") == {"shape": "shape", "dtype": "choice:float32|int64"}
     for layer in LAYERS.values():  # every layer declares a domain for each of its parameters
@@ -215,6 +299,7 @@ def test_param_domains_describe_every_parameter_for_the_property_editor():
 
 
 # ---- analysis -----------------------------------------------------------------------------------
+
 
 def _by_id(spec: ModelSpec) -> dict:
     return {r.id: r for r in analyze(spec)}
@@ -241,13 +326,16 @@ def test_lenet_formulas_receptive_fields_and_dense_equivalents():
     assert report["conv1"].activation_bytes == 6 * 28 * 28 * 4
 
 
-@pytest.mark.parametrize("layer_type, params, shape", [
-    ("conv2d", {"out_channels": 6, "kernel_size": 3, "stride": 2, "groups": 2, "dilation": 2}, (4, 11, 11)),
-    ("conv2d", {"out_channels": 8, "kernel_size": [3, 1], "groups": 8, "padding": "same"}, (8, 6, 7)),
-    ("conv1d", {"out_channels": 5, "kernel_size": 4, "stride": 3}, (2, 17)),
-    ("conv_transpose2d", {"out_channels": 5, "kernel_size": 4, "stride": 2, "padding": 1}, (3, 7, 7)),
-    ("linear", {"out_features": 9}, (4, 6)),
-])
+@pytest.mark.parametrize(
+    "layer_type, params, shape",
+    [
+        ("conv2d", {"out_channels": 6, "kernel_size": 3, "stride": 2, "groups": 2, "dilation": 2}, (4, 11, 11)),
+        ("conv2d", {"out_channels": 8, "kernel_size": [3, 1], "groups": 8, "padding": "same"}, (8, 6, 7)),
+        ("conv1d", {"out_channels": 5, "kernel_size": 4, "stride": 3}, (2, 17)),
+        ("conv_transpose2d", {"out_channels": 5, "kernel_size": 4, "stride": 2, "padding": 1}, (3, 7, 7)),
+        ("linear", {"out_features": 9}, (4, 6)),
+    ],
+)
 def test_macs_equal_torch_flop_counter(layer_type, params, shape):
     spec = one_layer(layer_type, params, shape)
     model = build_model(spec)
@@ -256,26 +344,55 @@ def test_macs_equal_torch_flop_counter(layer_type, params, shape):
     assert _by_id(spec)["layer"].macs * 2 == counter.get_total_flops()  # torch counts a MAC as 2 FLOPs
 
 
-@pytest.mark.parametrize("layer_type, params, shape, formula", [
-    ("conv2d", {"out_channels": 1, "kernel_size": 5, "stride": 2}, (1, 32, 32),
-     "W_out = ⌊(W − F + 2P)/S⌋ + 1 = ⌊(32 − 5 + 0)/2⌋ + 1 = 14"),
-    ("conv2d", {"out_channels": 1, "kernel_size": 3, "dilation": 2, "padding": 1}, (1, 32, 32),
-     "W_out = (W − D(F − 1) − 1 + 2P)/S + 1 = (32 − 2·(3 − 1) − 1 + 2)/1 + 1 = 30"),
-    ("conv2d", {"out_channels": 1, "kernel_size": [3, 5]}, (1, 10, 12),
-     "H_out = (H − F + 2P)/S + 1 = (10 − 3 + 0)/1 + 1 = 8; "
-     "W_out = (W − F + 2P)/S + 1 = (12 − 5 + 0)/1 + 1 = 8"),
-    ("conv2d", {"out_channels": 1, "kernel_size": 4, "padding": "same"}, (1, 9, 9),
-     "padding \"same\", stride 1: W_out = W = 9"),
-    ("conv1d", {"out_channels": 1, "kernel_size": 3}, (1, 9), "L_out = (L − F + 2P)/S + 1 = (9 − 3 + 0)/1 + 1 = 7"),
-    ("maxpool2d", {"kernel_size": 3, "stride": 2, "ceil_mode": True}, (1, 10, 10),
-     "W_out = ⌈(W − F)/S⌉ + 1 = ⌈(10 − 3)/2⌉ + 1 = 5"),
-    ("maxpool2d", {"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True}, (1, 5, 5),
-     "W_out = ⌈(W − F + 2P)/S⌉ + 1 = ⌈(5 − 2 + 2)/2⌉ + 1 − 1 (the last window would start in the padding) "
-     "= 3"),
-    ("conv_transpose2d", {"out_channels": 1, "kernel_size": 4, "stride": 2, "padding": 1}, (1, 7, 7),
-     "W_out = (W − 1)·S − 2P + F + P_out = (7 − 1)·2 − 2 + 4 + 0 = 14"),
-    ("upsample", {"scale_factor": 1.5}, (1, 7, 7), "W_out = ⌊W·s⌋ = ⌊7·1.5⌋ = 10"),
-])
+@pytest.mark.parametrize(
+    "layer_type, params, shape, formula",
+    [
+        (
+            "conv2d",
+            {"out_channels": 1, "kernel_size": 5, "stride": 2},
+            (1, 32, 32),
+            "W_out = ⌊(W − F + 2P)/S⌋ + 1 = ⌊(32 − 5 + 0)/2⌋ + 1 = 14",
+        ),
+        (
+            "conv2d",
+            {"out_channels": 1, "kernel_size": 3, "dilation": 2, "padding": 1},
+            (1, 32, 32),
+            "W_out = (W − D(F − 1) − 1 + 2P)/S + 1 = (32 − 2·(3 − 1) − 1 + 2)/1 + 1 = 30",
+        ),
+        (
+            "conv2d",
+            {"out_channels": 1, "kernel_size": [3, 5]},
+            (1, 10, 12),
+            "H_out = (H − F + 2P)/S + 1 = (10 − 3 + 0)/1 + 1 = 8; W_out = (W − F + 2P)/S + 1 = (12 − 5 + 0)/1 + 1 = 8",
+        ),
+        (
+            "conv2d",
+            {"out_channels": 1, "kernel_size": 4, "padding": "same"},
+            (1, 9, 9),
+            'padding "same", stride 1: W_out = W = 9',
+        ),
+        ("conv1d", {"out_channels": 1, "kernel_size": 3}, (1, 9), "L_out = (L − F + 2P)/S + 1 = (9 − 3 + 0)/1 + 1 = 7"),
+        (
+            "maxpool2d",
+            {"kernel_size": 3, "stride": 2, "ceil_mode": True},
+            (1, 10, 10),
+            "W_out = ⌈(W − F)/S⌉ + 1 = ⌈(10 − 3)/2⌉ + 1 = 5",
+        ),
+        (
+            "maxpool2d",
+            {"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True},
+            (1, 5, 5),
+            "W_out = ⌈(W − F + 2P)/S⌉ + 1 = ⌈(5 − 2 + 2)/2⌉ + 1 − 1 (the last window would start in the padding) = 3",
+        ),
+        (
+            "conv_transpose2d",
+            {"out_channels": 1, "kernel_size": 4, "stride": 2, "padding": 1},
+            (1, 7, 7),
+            "W_out = (W − 1)·S − 2P + F + P_out = (7 − 1)·2 − 2 + 4 + 0 = 14",
+        ),
+        ("upsample", {"scale_factor": 1.5}, (1, 7, 7), "W_out = ⌊W·s⌋ = ⌊7·1.5⌋ = 10"),
+    ],
+)
 def test_formulas_substitute_the_numbers_and_agree_with_torch(layer_type, params, shape, formula):
     spec = one_layer(layer_type, params, shape)
     report = _by_id(spec)["layer"]
@@ -284,18 +401,31 @@ def test_formulas_substitute_the_numbers_and_agree_with_torch(layer_type, params
 
 
 def test_receptive_fields_through_dilation_upsampling_and_merges():
-    spec = ModelSpec("rf", (Node("input", "input", {"shape": [1, 32, 32]}),
-                            Node("wide", "conv2d", {"out_channels": 2, "kernel_size": 3, "dilation": 3, "padding": 3}),
-                            Node("narrow", "conv2d", {"out_channels": 2, "kernel_size": 1}),
-                            Node("sum", "add"),
-                            Node("pool", "maxpool2d", {"kernel_size": 2}),  # 7 + 1 = 8, jump 2, 16×16
-                            Node("up", "upsample", {"scale_factor": 2}),  # nearest: 8, jump 1, 32×32
-                            Node("gap", "global_avgpool")),  # 32×32 window: 8 + 31·1 = 39
-                     (("input", "wide"), ("input", "narrow"), ("wide", "sum"), ("narrow", "sum"), ("sum", "pool"),
-                      ("pool", "up"), ("up", "gap")))
+    spec = ModelSpec(
+        "rf",
+        (
+            Node("input", "input", {"shape": [1, 32, 32]}),
+            Node("wide", "conv2d", {"out_channels": 2, "kernel_size": 3, "dilation": 3, "padding": 3}),
+            Node("narrow", "conv2d", {"out_channels": 2, "kernel_size": 1}),
+            Node("sum", "add"),
+            Node("pool", "maxpool2d", {"kernel_size": 2}),  # 7 + 1 = 8, jump 2, 16×16
+            Node("up", "upsample", {"scale_factor": 2}),  # nearest: 8, jump 1, 32×32
+            Node("gap", "global_avgpool"),
+        ),  # 32×32 window: 8 + 31·1 = 39
+        (
+            ("input", "wide"),
+            ("input", "narrow"),
+            ("wide", "sum"),
+            ("narrow", "sum"),
+            ("sum", "pool"),
+            ("pool", "up"),
+            ("up", "gap"),
+        ),
+    )
     report = _by_id(spec)
-    got = {n: (report[n].receptive_field, report[n].receptive_jump)
-           for n in ("wide", "narrow", "sum", "pool", "up", "gap")}
+    got = {
+        n: (report[n].receptive_field, report[n].receptive_jump) for n in ("wide", "narrow", "sum", "pool", "up", "gap")
+    }
     assert got == {"wide": (7, 1), "narrow": (1, 1), "sum": (7, 1), "pool": (8, 2), "up": (8, 1), "gap": (39, 1)}
 
 
@@ -307,14 +437,22 @@ def vgg16() -> ModelSpec:
             layers.append((f"features.{i}", "maxpool2d", {"kernel_size": 2, "stride": 2}))
             i += 1
         else:
-            layers += [(f"features.{i}", "conv2d", {"out_channels": v, "kernel_size": 3, "padding": 1}),
-                       (f"features.{i + 1}", "relu", {})]
+            layers += [
+                (f"features.{i}", "conv2d", {"out_channels": v, "kernel_size": 3, "padding": 1}),
+                (f"features.{i + 1}", "relu", {}),
+            ]
             i += 2
-    layers += [("avgpool", "adaptive_avgpool2d", {"output_size": 7}), ("flatten", "flatten", {}),
-               ("classifier.0", "linear", {"out_features": 4096}), ("classifier.1", "relu", {}),
-               ("classifier.2", "dropout", {}), ("classifier.3", "linear", {"out_features": 4096}),
-               ("classifier.4", "relu", {}), ("classifier.5", "dropout", {}),
-               ("classifier.6", "linear", {"out_features": 1000})]
+    layers += [
+        ("avgpool", "adaptive_avgpool2d", {"output_size": 7}),
+        ("flatten", "flatten", {}),
+        ("classifier.0", "linear", {"out_features": 4096}),
+        ("classifier.1", "relu", {}),
+        ("classifier.2", "dropout", {}),
+        ("classifier.3", "linear", {"out_features": 4096}),
+        ("classifier.4", "relu", {}),
+        ("classifier.5", "dropout", {}),
+        ("classifier.6", "linear", {"out_features": 1000}),
+    ]
     return ModelSpec.sequential("vgg16", (3, 224, 224), layers)
 
 
@@ -341,6 +479,7 @@ def test_analysis_refuses_bad_specs_like_shape_inference():
 
 # ---- property tests: random DAGs ----------------------------------------------------------------
 
+
 def _pair(draw, lo, hi):
     return draw(st.one_of(st.integers(lo, hi), st.lists(st.integers(lo, hi), min_size=2, max_size=2)))
 
@@ -348,28 +487,61 @@ def _pair(draw, lo, hi):
 @st.composite
 def image_layer(draw):
     """One layer that reads and writes an image; parameters may or may not fit the image they get."""
-    layer_type = draw(st.sampled_from(["conv2d", "conv2d", "conv_transpose2d", "upsample", "maxpool2d", "avgpool2d",
-                                 "minpool2d", "lppool2d", "adaptive_avgpool2d", "adaptive_maxpool2d", "relu",
-                                 "leaky_relu", "gelu", "batchnorm2d", "lrn", "dropout"]))
+    layer_type = draw(
+        st.sampled_from(
+            [
+                "conv2d",
+                "conv2d",
+                "conv_transpose2d",
+                "upsample",
+                "maxpool2d",
+                "avgpool2d",
+                "minpool2d",
+                "lppool2d",
+                "adaptive_avgpool2d",
+                "adaptive_maxpool2d",
+                "relu",
+                "leaky_relu",
+                "gelu",
+                "batchnorm2d",
+                "lrn",
+                "dropout",
+            ]
+        )
+    )
     if layer_type == "conv2d":
-        params = {"out_channels": draw(st.integers(1, 4)), "kernel_size": _pair(draw, 1, 5),
-                  "stride": draw(st.integers(1, 3)), "dilation": draw(st.integers(1, 2)),
-                  "padding": draw(st.one_of(st.integers(0, 2), st.just("same")))}
+        params = {
+            "out_channels": draw(st.integers(1, 4)),
+            "kernel_size": _pair(draw, 1, 5),
+            "stride": draw(st.integers(1, 3)),
+            "dilation": draw(st.integers(1, 2)),
+            "padding": draw(st.one_of(st.integers(0, 2), st.just("same"))),
+        }
         if params["padding"] == "same":
             params["stride"] = 1
         if draw(st.booleans()):
             params["groups"] = params["out_channels"] = draw(st.integers(1, 3))  # depthwise when it matches
     elif layer_type == "conv_transpose2d":
         stride = draw(st.integers(1, 3))
-        params = {"out_channels": draw(st.integers(1, 3)), "kernel_size": draw(st.integers(1, 4)), "stride": stride,
-                  "padding": draw(st.integers(0, 1)), "output_padding": draw(st.integers(0, stride - 1))}
+        params = {
+            "out_channels": draw(st.integers(1, 3)),
+            "kernel_size": draw(st.integers(1, 4)),
+            "stride": stride,
+            "padding": draw(st.integers(0, 1)),
+            "output_padding": draw(st.integers(0, stride - 1)),
+        }
     elif layer_type == "upsample":
-        params = {"scale_factor": draw(st.sampled_from([1, 2, 1.5])),
-                  "mode": draw(st.sampled_from(["nearest", "bilinear"]))}
+        params = {
+            "scale_factor": draw(st.sampled_from([1, 2, 1.5])),
+            "mode": draw(st.sampled_from(["nearest", "bilinear"])),
+        }
     elif layer_type in ("maxpool2d", "avgpool2d", "minpool2d", "lppool2d"):
         k = draw(st.integers(1, 4))
-        params = {"kernel_size": k, "stride": draw(st.one_of(st.none(), st.integers(1, 3))),
-                  "ceil_mode": draw(st.booleans())}
+        params = {
+            "kernel_size": k,
+            "stride": draw(st.one_of(st.none(), st.integers(1, 3))),
+            "ceil_mode": draw(st.booleans()),
+        }
         if layer_type != "lppool2d":
             params["padding"] = draw(st.integers(0, k // 2))
     elif layer_type.startswith("adaptive"):
@@ -433,8 +605,9 @@ def _subgraph(spec: ModelSpec, node_id: str) -> ModelSpec:
         if current not in keep:
             keep.add(current)
             todo += spec.inputs_of(current)
-    return ModelSpec(spec.name, tuple(n for n in spec.nodes if n.id in keep),
-                     tuple(e for e in spec.edges if e[1] in keep))
+    return ModelSpec(
+        spec.name, tuple(n for n in spec.nodes if n.id in keep), tuple(e for e in spec.edges if e[1] in keep)
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -474,8 +647,11 @@ def test_random_merges_of_mismatched_nodes_are_refused_naming_the_merge(spec, da
     a, b = data.draw(st.lists(st.sampled_from(list(shapes)), min_size=2, max_size=2, unique=True))
     layer_type = data.draw(st.sampled_from(["add", "concat"]))
     keep = {n.id for n in _subgraph(spec, a).nodes} | {n.id for n in _subgraph(spec, b).nodes}
-    merged = ModelSpec(spec.name, (*(n for n in spec.nodes if n.id in keep), Node("m", layer_type)),
-                       (*(e for e in spec.edges if e[1] in keep), (a, "m"), (b, "m")))
+    merged = ModelSpec(
+        spec.name,
+        (*(n for n in spec.nodes if n.id in keep), Node("m", layer_type)),
+        (*(e for e in spec.edges if e[1] in keep), (a, "m"), (b, "m")),
+    )
     try:
         got = infer_shapes(merged)
     except SpecError as exc:

@@ -28,6 +28,7 @@ class FakeClock:
 
 class Costly(Probe):
     """Takes ``cost_s`` of the fake clock's time per frame."""
+
     name = "costly"
     frame_type = CountFrame
     interval_s = 0.1
@@ -79,8 +80,8 @@ def test_a_cheap_probe_runs_at_its_interval_and_a_forced_run_ignores_it(context)
     runner = ProbeRunner([cheap], clock)
     assert len(runner.run(context, force=False)) == 1  # never run: due at once
     clock.now += 0.05
-    assert runner.run(context, force=False) == []       # within its 0.1 s interval
-    assert len(runner.run(context, force=True)) == 1    # a step, a stop, a new input: at once
+    assert runner.run(context, force=False) == []  # within its 0.1 s interval
+    assert len(runner.run(context, force=True)) == 1  # a step, a stop, a new input: at once
     clock.now += 0.11
     assert len(runner.run(context, force=False, min_interval_s=0.25)) == 1
     clock.now += 0.15
@@ -95,11 +96,11 @@ def test_a_probe_over_its_budget_is_backed_off(context):
     runner = ProbeRunner([slow], clock)
     runner.run(context, force=False)
     clock.now = 100.3 + 0.85
-    assert runner.run(context, force=False) == []       # 0.85 s after it ended: 0.3 / (0.3 + 0.85) > 25 %
+    assert runner.run(context, force=False) == []  # 0.85 s after it ended: 0.3 / (0.3 + 0.85) > 25 %
     clock.now = 100.3 + 0.91
-    assert len(runner.run(context, force=False)) == 1   # 0.3 / (0.3 + 0.9) = 25 %
+    assert len(runner.run(context, force=False)) == 1  # 0.3 / (0.3 + 0.9) = 25 %
     clock.now += 0.88
-    assert runner.run(context, force=False) == []       # and so on: never more than a quarter of the time
+    assert runner.run(context, force=False) == []  # and so on: never more than a quarter of the time
     clock.now += 0.03
     assert len(runner.run(context, force=False)) == 1 and slow.made == 3
 

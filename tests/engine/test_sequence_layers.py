@@ -21,6 +21,7 @@ def one_layer(layer_type: str, input_shape=(7, 3), **params) -> nn.Module:
 
 # ---- presets ------------------------------------------------------------------------------------
 
+
 def test_twenty_presets_cover_every_family_and_io_type():
     names = set(PRESETS)
     for family in ("rnn", "lstm", "gru", "birnn", "bilstm"):
@@ -62,6 +63,7 @@ def test_preset_shapes_forward_backward_and_a_training_step(name):
 
 # ---- recurrent layers against torch -------------------------------------------------------------
 
+
 def test_bidirectional_concat_and_sum_against_plain_lstm():
     torch.manual_seed(1)
     hidden = 4
@@ -74,8 +76,11 @@ def test_bidirectional_concat_and_sum_against_plain_lstm():
         layer.rnn.load_state_dict(reference.state_dict())
     torch.testing.assert_close(concat(x), expected)
     torch.testing.assert_close(summed(x), expected[..., :hidden] + expected[..., hidden:])
-    assert infer_shapes(ModelSpec.sequential("t", (7, 3), [("l", "lstm", {
-        "hidden_size": hidden, "bidirectional": True, "combine": "sum"})]))["l"] == (7, hidden)
+    assert infer_shapes(
+        ModelSpec.sequential(
+            "t", (7, 3), [("l", "lstm", {"hidden_size": hidden, "bidirectional": True, "combine": "sum"})]
+        )
+    )["l"] == (7, hidden)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -87,8 +92,9 @@ def test_last_picks_the_steps_that_saw_the_whole_sequence(bidirectional):
     x = torch.randn(4, 9, 3)
     _, h_n = reference(x)
     for combine in ("concat", "sum"):
-        layer = one_layer("gru", (9, 3), hidden_size=6, num_layers=2, bidirectional=bidirectional,
-                          combine=combine, returns="last")
+        layer = one_layer(
+            "gru", (9, 3), hidden_size=6, num_layers=2, bidirectional=bidirectional, combine=combine, returns="last"
+        )
         layer.load_state_dict({f"rnn.{k}": v for k, v in reference.state_dict().items()})
         if not bidirectional:
             expected = h_n[-1]
@@ -124,8 +130,9 @@ def test_lstm_trace_reproduces_torch():
     with torch.no_grad():
         trace = layer.lstm_trace(x)
         out, (h_n, c_n) = layer.rnn(x)
-    assert {k: v.shape for k, v in trace.items()} == {k: (3, 7, 6) for k in (
-        "input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")}
+    assert {k: v.shape for k, v in trace.items()} == {
+        k: (3, 7, 6) for k in ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
+    }
     torch.testing.assert_close(trace["hidden"], out, atol=1e-5, rtol=0)
     torch.testing.assert_close(trace["cell"][:, -1], c_n[0], atol=1e-5, rtol=0)
     for gate in ("input_gate", "forget_gate", "output_gate"):
@@ -146,6 +153,7 @@ def test_lstm_trace_of_a_deep_bidirectional_layer_is_layer_0_forward():
 
 
 # ---- heads --------------------------------------------------------------------------------------
+
 
 def test_seq_pool_and_repeat():
     x = torch.randn(2, 7, 3)
@@ -169,23 +177,41 @@ def test_recurrent_multiply_accumulates():
 
 # ---- refusals -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("input_shape, layers, message", [
-    ((1, 28, 28), [("rnn1", "rnn", {"hidden_size": 8})],
-     "rnn1: rnn expects a steps×features sequence, got 1×28×28; an image must first be reshaped"),
-    ((8,), [("gru1", "gru", {"hidden_size": 8})], "gru1: gru expects a steps×features sequence, got 8; a repeat"),
-    ((20, 8), [("rep", "repeat", {"steps": 3})], "rep: repeat expects a vector of features, got 20×8"),
-    ((8,), [("pool", "seq_pool", {})], "pool: seq_pool expects a steps×features sequence, got 8"),
-    ((20, 8), [("lstm1", "lstm", {})], "lstm1: lstm needs the parameter hidden_size"),
-    ((20, 8), [("lstm1", "lstm", {"hidden_size": 4, "dropout": 0.3})], "lstm1: dropout acts between stacked"),
-    ((20, 8), [("lstm1", "lstm", {"hidden_size": 4, "combine": "mean"})],
-     "lstm1: combine must be one of \"concat\", \"sum\", got 'mean'"),
-    ((20, 8), [("lstm1", "lstm", {"hidden_size": 4, "returns": "first"})], "lstm1: returns must be one of"),
-    ((20, 8), [("gru1", "gru", {"hidden_size": 4, "nonlinearity": "relu"})], "gru1: unknown parameter nonlinearity"),
-    ((20, 8), [("rnn1", "rnn", {"hidden_size": 4, "nonlinearity": "sigmoid"})], "rnn1: nonlinearity must be one of"),
-    ((20, 8), [("rnn1", "rnn", {"hidden_size": 0})], "rnn1: hidden_size must be a positive whole number"),
-    ((20, 8), [("rnn1", "rnn", {"hidden_size": 4, "bidirectional": "yes"})], "rnn1: bidirectional must be true"),
-    ((20, 8), [("pool", "seq_pool", {"mode": "min"})], "pool: mode must be one of \"last\", \"mean\", \"max\""),
-])
+
+@pytest.mark.parametrize(
+    "input_shape, layers, message",
+    [
+        (
+            (1, 28, 28),
+            [("rnn1", "rnn", {"hidden_size": 8})],
+            "rnn1: rnn expects a steps×features sequence, got 1×28×28; an image must first be reshaped",
+        ),
+        ((8,), [("gru1", "gru", {"hidden_size": 8})], "gru1: gru expects a steps×features sequence, got 8; a repeat"),
+        ((20, 8), [("rep", "repeat", {"steps": 3})], "rep: repeat expects a vector of features, got 20×8"),
+        ((8,), [("pool", "seq_pool", {})], "pool: seq_pool expects a steps×features sequence, got 8"),
+        ((20, 8), [("lstm1", "lstm", {})], "lstm1: lstm needs the parameter hidden_size"),
+        ((20, 8), [("lstm1", "lstm", {"hidden_size": 4, "dropout": 0.3})], "lstm1: dropout acts between stacked"),
+        (
+            (20, 8),
+            [("lstm1", "lstm", {"hidden_size": 4, "combine": "mean"})],
+            'lstm1: combine must be one of "concat", "sum", got \'mean\'',
+        ),
+        ((20, 8), [("lstm1", "lstm", {"hidden_size": 4, "returns": "first"})], "lstm1: returns must be one of"),
+        (
+            (20, 8),
+            [("gru1", "gru", {"hidden_size": 4, "nonlinearity": "relu"})],
+            "gru1: unknown parameter nonlinearity",
+        ),
+        (
+            (20, 8),
+            [("rnn1", "rnn", {"hidden_size": 4, "nonlinearity": "sigmoid"})],
+            "rnn1: nonlinearity must be one of",
+        ),
+        ((20, 8), [("rnn1", "rnn", {"hidden_size": 0})], "rnn1: hidden_size must be a positive whole number"),
+        ((20, 8), [("rnn1", "rnn", {"hidden_size": 4, "bidirectional": "yes"})], "rnn1: bidirectional must be true"),
+        ((20, 8), [("pool", "seq_pool", {"mode": "min"})], 'pool: mode must be one of "last", "mean", "max"'),
+    ],
+)
 def test_bad_sequence_specs_name_the_node_and_the_reason(input_shape, layers, message):
     spec = ModelSpec.sequential("bad", input_shape, layers)
     with pytest.raises(SpecError) as error:

@@ -17,9 +17,19 @@ from engine.spec.model_spec import ModelSpec
 def reference_lenet5() -> nn.Sequential:
     """LeNet-5 written directly with torch.nn, independent of Lumen's spec machinery."""
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 def test_lenet5_matches_a_hand_written_torch_model():
@@ -88,20 +98,25 @@ def _lenet_dict() -> dict:
     return get_preset("lenet5").to_dict()
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["nodes"][4]["params"].update(kernel_size=15),
-     "conv2: kernel 15×15 is larger than its 14×14 input (after pool1)"),
-    (lambda d: d["nodes"][1].update(type="conv9d"), "conv1: unknown layer type 'conv9d'"),
-    (lambda d: d["nodes"][1]["params"].update(kernel_size=0), "conv1: kernel_size must be a positive whole number"),
-    (lambda d: d["nodes"][1]["params"].update(colour="red"), "conv1: unknown parameter colour"),
-    (lambda d: d["nodes"][1]["params"].pop("out_channels"), "conv1: conv2d needs the parameter out_channels"),
-    (lambda d: d["edges"].append(["fc3", "conv1"]), "cycle"),
-    (lambda d: d["edges"].append(["input", "ghost"]), "names a node that does not exist: ghost"),
-    (lambda d: d.update(version=99), "spec version 99 is not supported"),
-    (lambda d: d.update(format="keras"), "not a Lumen model spec"),
-    (lambda d: d["nodes"].append({"id": "conv1", "type": "relu"}), "node ids must be unique; repeated: conv1"),
-    (lambda d: d["nodes"].append({"id": "extra", "type": "relu"}), "exactly one output"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda d: d["nodes"][4]["params"].update(kernel_size=15),
+            "conv2: kernel 15×15 is larger than its 14×14 input (after pool1)",
+        ),
+        (lambda d: d["nodes"][1].update(type="conv9d"), "conv1: unknown layer type 'conv9d'"),
+        (lambda d: d["nodes"][1]["params"].update(kernel_size=0), "conv1: kernel_size must be a positive whole number"),
+        (lambda d: d["nodes"][1]["params"].update(colour="red"), "conv1: unknown parameter colour"),
+        (lambda d: d["nodes"][1]["params"].pop("out_channels"), "conv1: conv2d needs the parameter out_channels"),
+        (lambda d: d["edges"].append(["fc3", "conv1"]), "cycle"),
+        (lambda d: d["edges"].append(["input", "ghost"]), "names a node that does not exist: ghost"),
+        (lambda d: d.update(version=99), "spec version 99 is not supported"),
+        (lambda d: d.update(format="keras"), "not a Lumen model spec"),
+        (lambda d: d["nodes"].append({"id": "conv1", "type": "relu"}), "node ids must be unique; repeated: conv1"),
+        (lambda d: d["nodes"].append({"id": "extra", "type": "relu"}), "exactly one output"),
+    ],
+)
 def test_bad_specs_are_refused_with_the_node_and_the_reason(mutate, message):
     data = _lenet_dict()
     mutate(data)
@@ -111,13 +126,22 @@ def test_bad_specs_are_refused_with_the_node_and_the_reason(mutate, message):
 
 
 def test_dotted_ids_become_module_paths_and_reserved_names_are_refused():
-    spec = ModelSpec.sequential("paths", (4,), [("features.0", "linear", {"out_features": 3}),
-                                                ("features.1", "relu", {}), ("classifier", "linear", {"out_features": 2})])
+    spec = ModelSpec.sequential(
+        "paths",
+        (4,),
+        [
+            ("features.0", "linear", {"out_features": 3}),
+            ("features.1", "relu", {}),
+            ("classifier", "linear", {"out_features": 2}),
+        ],
+    )
     model = build_model(spec)
     assert list(model.state_dict()) == ["features.0.weight", "features.0.bias", "classifier.weight", "classifier.bias"]
     assert model.features._modules["0"] is model.layers["features.0"]
     with pytest.raises(SpecError, match="features.0.x: the id lies inside another node's path"):
-        ModelSpec.from_dict({**spec.to_dict(), "nodes": spec.to_dict()["nodes"] + [{"id": "features.0.x", "type": "relu"}]})
+        ModelSpec.from_dict(
+            {**spec.to_dict(), "nodes": spec.to_dict()["nodes"] + [{"id": "features.0.x", "type": "relu"}]}
+        )
     with pytest.raises(SpecError, match="training: 'training' is a reserved name"):
         build_model(ModelSpec.sequential("r", (4,), [("training", "relu", {})]))
 
@@ -135,10 +159,19 @@ def test_malformed_json_names_line_and_column():
 
 # ---- property tests: random chains of layers -------------------------------------------------------
 
-conv = st.builds(lambda c, k, s, p: ("conv2d", {"out_channels": c, "kernel_size": k, "stride": s, "padding": p}),
-                 st.integers(1, 4), st.integers(1, 7), st.integers(1, 3), st.integers(0, 3))
-pool = st.builds(lambda kind, k, s: (kind, {"kernel_size": k, "stride": s}),
-                 st.sampled_from(["maxpool2d", "avgpool2d"]), st.integers(1, 4), st.integers(1, 3))
+conv = st.builds(
+    lambda c, k, s, p: ("conv2d", {"out_channels": c, "kernel_size": k, "stride": s, "padding": p}),
+    st.integers(1, 4),
+    st.integers(1, 7),
+    st.integers(1, 3),
+    st.integers(0, 3),
+)
+pool = st.builds(
+    lambda kind, k, s: (kind, {"kernel_size": k, "stride": s}),
+    st.sampled_from(["maxpool2d", "avgpool2d"]),
+    st.integers(1, 4),
+    st.integers(1, 3),
+)
 act = st.sampled_from([("relu", {}), ("tanh", {}), ("sigmoid", {}), ("dropout", {"p": 0.25})])
 
 

@@ -50,8 +50,11 @@ def test_same_seed_same_run(mnist):
     def losses():
         torch.manual_seed(3)
         model = build_model(get_preset("lenet5"))
-        return [e.values["loss"] for e in Training(model, small, TrainConfig(epochs=1, seed=3)).steps()
-                if isinstance(e, StepMetrics)]
+        return [
+            e.values["loss"]
+            for e in Training(model, small, TrainConfig(epochs=1, seed=3)).steps()
+            if isinstance(e, StepMetrics)
+        ]
 
     assert losses() == losses()
 

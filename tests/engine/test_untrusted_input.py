@@ -29,24 +29,33 @@ def lenet_dict():
 def chain(n):
     nodes = [{"id": "input", "type": "input", "params": {"shape": [1, 8, 8]}}]
     nodes += [{"id": f"r{i}", "type": "relu"} for i in range(n)]
-    return {"format": "lumen.model", "version": 1, "name": "chain", "nodes": nodes,
-            "edges": [[a["id"], b["id"]] for a, b in zip(nodes, nodes[1:])]}
+    return {
+        "format": "lumen.model",
+        "version": 1,
+        "name": "chain",
+        "nodes": nodes,
+        "edges": [[a["id"], b["id"]] for a, b in zip(nodes, nodes[1:])],
+    }
 
 
 # ---- the reader ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, message", [
-    ("[" * 100_000 + "]" * 100_000, "nested 100000 deep"),
-    ("{\"a\": " * 65 + "1" + "}" * 65, f"at most {MAX_DEPTH} levels"),
-    ("1" * 5000, "has 5000 digits"),
-    ("9223372036854775808", "does not fit in 64 bits"),
-    ("[NaN]", "NaN is not a number JSON allows"),
-    ("[-Infinity]", "-Infinity is not a number"),
-    ("1e999", "is too large"),
-    ("", "empty"),
-    ("  \n", "empty"),
-    ("{\"a\": 1,}", "not valid JSON (line 1, column 9"),
-])
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested 100000 deep"),
+        ('{"a": ' * 65 + "1" + "}" * 65, f"at most {MAX_DEPTH} levels"),
+        ("1" * 5000, "has 5000 digits"),
+        ("9223372036854775808", "does not fit in 64 bits"),
+        ("[NaN]", "NaN is not a number JSON allows"),
+        ("[-Infinity]", "-Infinity is not a number"),
+        ("1e999", "is too large"),
+        ("", "empty"),
+        ("  \n", "empty"),
+        ('{"a": 1,}', "not valid JSON (line 1, column 9"),
+    ],
+)
 def test_parse_json_refuses_in_one_line(text, message):
     with pytest.raises(UnreadableFile, match=None) as caught:
         parse_json(text)
@@ -54,8 +63,10 @@ def test_parse_json_refuses_in_one_line(text, message):
 
 
 def test_parse_json_reads_what_a_spec_holds():
-    assert parse_json('{"a": [1, -2, 2.5e3, "[[[[", true, null], "b": "\\"]]"}') == \
-        {"a": [1, -2, 2500.0, "[[[[", True, None], "b": "\"]]"}
+    assert parse_json('{"a": [1, -2, 2.5e3, "[[[[", true, null], "b": "\\"]]"}') == {
+        "a": [1, -2, 2500.0, "[[[[", True, None],
+        "b": '"]]',
+    }
     assert parse_json(str(2**63 - 1)) == 2**63 - 1
 
 
@@ -102,18 +113,25 @@ def test_printable_escapes_control_characters():
 
 # ---- spec limits and linear time -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d.update(name="evil\x1b[31m"), "the name holds a control character (\\x1b)"),
-    (lambda d: d.update(name="a\rb"), "the name holds a control character (\\r)"),
-    (lambda d: d.update(description="NUL\x00"), "the description holds a control character (\\x00)"),
-    (lambda d: d.update(description="right-to-left \u202e"), "(\\u202e)"),
-    (lambda d: d["nodes"][1].update(id="conv1\n"), "ids may hold only letters"),
-    (lambda d: d["nodes"][1]["params"].update(out_channels=2**63 - 1), "conv1: the number 9223372036854775807 is too"),
-    (lambda d: d["nodes"][0]["params"].update(shape=[1, 2**40, 2**40]), "input: the number 1099511627776 is too"),
-    (lambda d: d["nodes"][1]["params"].update(padding="\x1b[2J"), "conv1: a text parameter holds a control"),
-    (lambda d: d["nodes"][1]["params"].update(eps=float("nan")), "conv1: the number nan is not finite"),
-    (lambda d: d.update(description="x" * 20_001), "the description has 20,001 characters"),
-])
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(name="evil\x1b[31m"), "the name holds a control character (\\x1b)"),
+        (lambda d: d.update(name="a\rb"), "the name holds a control character (\\r)"),
+        (lambda d: d.update(description="NUL\x00"), "the description holds a control character (\\x00)"),
+        (lambda d: d.update(description="right-to-left \u202e"), "(\\u202e)"),
+        (lambda d: d["nodes"][1].update(id="conv1\n"), "ids may hold only letters"),
+        (
+            lambda d: d["nodes"][1]["params"].update(out_channels=2**63 - 1),
+            "conv1: the number 9223372036854775807 is too",
+        ),
+        (lambda d: d["nodes"][0]["params"].update(shape=[1, 2**40, 2**40]), "input: the number 1099511627776 is too"),
+        (lambda d: d["nodes"][1]["params"].update(padding="\x1b[2J"), "conv1: a text parameter holds a control"),
+        (lambda d: d["nodes"][1]["params"].update(eps=float("nan")), "conv1: the number nan is not finite"),
+        (lambda d: d.update(description="x" * 20_001), "the description has 20,001 characters"),
+    ],
+)
 def test_spec_text_and_numbers_are_bounded(edit, message):
     data = lenet_dict()
     edit(data)
@@ -154,6 +172,7 @@ def test_parent_paths_are_still_refused():
 
 # ---- models too big to exist ---------------------------------------------------------------------------------
 
+
 def test_a_model_too_big_to_exist_is_refused_before_allocating():
     data = lenet_dict()
     data["nodes"][1]["params"]["out_channels"] = 1_000_000_000
@@ -165,9 +184,16 @@ def test_a_model_too_big_to_exist_is_refused_before_allocating():
 
 
 def test_activations_count_too(monkeypatch):
-    spec = ModelSpec.sequential("up", (1, 28, 28), [
-        ("up", "upsample", {"scale_factor": 100}), ("conv", "conv2d", {"out_channels": 64, "kernel_size": 3}),
-        ("pool", "global_avgpool", {}), ("fc", "linear", {"out_features": 10})])
+    spec = ModelSpec.sequential(
+        "up",
+        (1, 28, 28),
+        [
+            ("up", "upsample", {"scale_factor": 100}),
+            ("conv", "conv2d", {"out_channels": 64, "kernel_size": 3}),
+            ("pool", "global_avgpool", {}),
+            ("fc", "linear", {"out_features": 10}),
+        ],
+    )
     monkeypatch.setenv("LUMEN_MEMORY_LIMIT", "1G")
     assert budget.memory_limit() == 2**30
     with pytest.raises(SpecError) as caught:
@@ -193,6 +219,7 @@ def test_every_preset_fits_the_budget():
 
 # ---- the objective -------------------------------------------------------------------------------------------
 
+
 def test_outputs_that_do_not_fit_the_loss_are_refused():
     from engine.data.datasets import load_mnist
 
@@ -208,6 +235,7 @@ def test_outputs_that_do_not_fit_the_loss_are_refused():
 
 
 # ---- writing -------------------------------------------------------------------------------------------------
+
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "model.py"
@@ -246,12 +274,15 @@ def test_runs_are_replaced_only_when_asked(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda run: (run / "run.json").write_bytes(b""), "incomplete or damaged run folder: run.json: empty"),
-    (lambda run: (run / "run.json").write_text('{"steps": 1'), "incomplete or damaged run folder: run.json: not"),
-    (lambda run: (run / "run.json").unlink(), "not a complete run folder (it lacks run.json)"),
-    (lambda run: (run / "run.json").write_text("[1]"), "run.json does not hold an object"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "run.json").write_bytes(b""), "incomplete or damaged run folder: run.json: empty"),
+        (lambda run: (run / "run.json").write_text('{"steps": 1'), "incomplete or damaged run folder: run.json: not"),
+        (lambda run: (run / "run.json").unlink(), "not a complete run folder (it lacks run.json)"),
+        (lambda run: (run / "run.json").write_text("[1]"), "run.json does not hold an object"),
+    ],
+)
 def test_incomplete_run_folders_are_refused(tmp_path, damage, message):
     model = build_model(get_preset("lenet5"))
     run = runs.save_run(tmp_path / "run", model.spec, model, [], {})
@@ -271,11 +302,33 @@ def test_complex_weights_are_refused(tmp_path):
 # ---- fuzz: random JSON and random mutations of every preset's spec ---------------------------------------------
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-    max_leaves=12)
-INTERESTING = st.sampled_from([0, -1, 1, 2**31 - 1, 2**31, 2**63 - 1, 10**9, 1.5, -0.0, "", "same", "x\x1b[2J",
-                               "int64", None, True, [], {}, [1, 2**40], [2**40, 2**40, 1]])
+    max_leaves=12,
+)
+INTERESTING = st.sampled_from(
+    [
+        0,
+        -1,
+        1,
+        2**31 - 1,
+        2**31,
+        2**63 - 1,
+        10**9,
+        1.5,
+        -0.0,
+        "",
+        "same",
+        "x\x1b[2J",
+        "int64",
+        None,
+        True,
+        [],
+        {},
+        [1, 2**40],
+        [2**40, 2**40, 1],
+    ]
+)
 PRESET_DICTS = {name: preset.make().to_dict() for name, preset in PRESETS.items()}
 
 
@@ -327,8 +380,11 @@ def _loads_cleanly(text: str, tmp_path) -> None:
     assert main.main(["summary", str(path)]) in (0, 1)
 
 
-@settings(max_examples=120, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=120,
+    deadline=3000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data())
 def test_fuzz_mutated_presets(data, tmp_path, capsys):
     name = data.draw(st.sampled_from(sorted(PRESET_DICTS)))
@@ -349,6 +405,7 @@ def test_fuzz_random_json(value, tmp_path, capsys):
 
 
 # ---- the worker (the window's engine) refuses the same models -----------------------------------------------------
+
 
 def test_the_worker_refuses_models_too_big_or_unfit_for_the_loss(monkeypatch):
     import queue

@@ -148,9 +148,15 @@ def test_models_that_do_not_fit_the_data_are_inspected_not_trained(worker):
     worker.probe_image(np.full((20, 20), 128, np.uint8), "grey.png")
     assert "not images" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
 
-    colour_model = ModelSpec.sequential("rgb", (3, 32, 32), [("conv1", "conv2d", {"out_channels": 4, "kernel_size": 3}),
-                                                             ("flatten", "flatten", {}),
-                                                             ("fc", "linear", {"out_features": 10})])
+    colour_model = ModelSpec.sequential(
+        "rgb",
+        (3, 32, 32),
+        [
+            ("conv1", "conv2d", {"out_channels": 4, "kernel_size": 3}),
+            ("flatten", "flatten", {}),
+            ("fc", "linear", {"out_features": 10}),
+        ],
+    )
     worker.load_model(colour_model)
     rec.wait_for(state_is(RunState.IDLE))
     picture = np.zeros((40, 60, 4), np.uint8)
@@ -169,12 +175,23 @@ def test_run_folder_round_trip_and_refusals(tmp_path):
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(again(x), model(x))
 
-    other = build_model(ModelSpec.sequential("small", (1, 28, 28), [
-        ("conv1", "conv2d", {"out_channels": 3, "kernel_size": 5}), ("flatten", "flatten", {}),
-        ("fc3", "linear", {"out_features": 10})]))
+    other = build_model(
+        ModelSpec.sequential(
+            "small",
+            (1, 28, 28),
+            [
+                ("conv1", "conv2d", {"out_channels": 3, "kernel_size": 5}),
+                ("flatten", "flatten", {}),
+                ("fc3", "linear", {"out_features": 10}),
+            ],
+        )
+    )
     before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(DataError, match=r"do not fit this model: unexpected conv2.bias.*"
-                                        r"conv1.weight is \(6, 1, 5, 5\), the model needs \(3, 1, 5, 5\)"):
+    with pytest.raises(
+        DataError,
+        match=r"do not fit this model: unexpected conv2.bias.*"
+        r"conv1.weight is \(6, 1, 5, 5\), the model needs \(3, 1, 5, 5\)",
+    ):
         load_weights(other, tmp_path / "run" / "weights.safetensors")
     assert all(torch.equal(v, before[k]) for k, v in other.state_dict().items())
 
@@ -188,12 +205,19 @@ def test_run_csvs_take_their_columns_from_the_metric_names(tmp_path):
     from engine.runtime.events import EpochMetrics
 
     model = build_model(get_preset("lenet5"))
-    history = [StepMetrics(1, 2, 1, {"loss": 0.5, "reconstruction": 0.25}, 10.0),
-               StepMetrics(2, 2, 1, {"loss": 0.4, "reconstruction": 0.2, "kl": 0.1}, 10.0),
-               EpochMetrics(1, 2, {"loss": 0.45, "kl": 0.1}, {"loss": 0.3, "kl": 0.05})]
+    history = [
+        StepMetrics(1, 2, 1, {"loss": 0.5, "reconstruction": 0.25}, 10.0),
+        StepMetrics(2, 2, 1, {"loss": 0.4, "reconstruction": 0.2, "kl": 0.1}, 10.0),
+        EpochMetrics(1, 2, {"loss": 0.45, "kl": 0.1}, {"loss": 0.3, "kl": 0.05}),
+    ]
     run = save_run(tmp_path / "run", model.spec, model, history, {"dataset": "mnist"})
-    assert (run / "steps.csv").read_text().splitlines() == ["step,epoch,loss,reconstruction,kl",
-                                                            "1,1,0.5,0.25,", "2,1,0.4,0.2,0.1"]
-    assert (run / "metrics.csv").read_text().splitlines() == ["epoch,step,train_loss,train_kl,val_loss,val_kl",
-                                                              "1,2,0.45,0.1,0.3,0.05"]
+    assert (run / "steps.csv").read_text().splitlines() == [
+        "step,epoch,loss,reconstruction,kl",
+        "1,1,0.5,0.25,",
+        "2,1,0.4,0.2,0.1",
+    ]
+    assert (run / "metrics.csv").read_text().splitlines() == [
+        "epoch,step,train_loss,train_kl,val_loss,val_kl",
+        "1,2,0.45,0.1,0.3,0.05",
+    ]
     assert json.loads((run / "run.json").read_text())["final"] == {"val_loss": 0.3, "val_kl": 0.05}

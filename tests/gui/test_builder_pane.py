@@ -48,11 +48,13 @@ def port_pos(pane, node_id, direction):
 
 
 def send_drop(widget, mime, pos):
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(widget, enter)
-    drop = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(widget, drop)
     return enter.isAccepted(), drop.isAccepted()
 
@@ -79,7 +81,7 @@ def test_lenet5_canvas_has_every_node_and_edge_with_shapes_on_the_edges(pane):
     assert pane.scene.nodes["flatten"].shape_text == "400"
     # Auto-layout: no two nodes overlap, and the chain runs top to bottom.
     rects = [item.sceneBoundingRect() for item in pane.scene.nodes.values()]
-    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
     ys = [pane.scene.nodes[n].pos().y() for n in pane.doc.spec.topological_order()]
     assert ys == sorted(ys)
 
@@ -103,8 +105,11 @@ def test_add_a_layer_from_the_palette_and_connect_it_by_dragging_ports(qtbot, pa
     assert pane.palette.visible_types() == ["conv_transpose2d"] or "conv_transpose2d" in pane.palette.visible_types()
     pane.palette.search.setText("relu")
     assert "relu" in pane.palette.visible_types() and "conv2d" not in pane.palette.visible_types()
-    group = next(pane.palette.tree.topLevelItem(i) for i in range(pane.palette.tree.topLevelItemCount())
-                 if not pane.palette.tree.topLevelItem(i).isHidden())
+    group = next(
+        pane.palette.tree.topLevelItem(i)
+        for i in range(pane.palette.tree.topLevelItemCount())
+        if not pane.palette.tree.topLevelItem(i).isHidden()
+    )
     item = next(group.child(i) for i in range(group.childCount()) if group.child(i).text(0) == "relu")
     mime = pane.palette.tree.mimeData([item])
     fc3 = pane.scene.nodes["fc3"]
@@ -150,8 +155,9 @@ def test_editing_a_parameter_updates_shapes_and_counts_and_undoes_exactly(qtbot,
     spin.setValue(8)
     assert pane.doc.spec.node("conv1").params["out_channels"] == 8
     assert pane.scene.edges[("pool1", "conv2")].label == "8×14×14"  # conv2's input
-    expected = LENET_PARAMS - conv_params(1, 6, 5) - conv_params(6, 16, 5) + conv_params(1, 8, 5) + \
-        conv_params(8, 16, 5)
+    expected = (
+        LENET_PARAMS - conv_params(1, 6, 5) - conv_params(6, 16, 5) + conv_params(1, 8, 5) + conv_params(8, 16, 5)
+    )
     assert total_of(pane) == expected
 
     pane.undo_action.trigger()
@@ -288,8 +294,12 @@ def test_a_breaking_edit_marks_the_node_and_never_reaches_the_worker(qtbot, wind
     assert builder.scene.nodes["conv2"].error is None
     qtbot.waitUntil(lambda: len(loads) == 1, timeout=3000)
     assert loads[0].node("conv2").params["kernel_size"] == 3
-    qtbot.waitUntil(lambda: window.viewer.views[FeatureMapFrame].layer_views and
-                    window.viewer.frame.layers[1].shape[1:] == (12, 12), timeout=10_000)  # 14 − 3 + 1
+    qtbot.waitUntil(
+        lambda: (
+            window.viewer.views[FeatureMapFrame].layer_views and window.viewer.frame.layers[1].shape[1:] == (12, 12)
+        ),
+        timeout=10_000,
+    )  # 14 − 3 + 1
 
 
 def test_editing_while_training_does_not_disturb_the_run(qtbot, window, monkeypatch):
@@ -347,10 +357,17 @@ def test_edit_rules():
 
 
 def test_layout_puts_branches_side_by_side_and_routes_long_edges_around_nodes():
-    nodes = [Node("input", "input", {"shape": [8, 8, 8]})] + [Node(f"b{i}", "relu") for i in range(4)] + \
-        [Node("deep", "relu"), Node("cat", "concat")]
-    edges = [("input", f"b{i}") for i in range(4)] + [("b0", "deep")] + [(f"b{i}", "cat") for i in range(1, 4)] + \
-        [("deep", "cat")]
+    nodes = (
+        [Node("input", "input", {"shape": [8, 8, 8]})]
+        + [Node(f"b{i}", "relu") for i in range(4)]
+        + [Node("deep", "relu"), Node("cat", "concat")]
+    )
+    edges = (
+        [("input", f"b{i}") for i in range(4)]
+        + [("b0", "deep")]
+        + [(f"b{i}", "cat") for i in range(1, 4)]
+        + [("deep", "cat")]
+    )
     spec = ModelSpec("branches", tuple(nodes), tuple(edges))
     positions, routes = layered(spec)
     ys = {positions[f"b{i}"][1] for i in range(4)}
@@ -379,7 +396,7 @@ def test_layout_of_a_hundred_nodes_is_fast_and_overlap_free():
     assert time.perf_counter() - began < 0.5
     boxes = sorted(positions.values())
     for i, (x, y) in enumerate(boxes):
-        for x2, y2 in boxes[i + 1:]:
+        for x2, y2 in boxes[i + 1 :]:
             assert abs(x - x2) >= NODE_W or abs(y - y2) >= NODE_H
 
 
@@ -401,17 +418,26 @@ def test_every_layer_family_has_a_palette_group_and_a_colour(pane):
         assert layer.family in style.FAMILIES, layer.name
         assert style.family(layer.name) == style.FAMILIES[layer.family]
     assert style.family("from_a_newer_lumen") == style.OTHER
-    groups = {pane.palette.tree.topLevelItem(i).text(0): pane.palette.tree.topLevelItem(i)
-              for i in range(pane.palette.tree.topLevelItemCount())}
+    groups = {
+        pane.palette.tree.topLevelItem(i).text(0): pane.palette.tree.topLevelItem(i)
+        for i in range(pane.palette.tree.topLevelItemCount())
+    }
     assert list(groups) == [group for group, _ in style.FAMILIES.values()]  # in the table's order, none empty
     autoencoder = groups["Autoencoder"]
-    assert {autoencoder.child(i).text(0) for i in range(autoencoder.childCount())} == \
-        {"bottleneck", "noise", "variational_bottleneck"}  # by family, whatever the names say
+    assert {autoencoder.child(i).text(0) for i in range(autoencoder.childCount())} == {
+        "bottleneck",
+        "noise",
+        "variational_bottleneck",
+    }  # by family, whatever the names say
 
 
 def test_every_required_parameter_has_a_starting_value_and_no_other_does():
-    required = {key for layer in LAYERS.values() for key, default in layer.defaults.items()
-                if default is None and key not in layer.optional}
+    required = {
+        key
+        for layer in LAYERS.values()
+        for key, default in layer.defaults.items()
+        if default is None and key not in layer.optional
+    }
     assert set(edits.STARTERS) == required
     spec = ModelSpec.sequential("s", (1, 28, 28), [])
     for layer_type in LAYERS:

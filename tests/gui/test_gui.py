@@ -25,12 +25,22 @@ def click(qtbot, window, action):
 def drop(widget, *paths):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(widget.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        widget.rect().center(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
-    event = QDropEvent(QPointF(widget.rect().center()), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(widget.rect().center()),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, event)
     return event
 
@@ -107,8 +117,12 @@ def test_bad_drops_get_a_message_and_change_nothing(qtbot, window, tmp_path):
     (tmp_path / "truncated.png").write_bytes(good[:100])
     write_png(tmp_path / "huge.png", 20_000, 20_000)
     before = window.viewer.frame
-    expected = {"essay.png": "is not an image", "empty.png": "is empty", "truncated.png": "could not be decoded",
-                "huge.png": "20,000 × 20,000 pixels"}
+    expected = {
+        "essay.png": "is not an image",
+        "empty.png": "is empty",
+        "truncated.png": "could not be decoded",
+        "huge.png": "20,000 × 20,000 pixels",
+    }
     for name, message in expected.items():
         drop(window.viewer, tmp_path / name)
         qtbot.waitUntil(lambda message=message: message in window.viewer.message.text(), timeout=10_000)
@@ -169,8 +183,9 @@ def test_bridge_keeps_every_metric_but_only_the_newest_frame(qtbot, window):
 def test_colour_scale_is_symmetric_and_snaps_to_round_values(window):
     from gui.widgets.mosaic import nice_ceiling
 
-    assert [nice_ceiling(v) for v in (0.03, 0.9, 1.0, 1.2, 2.17, 4.08, 7.0, 12.0)] == \
-        pytest.approx([0.05, 1, 1, 2, 5, 5, 10, 20])
+    assert [nice_ceiling(v) for v in (0.03, 0.9, 1.0, 1.2, 2.17, 4.08, 7.0, 12.0)] == pytest.approx(
+        [0.05, 1, 1, 2, 5, 5, 10, 20]
+    )
     maps = window.viewer.frame.layers[0]
     low, high = window.viewer.views[FeatureMapFrame].layer_views[maps.node].bar.levels()
     assert low == -high and high >= max(abs(maps.levels[0]), abs(maps.levels[1]))
@@ -181,8 +196,7 @@ def test_presets_menu_groups_every_preset_by_family(qtbot, window):
 
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Presets")
     families = {a.text(): a.menu() for a in menu.actions()}
-    assert list(families) == ["CNNs for digits", "CNNs, full size", "Recurrent",
-                              "Autoencoders and Boltzmann machines"]
+    assert list(families) == ["CNNs for digits", "CNNs, full size", "Recurrent", "Autoencoders and Boltzmann machines"]
     entries = [action for submenu in families.values() for action in submenu.actions()]
     assert len(entries) == len(PRESETS)
     resnet = next(a for a in families["CNNs for digits"].actions() if a.text().startswith("ResNet"))

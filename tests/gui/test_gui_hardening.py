@@ -27,12 +27,25 @@ def drop(widget, path):
     """Drop one file on ``widget`` as a file manager would."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    enter = QDragEnterEvent(widget.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        widget.rect().center(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
-    QApplication.sendEvent(widget, QDropEvent(QPointF(widget.rect().center()), Qt.DropAction.CopyAction, mime,
-                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    QApplication.sendEvent(
+        widget,
+        QDropEvent(
+            QPointF(widget.rect().center()),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        ),
+    )
 
 
 def open_with_dialog(window, monkeypatch, path):
@@ -82,8 +95,13 @@ def settle_valid_edit(qtbot, window, loads):
     window.builder.set_param("fc2", "out_features", 83)
     qtbot.waitUntil(lambda: len(loads) >= 1, timeout=5000)
     assert [s.node("fc2").params["out_features"] for s in loads] == [83]
-    qtbot.waitUntil(lambda: window.bridge.worker._spec is not None and
-                    window.bridge.worker._spec.node("fc2").params["out_features"] == 83, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (
+            window.bridge.worker._spec is not None
+            and window.bridge.worker._spec.node("fc2").params["out_features"] == 83
+        ),
+        timeout=10_000,
+    )
 
 
 def preset_menu_action(window, name):
@@ -94,10 +112,12 @@ def preset_menu_action(window, name):
 
 # ---- 1. cycles and self-loops --------------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["drop", "open"])
-@pytest.mark.parametrize("edge, culprit", [(("conv2", "conv2"), "conv2"), (("fc3", "relu1"), "relu1")],
-                         ids=["self-loop", "cycle"])
-def test_a_spec_with_a_cycle_is_refused_with_its_message_and_the_model_stays(qtbot, window, monkeypatch, tmp_path,
-                                                                             how, edge, culprit):
+@pytest.mark.parametrize(
+    "edge, culprit", [(("conv2", "conv2"), "conv2"), (("fc3", "relu1"), "relu1")], ids=["self-loop", "cycle"]
+)
+def test_a_spec_with_a_cycle_is_refused_with_its_message_and_the_model_stays(
+    qtbot, window, monkeypatch, tmp_path, how, edge, culprit
+):
     loads = spy_loads(window, monkeypatch)
     builder, before, running = window.builder, window.builder.doc.spec, window.bridge.worker._spec
     path = write_spec(tmp_path / "looped.json", lenet_with(edges=[edge]))
@@ -278,13 +298,16 @@ def test_only_the_newest_of_two_opened_specs_is_shown(qtbot, window, monkeypatch
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "folder", "huge"])
-def test_a_spec_path_that_is_not_a_small_regular_file_gets_a_clear_message(qtbot, window, monkeypatch, tmp_path,
-                                                                          kind):
+def test_a_spec_path_that_is_not_a_small_regular_file_gets_a_clear_message(qtbot, window, monkeypatch, tmp_path, kind):
     loads = spy_loads(window, monkeypatch)
     builder, before = window.builder, window.builder.doc.spec
     path = tmp_path / "spec.json"
-    expected = {"fifo": "not a regular file (a pipe", "device": "not a regular file", "folder": "is a folder",
-                "huge": "more than a model spec may be"}[kind]
+    expected = {
+        "fifo": "not a regular file (a pipe",
+        "device": "not a regular file",
+        "folder": "is a folder",
+        "huge": "more than a model spec may be",
+    }[kind]
     if kind == "fifo":
         os.mkfifo(path)  # no writer: a blocking read would wait forever
     elif kind == "device":
@@ -340,12 +363,14 @@ def save_via_menu(window, monkeypatch, folder):
 
 def test_save_run_asks_before_replacing_a_run(qtbot, window, monkeypatch, tmp_path):
     saved = []
-    window.bridge.status.connect(lambda event: saved.append(event.message) if "saved the run" in event.message
-                                 else None)
+    window.bridge.status.connect(
+        lambda event: saved.append(event.message) if "saved the run" in event.message else None
+    )
     sent = []
     real_save = window.bridge.worker.save
-    monkeypatch.setattr(window.bridge.worker, "save",
-                        lambda folder, force=False: (sent.append(force), real_save(folder, force=force)))
+    monkeypatch.setattr(
+        window.bridge.worker, "save", lambda folder, force=False: (sent.append(force), real_save(folder, force=force))
+    )
     folder = tmp_path / "run"
     folder.mkdir()
     asked = answer_questions(monkeypatch, Button.Cancel, Button.Yes)

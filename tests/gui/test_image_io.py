@@ -40,10 +40,12 @@ def test_bad_files_get_clear_messages(tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     good = (SAMPLES / "digit_0.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
-    cases = {"notes.png": "notes.png is not an image Lumen can read",
-             "empty.jpg": "empty.jpg is empty (0 bytes)",
-             "cut.png": "cut.png could not be decoded",
-             "missing.png": "missing.png is not a file"}
+    cases = {
+        "notes.png": "notes.png is not an image Lumen can read",
+        "empty.jpg": "empty.jpg is empty (0 bytes)",
+        "cut.png": "cut.png could not be decoded",
+        "missing.png": "missing.png is not a file",
+    }
     for name, message in cases.items():
         with pytest.raises(ImageLoadError) as error:
             read_image(tmp_path / name)

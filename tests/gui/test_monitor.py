@@ -21,15 +21,19 @@ def test_before_training_it_shows_loss_and_accuracy_as_ever(monitor):
     assert accuracy.widget.getViewBox().viewRange()[1] == pytest.approx([-0.02, 1.02])
     assert accuracy.widget.getViewBox().linkedView(0) is loss.widget.getViewBox()
     for plot in (loss, accuracy):
-        assert [item.name() for item in (plot.batch, plot.smooth, plot.val)] == ["batch", "batch (smoothed)",
-                                                                                   "validation"]
+        assert [item.name() for item in (plot.batch, plot.smooth, plot.val)] == [
+            "batch",
+            "batch (smoothed)",
+            "validation",
+        ]
         for curve in (plot.batch, plot.smooth):
             assert curve.opts["skipFiniteCheck"] and curve.opts["autoDownsample"] and curve.opts["clipToView"]
 
 
 def test_a_new_metric_name_gets_a_plot_of_its_own(qtbot, monitor):
-    steps = [StepMetrics(i, 40, 1, {"loss": 1.0 / i, "reconstruction": 0.5 / i, "kl": 0.1 * i}, 100.0)
-             for i in range(1, 21)]
+    steps = [
+        StepMetrics(i, 40, 1, {"loss": 1.0 / i, "reconstruction": 0.5 / i, "kl": 0.1 * i}, 100.0) for i in range(1, 21)
+    ]
     monitor.add_metrics(steps)
     monitor.add_metrics([EpochMetrics(1, 20, {"loss": 0.3, "kl": 1.0}, {"loss": 0.25, "kl": 1.5})])
     assert list(monitor.plots) == ["loss", "accuracy", "reconstruction", "kl"]
@@ -53,5 +57,6 @@ def test_lenet_readout_reads_as_before(monitor):
     monitor.add_metrics([StepMetrics(1, 71, 1, {"loss": 2.3, "accuracy": 0.1}, 100.0)])
     assert monitor.readout.text() == "Epoch 1, step 1: batch loss 2.300"
     monitor.add_metrics([EpochMetrics(1, 71, {"loss": 0.5, "accuracy": 0.8}, {"loss": 0.4, "accuracy": 0.875})])
-    assert monitor.readout.text() == ("Epoch 1: validation accuracy <b>87.5%</b>, loss 0.400<br>"
-                                      "training accuracy 80.0%, loss 0.500")
+    assert monitor.readout.text() == (
+        "Epoch 1: validation accuracy <b>87.5%</b>, loss 0.400<br>training accuracy 80.0%, loss 0.500"
+    )

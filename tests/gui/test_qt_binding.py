@@ -11,8 +11,12 @@ def test_void_qt_calls_leave_none_refcount_alone():
     image = QImage(32, 32, QImage.Format.Format_ARGB32)
     painter = QPainter(image)
     try:
-        calls = [lambda: painter.setPen(QPen(QColor(0, 0, 0))), lambda: painter.drawLine(QPointF(0, 0), QPointF(9, 9)),
-                 lambda: painter.translate(1, 1), lambda: (painter.save(), painter.restore())]
+        calls = [
+            lambda: painter.setPen(QPen(QColor(0, 0, 0))),
+            lambda: painter.drawLine(QPointF(0, 0), QPointF(9, 9)),
+            lambda: painter.translate(1, 1),
+            lambda: (painter.save(), painter.restore()),
+        ]
         for call in calls:
             call()
         before = sys.getrefcount(None)

@@ -33,6 +33,7 @@ class OtherToyFrame(Frame):
 
 class ToyProbe(Probe):
     """Makes a frame after every batch: far more often than a screen can show them."""
+
     name = "toy"
     frame_type = ToyFrame
     interval_s = 0.001
@@ -135,8 +136,9 @@ def test_a_flood_of_two_frame_types_keeps_at_most_one_of_each_and_draws_the_last
                 bridge._sink(frame)
                 del frame
             pending = bridge.pending_frames()
-            most_pending[0] = max(most_pending[0], max(
-                sum(isinstance(f, t) for f in pending.values()) for t in (ToyFrame, OtherToyFrame)))
+            most_pending[0] = max(
+                most_pending[0], max(sum(isinstance(f, t) for f in pending.values()) for t in (ToyFrame, OtherToyFrame))
+            )
             if i % 50 == 0:  # frames nobody holds are freed at once: count the ones still alive
                 most_alive[0] = max(most_alive[0], max(sum(r() is not None for r in refs) for refs in sent.values()))
             del pending

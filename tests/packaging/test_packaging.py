@@ -29,9 +29,23 @@ def test_frozen_app_builds_and_runs(tmp_path: Path) -> None:
         pytest.skip("PyInstaller is not installed (pip install -r requirements-dev.txt)")
     dist, work = tmp_path / "dist", tmp_path / "build"
     build = subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean",
-         "--distpath", str(dist), "--workpath", str(work), str(SPEC)],
-        cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--clean",
+            "--distpath",
+            str(dist),
+            "--workpath",
+            str(work),
+            str(SPEC),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+    )
     assert build.returncode == 0, f"PyInstaller failed:\n{build.stderr[-6000:]}"
     exe = dist / "Lumen" / ("Lumen.exe" if sys.platform == "win32" else "Lumen")
     assert exe.is_file(), f"no executable at {exe}"
@@ -40,15 +54,18 @@ def test_frozen_app_builds_and_runs(tmp_path: Path) -> None:
     # Run from a neutral folder so nothing can be picked up from the source checkout.
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     env.pop("PYTHONPATH", None)
-    self_test = subprocess.run([str(exe), "--self-test"], cwd=tmp_path, env=env,
-                               capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    self_test = subprocess.run(
+        [str(exe), "--self-test"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
     assert self_test.returncode == 0, (
         f"frozen --self-test exited {self_test.returncode}\nstdout:\n{self_test.stdout[-3000:]}\n"
-        f"stderr:\n{self_test.stderr[-6000:]}")
+        f"stderr:\n{self_test.stderr[-6000:]}"
+    )
     assert "self-test passed" in self_test.stdout
 
-    summary = subprocess.run([str(exe), "summary", "lenet5"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    summary = subprocess.run(
+        [str(exe), "summary", "lenet5"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
     assert summary.returncode == 0, summary.stderr[-3000:]
     assert summary.stdout.strip().splitlines()[-1] == "total params: 61706"
     shutil.rmtree(dist, ignore_errors=True)  # passed: no need to keep ~1 GB under pytest's tmp folders

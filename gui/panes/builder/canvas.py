@@ -40,9 +40,20 @@ ERROR = QColor("#d0312d")
 SELECTED = QColor("#1c7ed6")
 PORT_R = 5.0
 HEADER_H = 21.0
-_ABBREVIATIONS = {"out_channels": "out", "kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d",
-                  "groups": "g", "out_features": "out", "hidden_size": "hidden", "num_layers": "layers",
-                  "bidirectional": "bi", "negative_slope": "slope", "bias": "bias"}
+_ABBREVIATIONS = {
+    "out_channels": "out",
+    "kernel_size": "k",
+    "stride": "s",
+    "padding": "p",
+    "dilation": "d",
+    "groups": "g",
+    "out_features": "out",
+    "hidden_size": "hidden",
+    "num_layers": "layers",
+    "bidirectional": "bi",
+    "negative_slope": "slope",
+    "bias": "bias",
+}
 
 
 def param_summary(node: Node) -> str:
@@ -76,8 +87,11 @@ class NodeItem(QGraphicsItem):
         self.family, colour = family(node.type)
         self.colour = QColor(colour)
         self.edges: list[EdgeItem] = []
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setFlags(
+            QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+            | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+            | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges
+        )
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.setZValue(1)
         layer = LAYERS.get(node.type)
@@ -128,18 +142,25 @@ class NodeItem(QGraphicsItem):
         # Body: the output shape and the type, then the parameters or the error.
         painter.setFont(font)
         painter.setPen(self.colour.darker(130))
-        painter.drawText(QRectF(pad, HEADER_H + 2, NODE_W - 2 * pad, 18),
-                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, self.node.type)
+        painter.drawText(
+            QRectF(pad, HEADER_H + 2, NODE_W - 2 * pad, 18),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+            self.node.type,
+        )
         painter.setFont(bold)
         painter.setPen(QColor("#1d2329"))
-        painter.drawText(QRectF(pad, HEADER_H + 2, NODE_W - 2 * pad, 18), Qt.AlignmentFlag.AlignVCenter,
-                         f"→ {self.shape_text}")
+        painter.drawText(
+            QRectF(pad, HEADER_H + 2, NODE_W - 2 * pad, 18), Qt.AlignmentFlag.AlignVCenter, f"→ {self.shape_text}"
+        )
         painter.setFont(font)
         layer = LAYERS.get(self.node.type)
         line = self.error or param_summary(self.node) or (layer.description if layer else "")
         painter.setPen(ERROR if self.error else QColor("#5c6770"))
-        painter.drawText(QRectF(pad, HEADER_H + 19, NODE_W - 2 * pad, 17), Qt.AlignmentFlag.AlignVCenter,
-                         metrics.elidedText(line, Qt.TextElideMode.ElideRight, NODE_W - 2 * pad))
+        painter.drawText(
+            QRectF(pad, HEADER_H + 19, NODE_W - 2 * pad, 17),
+            Qt.AlignmentFlag.AlignVCenter,
+            metrics.elidedText(line, Qt.TextElideMode.ElideRight, NODE_W - 2 * pad),
+        )
         # Outline: red for the invalid node, blue when selected, the family's colour otherwise.
         if self.isSelected():
             pen = QPen(SELECTED, 2.6)
@@ -222,7 +243,7 @@ class EdgeItem(QGraphicsPathItem):
 
 
 class BuilderScene(QGraphicsScene):
-    nodes_moved = Signal(dict)            # {node id: (x, y)}
+    nodes_moved = Signal(dict)  # {node id: (x, y)}
     connect_requested = Signal(str, str)  # src, dst
     layer_dropped = Signal(str, QPointF)  # layer type, scene position
 
@@ -231,7 +252,7 @@ class BuilderScene(QGraphicsScene):
         self.doc = doc
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[tuple[str, str], EdgeItem] = {}
-        self._wire: QGraphicsPathItem | None = None   # the line that follows the mouse while connecting
+        self._wire: QGraphicsPathItem | None = None  # the line that follows the mouse while connecting
         self._wire_from: str | None = None
         self.setBackgroundBrush(QColor("#eef1f4"))
         doc.changed.connect(self.rebuild)
@@ -252,8 +273,9 @@ class BuilderScene(QGraphicsScene):
             self.nodes[node.id] = item
         for src, dst in snapshot.spec.edges:
             shape = doc.shapes.get(src)
-            edge = EdgeItem(self.nodes[src], self.nodes[dst], snapshot.routes.get((src, dst), []),
-                            fmt(shape) if shape else "")
+            edge = EdgeItem(
+                self.nodes[src], self.nodes[dst], snapshot.routes.get((src, dst), []), fmt(shape) if shape else ""
+            )
             edge.setSelected((src, dst) in selected_edges)
             self.addItem(edge)
             self.edges[(src, dst)] = edge
@@ -302,16 +324,20 @@ class BuilderScene(QGraphicsScene):
         if self._wire is not None:
             self.removeItem(self._wire)
             self._wire, src = None, self._wire_from
-            target = next((item for item in self.items(event.scenePos()) if isinstance(item, (PortItem, NodeItem))),
-                          None)
+            target = next(
+                (item for item in self.items(event.scenePos()) if isinstance(item, (PortItem, NodeItem))), None
+            )
             dst = target.node_id if isinstance(target, PortItem) else target.node.id if target else None
             if dst and dst != src:
                 # Reported after this event returns: the answer rebuilds the scene, items included.
                 QTimer.singleShot(0, lambda: self.connect_requested.emit(src, dst))
             return
         super().mouseReleaseEvent(event)
-        moved = {i: (item.pos().x(), item.pos().y()) for i, item in self.nodes.items()
-                 if (item.pos().x(), item.pos().y()) != tuple(self.doc.snapshot.positions.get(i, (0.0, 0.0)))}
+        moved = {
+            i: (item.pos().x(), item.pos().y())
+            for i, item in self.nodes.items()
+            if (item.pos().x(), item.pos().y()) != tuple(self.doc.snapshot.positions.get(i, (0.0, 0.0)))
+        }
         if moved:
             QTimer.singleShot(0, lambda: self.nodes_moved.emit(moved))
 

@@ -27,8 +27,11 @@ class _Change(QUndoCommand):
 
 def _without_routes(snapshot: Snapshot, node_ids: set[str]) -> dict:
     """Routes of edges not touching ``node_ids``: bends made for the old positions no longer fit."""
-    return {e: r for e, r in snapshot.routes.items()
-            if e[0] not in node_ids and e[1] not in node_ids and e in set(snapshot.spec.edges)}
+    return {
+        e: r
+        for e, r in snapshot.routes.items()
+        if e[0] not in node_ids and e[1] not in node_ids and e in set(snapshot.spec.edges)
+    }
 
 
 class AddNode(_Change):
@@ -53,8 +56,9 @@ class Move(_Change):
     def __init__(self, doc: SpecDocument, moved: dict[str, Point]):
         snapshot = doc.snapshot
         routes = _without_routes(snapshot, set(moved))
-        super().__init__(doc, f"move {', '.join(sorted(moved))}",
-                         Snapshot(snapshot.spec, {**snapshot.positions, **moved}, routes))
+        super().__init__(
+            doc, f"move {', '.join(sorted(moved))}", Snapshot(snapshot.spec, {**snapshot.positions, **moved}, routes)
+        )
 
 
 class Connect(_Change):

@@ -27,6 +27,7 @@ Route = dict[tuple[str, str], list[Point]]
 @dataclass(frozen=True)
 class Snapshot:
     """One undoable state of the document: specs are immutable, so a snapshot is cheap."""
+
     spec: ModelSpec
     positions: dict[str, Point] = field(default_factory=dict)
     routes: Route = field(default_factory=dict)  # bend points of long edges, from the last auto-layout

@@ -19,9 +19,18 @@ from engine.spec.model_spec import ModelSpec, Node
 FRAGMENT_FORMAT = "lumen.fragment"
 # Starting values for the required parameters (default None) of layer types, so a node dropped from the
 # palette is usable at once; a test checks every required parameter has one and every key is required somewhere.
-STARTERS: dict[str, Any] = {"out_channels": 16, "kernel_size": 3, "out_features": 10, "shape": [1, 28, 28],
-                            "hidden_size": 32, "num_embeddings": 1000, "embedding_dim": 32, "steps": 4,
-                            "code_size": 32, "latent_size": 8}
+STARTERS: dict[str, Any] = {
+    "out_channels": 16,
+    "kernel_size": 3,
+    "out_features": 10,
+    "shape": [1, 28, 28],
+    "hidden_size": 32,
+    "num_embeddings": 1000,
+    "embedding_dim": 32,
+    "steps": 4,
+    "code_size": 32,
+    "latent_size": 8,
+}
 
 
 class EditError(ValueError):
@@ -84,14 +93,15 @@ def connect(spec: ModelSpec, src: str, dst: str) -> ModelSpec:
     if _reaches(spec, dst, src):
         raise EditError(f"{src} → {dst} would make a cycle ({dst} already leads to {src})")
     if arity is not None and len(inputs) >= arity:
-        raise EditError(f"{dst} takes {arity} input{'s' if arity > 1 else ''} and already has "
-                        f"{', '.join(inputs)}; remove that edge first, or feed a merge node (add, concat)")
+        raise EditError(
+            f"{dst} takes {arity} input{'s' if arity > 1 else ''} and already has "
+            f"{', '.join(inputs)}; remove that edge first, or feed a merge node (add, concat)"
+        )
     return ModelSpec(spec.name, spec.nodes, spec.edges + ((src, dst),), spec.description)
 
 
 def _replace_node(spec: ModelSpec, node_id: str, node: Node) -> ModelSpec:
-    return ModelSpec(spec.name, tuple(node if n.id == node_id else n for n in spec.nodes), spec.edges,
-                     spec.description)
+    return ModelSpec(spec.name, tuple(node if n.id == node_id else n for n in spec.nodes), spec.edges, spec.description)
 
 
 def set_param(spec: ModelSpec, node_id: str, key: str, value: Any) -> ModelSpec:
@@ -108,9 +118,12 @@ def rename(spec: ModelSpec, old: str, new: str) -> ModelSpec:
     if any(n.id == new for n in spec.nodes):
         raise EditError(f"there is already a node called {new}")
     spec.node(old)  # KeyError for an unknown node
-    renamed = ModelSpec(spec.name, tuple(Node(new, n.type, n.params) if n.id == old else n for n in spec.nodes),
-                        tuple((new if s == old else s, new if d == old else d) for s, d in spec.edges),
-                        spec.description)
+    renamed = ModelSpec(
+        spec.name,
+        tuple(Node(new, n.type, n.params) if n.id == old else n for n in spec.nodes),
+        tuple((new if s == old else s, new if d == old else d) for s, d in spec.edges),
+        spec.description,
+    )
     try:
         ModelSpec.from_dict(renamed.to_dict())  # the same id rules as a file: letters, digits, dotted paths
     except SpecError as exc:
@@ -122,10 +135,12 @@ def rename(spec: ModelSpec, old: str, new: str) -> ModelSpec:
 def fragment(spec: ModelSpec, node_ids: set[str], positions: dict[str, tuple[float, float]]) -> dict:
     nodes = [n for n in spec.nodes if n.id in node_ids and n.type != "input"]  # a model has one input
     ids = {n.id for n in nodes}
-    return {"format": FRAGMENT_FORMAT,
-            "nodes": [{"id": n.id, "type": n.type, "params": copy.deepcopy(n.params)} for n in nodes],
-            "edges": [[s, d] for s, d in spec.edges if s in ids and d in ids],
-            "positions": {i: list(positions[i]) for i in ids if i in positions}}
+    return {
+        "format": FRAGMENT_FORMAT,
+        "nodes": [{"id": n.id, "type": n.type, "params": copy.deepcopy(n.params)} for n in nodes],
+        "edges": [[s, d] for s, d in spec.edges if s in ids and d in ids],
+        "positions": {i: list(positions[i]) for i in ids if i in positions},
+    }
 
 
 def paste(spec: ModelSpec, frag: Any) -> tuple[ModelSpec, dict[str, str]]:
@@ -133,8 +148,9 @@ def paste(spec: ModelSpec, frag: Any) -> tuple[ModelSpec, dict[str, str]]:
     if not isinstance(frag, dict) or frag.get("format") != FRAGMENT_FORMAT:
         raise EditError("the clipboard holds no Lumen nodes")
     try:  # reuse the spec reader's checks on the fragment's nodes and edges
-        checked = ModelSpec.from_dict({"format": "lumen.model", "version": 1, "nodes": frag.get("nodes"),
-                                       "edges": frag.get("edges")})
+        checked = ModelSpec.from_dict(
+            {"format": "lumen.model", "version": 1, "nodes": frag.get("nodes"), "edges": frag.get("edges")}
+        )
     except SpecError as exc:
         raise EditError(f"the clipboard's nodes are not usable: {exc}") from None
     unknown = sorted({n.type for n in checked.nodes} - set(LAYERS))

@@ -10,8 +10,8 @@ from engine.errors import SpecError
 from engine.spec.model_spec import ModelSpec
 
 NODE_W, NODE_H = 212.0, 60.0
-GAP_X, GAP_Y = 34.0, 56.0   # GAP_Y leaves room for the shape label drawn on each edge
-SLOT_W = 26.0               # width kept free for a long edge passing through a layer
+GAP_X, GAP_Y = 34.0, 56.0  # GAP_Y leaves room for the shape label drawn on each edge
+SLOT_W = 26.0  # width kept free for a long edge passing through a layer
 
 Point = tuple[float, float]
 
@@ -64,8 +64,7 @@ def layered(spec: ModelSpec) -> tuple[dict[str, Point], dict[tuple[str, str], li
         for i, item in enumerate(row):
             lowest = placed[-1] + (width(row[i - 1]) + width(item)) / 2 + GAP_X if placed else -1e18
             placed.append(max(wanted[item], lowest) if d else (lowest if placed else 0.0))
-        shift = sum(wanted[item] - p for item, p in zip(row, placed)) / len(row) if d else \
-            -(placed[0] + placed[-1]) / 2
+        shift = sum(wanted[item] - p for item, p in zip(row, placed)) / len(row) if d else -(placed[0] + placed[-1]) / 2
         for item, centre in zip(row, placed):
             x[item] = centre + shift
 

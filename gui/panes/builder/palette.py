@@ -82,9 +82,13 @@ class Palette(QWidget):
             group.setHidden(shown == 0)
 
     def visible_types(self) -> list[str]:
-        return [group.child(i).data(0, TYPE_ROLE) for g in range(self.tree.topLevelItemCount())
-                if not (group := self.tree.topLevelItem(g)).isHidden()
-                for i in range(group.childCount()) if not group.child(i).isHidden()]
+        return [
+            group.child(i).data(0, TYPE_ROLE)
+            for g in range(self.tree.topLevelItemCount())
+            if not (group := self.tree.topLevelItem(g)).isHidden()
+            for i in range(group.childCount())
+            if not group.child(i).isHidden()
+        ]
 
     def _double_clicked(self, item: QTreeWidgetItem) -> None:
         if item.data(0, TYPE_ROLE):

@@ -51,7 +51,7 @@ EDIT_DEBOUNCE_MS = 300
 
 class BuilderPane(QWidget):
     model_chosen = Signal(object)  # ModelSpec: a preset or a file was loaded
-    spec_edited = Signal(object)   # ModelSpec: the user's edits left a valid model (debounced)
+    spec_edited = Signal(object)  # ModelSpec: the user's edits left a valid model (debounced)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -102,19 +102,32 @@ class BuilderPane(QWidget):
 
         self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
         self.redo_action = self.undo_stack.createRedoAction(self, "Redo")
-        for act, keys in ((self.undo_action, QKeySequence.StandardKey.Undo),
-                          (self.redo_action, QKeySequence.StandardKey.Redo)):
+        for act, keys in (
+            (self.undo_action, QKeySequence.StandardKey.Undo),
+            (self.redo_action, QKeySequence.StandardKey.Redo),
+        ):
             act.setShortcuts(keys)
             act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             self.addAction(act)
-        self.copy_action = action("Copy", self.copy_selection, QKeySequence.keyBindings(QKeySequence.StandardKey.Copy),
-                                  "Copy the selected nodes and the edges among them")
+        self.copy_action = action(
+            "Copy",
+            self.copy_selection,
+            QKeySequence.keyBindings(QKeySequence.StandardKey.Copy),
+            "Copy the selected nodes and the edges among them",
+        )
         self.paste_action = action("Paste", self.paste, QKeySequence.keyBindings(QKeySequence.StandardKey.Paste))
-        self.delete_action = action("Delete", self.delete_selection,
-                                    [Qt.Key.Key_Delete, Qt.Key.Key_Backspace],
-                                    "Delete the selected nodes and edges")
-        self.layout_action = action("Auto-layout", lambda: self.push(commands.Relayout), ["Ctrl+L"],
-                                    "Lay the graph out in layers, top to bottom")
+        self.delete_action = action(
+            "Delete",
+            self.delete_selection,
+            [Qt.Key.Key_Delete, Qt.Key.Key_Backspace],
+            "Delete the selected nodes and edges",
+        )
+        self.layout_action = action(
+            "Auto-layout",
+            lambda: self.push(commands.Relayout),
+            ["Ctrl+L"],
+            "Lay the graph out in layers, top to bottom",
+        )
         self.fit_action = action("Fit", lambda: self.view.show_all(min_zoom=0.15), ["Ctrl+0"], "Show the whole model")
         self.open_action = action("Open spec…", self.open_spec_dialog, [], "Open a model spec (.json)")
         self.save_action = action("Save spec…", self.save_spec_dialog, [], "Save the model spec as .json")
@@ -123,8 +136,14 @@ class BuilderPane(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Preset:"))
         bar.addWidget(self.presets, 1)
-        for act in (self.open_action, self.save_action, self.undo_action, self.redo_action, self.layout_action,
-                    self.fit_action):
+        for act in (
+            self.open_action,
+            self.save_action,
+            self.undo_action,
+            self.redo_action,
+            self.layout_action,
+            self.fit_action,
+        ):
             button = QToolButton()
             button.setDefaultAction(act)
             button.setAutoRaise(True)
@@ -190,11 +209,13 @@ class BuilderPane(QWidget):
     def confirm_discard(self, incoming: str) -> bool:
         """Ask before unsaved edits are replaced by ``incoming``: save them first, discard them, or cancel."""
         answer = QMessageBox.question(
-            self, "Unsaved changes",
+            self,
+            "Unsaved changes",
             f"The model {shown(self.doc.spec.name)} has changes that are not saved. Opening {shown(incoming)} "
             f"replaces it and its undo history.",
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel)
+            QMessageBox.StandardButton.Cancel,
+        )
         if answer == QMessageBox.StandardButton.Save:
             return self.save_spec_dialog()
         return answer == QMessageBox.StandardButton.Discard
@@ -364,8 +385,10 @@ class BuilderPane(QWidget):
         self._summary_spec = spec
         self.table.show_reports(reports)
         total = sum(r.params for r in reports)
-        self.total.setText(f"Total parameters: <b>{total:,}</b>  ·  input {fmt(spec.input_shape)}  ·  "
-                           f"output {fmt(self.doc.shapes[spec.output_id])}")
+        self.total.setText(
+            f"Total parameters: <b>{total:,}</b>  ·  input {fmt(spec.input_shape)}  ·  "
+            f"output {fmt(self.doc.shapes[spec.output_id])}"
+        )
 
     def _show_selected(self) -> None:
         ids = self.scene.selected_node_ids()

@@ -55,8 +55,8 @@ def parse_value(text: str, domain: str) -> Any:
 
 class PropertyEditor(QWidget):
     param_edited = Signal(str, str, object)  # node id, parameter, value
-    rename_requested = Signal(str, str)      # old id, new id
-    problem = Signal(str)                    # text that could not be read as a value
+    rename_requested = Signal(str, str)  # old id, new id
+    problem = Signal(str)  # text that could not be read as a value
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -110,6 +110,7 @@ class PropertyEditor(QWidget):
         def emit(v: Any, key: str = key) -> None:
             if self.node:
                 self.param_edited.emit(self.node.id, key, v)
+
         if domain == "bool" and isinstance(value, bool):
             box = QCheckBox()
             box.setChecked(value)
@@ -117,7 +118,7 @@ class PropertyEditor(QWidget):
             return box
         if domain.startswith("choice:"):
             combo = QComboBox()
-            combo.addItems(domain[len("choice:"):].split("|"))
+            combo.addItems(domain[len("choice:") :].split("|"))
             combo.setCurrentText(str(value))
             combo.activated.connect(lambda _, c=combo: emit(c.currentText()))
             return combo
@@ -142,6 +143,7 @@ class PropertyEditor(QWidget):
                 return
             if parsed != current:
                 emit(parsed)
+
         line.editingFinished.connect(commit)
         return line
 

@@ -9,8 +9,17 @@ from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem
 from engine.graph.analysis import NodeReport
 from engine.spec.shapes import fmt
 
-COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "MACs", "Activation memory", "Receptive field",
-           "Dense equivalent", "Formula")
+COLUMNS = (
+    "Layer",
+    "Type",
+    "Output shape",
+    "Parameters",
+    "MACs",
+    "Activation memory",
+    "Receptive field",
+    "Dense equivalent",
+    "Formula",
+)
 _NUMERIC = {3, 4, 5, 6, 7}
 
 
@@ -25,16 +34,27 @@ def _bytes(count: int) -> str:
 def cells(report: NodeReport) -> tuple[str, ...]:
     rf = "" if report.receptive_field is None else f"{report.receptive_field}"
     dense = "" if report.dense_equivalent_params is None else f"{report.dense_equivalent_params:,}"
-    return (report.id, report.type, fmt(report.output_shape), f"{report.params:,}", f"{report.macs:,}",
-            _bytes(report.activation_bytes), rf, dense, report.formula)
+    return (
+        report.id,
+        report.type,
+        fmt(report.output_shape),
+        f"{report.params:,}",
+        f"{report.macs:,}",
+        _bytes(report.activation_bytes),
+        rf,
+        dense,
+        report.formula,
+    )
 
 
 class SummaryTable(QTableWidget):
     def __init__(self):
         super().__init__(0, len(COLUMNS))
         self.setHorizontalHeaderLabels(COLUMNS)
-        self.horizontalHeaderItem(7).setToolTip("Parameters a fully connected layer between the same input and "
-                                                "output would need: what weight sharing and local windows save")
+        self.horizontalHeaderItem(7).setToolTip(
+            "Parameters a fully connected layer between the same input and "
+            "output would need: what weight sharing and local windows save"
+        )
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
