@@ -126,32 +126,22 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
     spec = load_model_arg(model)
     if input_shape is not None:
         spec = with_input_shape(spec, parse_shape(input_shape))
-    try:
-        from engine.graph.analysis import analyze
-    except ImportError:  # the analysis module is optional: parameters only
-        analyze = None
-    if analyze is not None:
-        reports = analyze(spec)
-        params = [r.params for r in reports]
-        table = [("name", "type", "output shape", "params", "MACs", "receptive field")]
-        table += [
-            (
-                r.id,
-                r.type,
-                fmt(r.output_shape),
-                f"{r.params:,}",
-                f"{r.macs:,}",
-                "" if r.receptive_field is None else str(r.receptive_field),
-            )
-            for r in reports
-        ]
-    else:
-        from engine.graph.model import summarize
+    from engine.graph.analysis import analyze
 
-        rows = summarize(spec)
-        params = [r.params for r in rows]
-        table = [("name", "type", "output shape", "params")]
-        table += [(r.name, r.type, fmt(r.output_shape), f"{r.params:,}") for r in rows]
+    reports = analyze(spec)
+    params = [r.params for r in reports]
+    table = [("name", "type", "output shape", "params", "MACs", "receptive field")]
+    table += [
+        (
+            r.id,
+            r.type,
+            fmt(r.output_shape),
+            f"{r.params:,}",
+            f"{r.macs:,}",
+            "" if r.receptive_field is None else str(r.receptive_field),
+        )
+        for r in reports
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     from engine.io.untrusted import printable
 
@@ -166,13 +156,10 @@ def cmd_summary(model: str, input_shape: str | None = None) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print(f"total params: {sum(params)}")
-    if analyze is not None:
-        warning = _memory_warning(spec, [(r.id, r.params, r.activation_bytes) for r in reports])
-        if warning:
-            sys.stdout.flush()
-            sys.stderr.write(
-                f"lumen: warning: {printable(warning)}; it can be summarised but not built or trained here\n"
-            )
+    warning = _memory_warning(spec, [(r.id, r.params, r.activation_bytes) for r in reports])
+    if warning:
+        sys.stdout.flush()
+        sys.stderr.write(f"lumen: warning: {printable(warning)}; it can be summarised but not built or trained here\n")
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
