@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         self.step_action.triggered.connect(worker.step_once)
         self.stop_action.triggered.connect(worker.stop)
         self.viewer.probe_index_changed.connect(worker.probe_sample)
+        self.viewer.command.connect(worker.submit)
         self.viewer.image_dropped.connect(self._open_image)
         self.loader.loaded.connect(self._image_loaded)
         self.loader.failed.connect(lambda message: self._show_error(message))

@@ -72,3 +72,24 @@ def image_input(pixels: np.ndarray, input_shape: tuple[int, ...], digits: bool) 
         planes = np.moveaxis(rgb.astype(np.float32) / 255.0, 2, 0)[:channels]
     resized = np.stack([_resize(p, height, width) for p in planes])
     return torch.from_numpy(np.clip(resized, 0.0, 1.0))[None]
+
+
+def affine(
+    x: torch.Tensor, *, shift_x: float = 0.0, shift_y: float = 0.0, angle: float = 0.0, scale: float = 1.0
+) -> torch.Tensor:
+    """A model input (N×C×H×W) moved by ``shift_x``/``shift_y`` pixels (right, down), rotated by ``angle``
+    degrees counter-clockwise as seen and scaled by ``scale`` about its centre; what comes in from outside
+    is 0 (an MNIST digit's black background). The identity returns ``x`` itself."""
+    if shift_x == 0 and shift_y == 0 and angle == 0 and scale == 1:
+        return x
+    if not (scale > 0 and np.isfinite(scale) and np.isfinite(angle) and np.isfinite(shift_x) and np.isfinite(shift_y)):
+        raise DataError(f"the transform must be finite with a positive scale, got scale {scale}, angle {angle}")
+    h, w = x.shape[-2:]
+    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+    inverse = np.array([[c, -s], [s, c]]) / scale  # output pixel offset → input pixel offset (y down)
+    to_unit = np.diag([2.0 / w, 2.0 / h])  # pixels → affine_grid's [-1, 1] coordinates
+    a = to_unit @ inverse @ np.linalg.inv(to_unit)
+    t = -a @ (to_unit @ np.array([shift_x, shift_y]))
+    theta = torch.tensor(np.concatenate([a, t[:, None]], 1), dtype=x.dtype)[None].expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

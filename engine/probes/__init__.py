@@ -6,9 +6,11 @@ its frame type in ``gui/views/__init__.py``. Nothing registers itself on import.
 
 from engine.probes.base import Probe, ProbeContext, ProbeInput
 from engine.probes.feature_maps import FeatureMaps
+from engine.probes.filters import Filters
 
 PROBES: list[Probe] = [
     FeatureMaps(),
+    Filters(),
 ]
 
 __all__ = ["PROBES", "Probe", "ProbeContext", "ProbeInput"]

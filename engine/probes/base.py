@@ -28,6 +28,16 @@ class ProbeInput:
 
 
 @dataclass(frozen=True)
+class LayerChoice:
+    """Which layers the layer-wise probes look at, as the user picked them (``ChooseLayers``)."""
+
+    layers: tuple[str, ...] | None = None  # feature maps of these nodes; None: every conv layer
+    after_activation: bool = False  # show a layer's maps after the activation (ReLU, ...) that follows it
+    filter_layer: str | None = None  # the conv layer whose filters are drawn; None: the first one
+    colour_filters: bool = True  # a first layer reading RGB drawn as colour patches
+
+
+@dataclass(frozen=True)
 class ProbeContext:
     """Everything a probe may look at. Read it; never train the model or keep references past the call."""
 
@@ -35,6 +45,7 @@ class ProbeContext:
     input: ProbeInput | None  # None when the chosen input does not fit the model
     classes: tuple[str, ...]  # the dataset's class names, in output order
     step: int  # the training step of the model's weights (0 before training)
+    layer_choice: LayerChoice = LayerChoice()
 
 
 class Probe(ABC):

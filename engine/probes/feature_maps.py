@@ -1,4 +1,5 @@
-"""What the model does to one input: feature maps of every conv layer and the top predictions."""
+"""What the model does to one input: the feature maps of the chosen layers (every conv layer unless the user
+picked others, before or after their activation) and the top predictions."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engine.explain.activations import activation_after, as_maps, layer_names, layer_type, record, top_k
 from engine.graph.model import GraphModel
-from engine.probes.base import Probe, ProbeContext
+from engine.probes.base import LayerChoice, Probe, ProbeContext
 from engine.runtime.events import Frame
 
 FEATURE_MAP_TYPES = ("conv2d",)
@@ -25,6 +27,9 @@ class LayerMaps:
     grid: tuple[int, int]  # rows, columns of the mosaic
     mosaic: np.ndarray  # float32, row-major; gaps between tiles are NaN
     levels: tuple[float, float]  # min and max of the activation, for the colour scale
+    kind: str = "conv2d"  # the node's layer type
+    recorded: str = ""  # the node whose output this is: ``node``, or the activation after it
+    maps: np.ndarray | None = None  # the activation as C×H×W float32, untiled (for export and tile levels)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class FeatureMapFrame(Frame):
     layers: tuple[LayerMaps, ...]
     predictions: tuple[tuple[str, float], ...]  # top classes with probabilities, best first
     label: str | None = None  # the true class, when known
+    layer_choices: tuple[tuple[str, str], ...] = ()  # every layer that can be shown: (node id, layer type)
+    choice: LayerChoice = LayerChoice()  # the user's layer choice these maps follow
+    classes: tuple[str, ...] = ()  # the dataset's class names, in output order (for class pickers)
 
 
 class FeatureMaps(Probe):
@@ -44,10 +52,26 @@ class FeatureMaps(Probe):
 
     def frame(self, context: ProbeContext) -> FeatureMapFrame:
         if context.input is None:  # nothing fits this model: an empty frame, so the viewer shows no stale maps
-            return FeatureMapFrame(context.step, NO_INPUT, np.zeros((1, 1), np.float32), (), ())
+            choices = tuple((n, layer_type(context.model, n)) for n in layer_names(context.model))
+            return FeatureMapFrame(
+                context.step,
+                NO_INPUT,
+                np.zeros((1, 1), np.float32),
+                (),
+                (),
+                layer_choices=choices,
+                choice=context.layer_choice,
+                classes=context.classes,
+            )
         probe = context.input
         return feature_map_frame(
-            context.model, probe.x, context.classes, step=context.step, source=probe.source, label=probe.label
+            context.model,
+            probe.x,
+            context.classes,
+            step=context.step,
+            source=probe.source,
+            label=probe.label,
+            choice=context.layer_choice,
         )
 
 
@@ -63,7 +87,13 @@ def tile(maps: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return mosaic, (rows, cols)
 
 
-@torch.no_grad()
+def shown_layers(model: GraphModel, choice: LayerChoice) -> list[str]:
+    """The nodes whose maps are shown: the user's pick (those the model has), else every conv layer."""
+    known = set(layer_names(model))
+    picked = [n for n in choice.layers or () if n in known]
+    return picked or model.nodes_of_type(*FEATURE_MAP_TYPES)
+
+
 def feature_map_frame(
     model: GraphModel,
     x: torch.Tensor,
@@ -72,19 +102,23 @@ def feature_map_frame(
     step: int,
     source: str,
     label: str | None = None,
-    top_k: int = 5,
+    top_k_count: int = 5,
+    choice: LayerChoice | None = None,
 ) -> FeatureMapFrame:
-    """x is one input, 1×C×H×W. Runs in eval mode and restores the model's mode afterwards."""
+    """x is one input, 1×C×H×W. Runs in eval mode through hooks that come off (``engine.explain.activations``)
+    and restores the model's mode afterwards."""
+    choice = choice or LayerChoice()
+    nodes = shown_layers(model, choice)
+    recorded_as = {n: (activation_after(model, n) if choice.after_activation else None) or n for n in nodes}
     was_training = model.training
     model.eval()
     try:
-        nodes = model.nodes_of_type(*FEATURE_MAP_TYPES)
-        out, recorded = model.forward_recording(x, nodes)
+        out, recorded = record(model, x, list(dict.fromkeys(recorded_as.values())))
     finally:
         model.train(was_training)
     layers = []
     for node in nodes:
-        maps = recorded[node][0].float().numpy()
+        maps = np.ascontiguousarray(as_maps(recorded[recorded_as[node]][0].float().numpy()))
         mosaic, grid = tile(maps)
         layers.append(
             LayerMaps(
@@ -93,12 +127,20 @@ def feature_map_frame(
                 grid,
                 mosaic,
                 (float(maps.min()), float(maps.max())),
+                layer_type(model, node),
+                recorded_as[node],
+                maps,
             )
         )
-    predictions: tuple[tuple[str, float], ...] = ()
-    if out.dim() == 2 and out.shape[1] == len(classes):
-        probs = torch.softmax(out[0].float(), 0)
-        top = torch.topk(probs, min(top_k, len(classes)))
-        predictions = tuple((classes[i], float(p)) for p, i in zip(top.values, top.indices))
     image = x[0].mean(0).float().numpy()  # channels averaged for display
-    return FeatureMapFrame(step, source, np.ascontiguousarray(image), tuple(layers), predictions, label)
+    return FeatureMapFrame(
+        step,
+        source,
+        np.ascontiguousarray(image),
+        tuple(layers),
+        top_k(out, classes, top_k_count),
+        label,
+        tuple((n, layer_type(model, n)) for n in layer_names(model)),
+        choice,
+        tuple(classes),
+    )

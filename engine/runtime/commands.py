@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.explain.dream import DreamSettings
+from engine.explain.maximize import MaximizeSettings, Objective
+from engine.probes.base import LayerChoice
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
 
@@ -67,6 +70,48 @@ class ProbeImage:
 
 
 @dataclass(frozen=True)
+class ChooseLayers:
+    """Which layers the layer-wise probes show (feature maps, filters); see ``engine.probes.base.LayerChoice``."""
+
+    choice: LayerChoice
+
+
+@dataclass(frozen=True)
+class TransformProbe:
+    """Shift (pixels of the model's input), rotate (degrees, counter-clockwise) and scale the probe input
+    before the probes see it: the invariance probe. The identity by default."""
+
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    angle: float = 0.0
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Maximize:
+    """Start a long job: the picture that most excites ``objective``; progress arrives as ``DreamFrame``s.
+    A job already running is cancelled first."""
+
+    objective: Objective
+    settings: MaximizeSettings = MaximizeSettings()
+
+
+@dataclass(frozen=True)
+class Dream:
+    """Start a long job: DeepDream on the probe input (noise when there is none) for ``layer`` (one ``channel``
+    of it, or the whole layer when None)."""
+
+    layer: str
+    channel: int | None = None
+    settings: DreamSettings = DreamSettings()
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """Stop the long job in progress (maximize, dream); its last picture stays, marked cancelled."""
+
+
+@dataclass(frozen=True)
 class Save:
     """Write the run folder (spec, weights, metrics) to ``run_dir``; a run already there is replaced only with
     ``force`` (a folder holding anything else, never)."""
@@ -80,5 +125,21 @@ class Quit:
     """End the worker's thread (after stopping any run); nothing after it is handled."""
 
 
-Command = LoadModel | Train | Pause | Resume | Step | Stop | ProbeSample | ProbeImage | Save | Quit
+Command = (
+    LoadModel
+    | Train
+    | Pause
+    | Resume
+    | Step
+    | Stop
+    | ProbeSample
+    | ProbeImage
+    | ChooseLayers
+    | TransformProbe
+    | Maximize
+    | Dream
+    | CancelJob
+    | Save
+    | Quit
+)
 ProbeChoice = ProbeSample | ProbeImage  # what the user chose to feed the probes

@@ -23,16 +23,23 @@ import torch
 
 from engine import probes as probe_registry
 from engine.data.datasets import Dataset, load_dataset
-from engine.data.images import image_input
+from engine.data.images import affine, image_input
 from engine.errors import LumenError
+from engine.explain.dream import dream_steps
+from engine.explain.jobs import Job, with_totals
+from engine.explain.maximize import maximize_steps
 from engine.graph import budget
 from engine.graph.model import GraphModel, build_model
 from engine.io.runs import save_run
-from engine.probes.base import Probe, ProbeContext, ProbeInput
+from engine.probes.base import LayerChoice, Probe, ProbeContext, ProbeInput
 from engine.probes.runner import ProbeRunner
 from engine.runtime.commands import (
+    CancelJob,
+    ChooseLayers,
     Command,
+    Dream,
     LoadModel,
+    Maximize,
     Pause,
     ProbeChoice,
     ProbeImage,
@@ -43,6 +50,7 @@ from engine.runtime.commands import (
     Step,
     Stop,
     Train,
+    TransformProbe,
 )
 from engine.runtime.events import EngineError, EpochMetrics, Event, Metrics, RunState, StatusChanged
 from engine.spec.model_spec import ModelSpec
@@ -71,6 +79,11 @@ class EngineWorker:
             ProbeSample: self._choose_probe_input,
             ProbeImage: self._choose_probe_input,
             Save: self._save,
+            ChooseLayers: self._choose_layers,
+            TransformProbe: self._transform_probe,
+            Maximize: self._maximize,
+            Dream: self._dream,
+            CancelJob: self._cancel_job_command,
         }
         # Everything below is touched only on the worker thread.
         self._state = RunState.IDLE
@@ -86,6 +99,9 @@ class EngineWorker:
         self._probe_choice: ProbeChoice = ProbeSample(0)
         self._probe_input: ProbeInput | None = None
         self._probes = ProbeRunner(probe_registry.PROBES if probes is None else probes)
+        self._layer_choice = LayerChoice()
+        self._transform = TransformProbe()  # the invariance probe's shift, rotation and scale
+        self._job: Job | None = None  # a long job (maximize, dream) run in slices between commands
 
     # ---- commands: safe to call from any thread, they return at once ------------------------------
     def start(self) -> None:
@@ -129,6 +145,17 @@ class EngineWorker:
     def save(self, run_dir: str | Path, force: bool = False) -> None:
         self.submit(Save(Path(run_dir), force))
 
+    def choose_layers(self, choice: LayerChoice) -> None:
+        self.submit(ChooseLayers(choice))
+
+    def transform_probe(
+        self, shift_x: float = 0.0, shift_y: float = 0.0, angle: float = 0.0, scale: float = 1.0
+    ) -> None:
+        self.submit(TransformProbe(shift_x, shift_y, angle, scale))
+
+    def cancel_job(self) -> None:
+        self.submit(CancelJob())
+
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop any run and end the thread; True if it ended within ``timeout`` seconds."""
         if self._thread.is_alive():
@@ -145,7 +172,7 @@ class EngineWorker:
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
         while True:
-            running = self._state is RunState.TRAINING
+            running = self._state is RunState.TRAINING or self._job is not None
             command: Command | None
             try:
                 command = self._commands.get_nowait() if running else self._commands.get()
@@ -157,7 +184,10 @@ class EngineWorker:
                 if command is not None:
                     self._handlers[type(command)](command)
                 elif running:
-                    self._advance()
+                    if self._job is not None:
+                        self._advance_job()
+                    if self._state is RunState.TRAINING:
+                        self._advance()
             except LumenError as exc:
                 self._fail(str(exc))
             except Exception as exc:  # a bug, not bad input: report it and keep the worker alive
@@ -187,6 +217,7 @@ class EngineWorker:
         data = self._data if self._data and self._data.name == command.dataset else load_dataset(command.dataset)
         if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run("stopped: a new model was loaded")
+        self._cancel_job()
         self._spec, self._model, self._data = spec, model, data
         self._history = []
         self._prepare_probe_input()
@@ -225,6 +256,11 @@ class EngineWorker:
                 choice.pixels, self._spec.input_shape, digits=self._data_fits() and self._data.name == "mnist"
             )
             self._probe_input = ProbeInput(x, choice.name)
+        if self._probe_input is not None and self._transform != TransformProbe():
+            t = self._transform
+            moved = affine(self._probe_input.x, shift_x=t.shift_x, shift_y=t.shift_y, angle=t.angle, scale=t.scale)
+            moved_by = f"shifted {t.shift_x:+g},{t.shift_y:+g} px, rotated {t.angle:+g}°, scaled ×{t.scale:g}"
+            self._probe_input = ProbeInput(moved, f"{self._probe_input.source} ({moved_by})", self._probe_input.label)
 
     def _train(self, command: Train) -> None:
         config = command.config
@@ -242,6 +278,7 @@ class EngineWorker:
         if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run("stopped: a new run began")
         torch.manual_seed(config.seed)
+        self._cancel_job()  # it was looking at the weights being replaced
         self._model = build_model(self._spec)  # a run starts from fresh weights
         self._config = config
         self._training = Training(self._model, self._data, config)
@@ -299,6 +336,80 @@ class EngineWorker:
         )
         self._emit(StatusChanged(self._state, f"saved the run to {command.run_dir}"))
 
+    def _choose_layers(self, command: ChooseLayers) -> None:
+        self._layer_choice = command.choice
+        self._run_probes(force=True)
+
+    def _transform_probe(self, command: TransformProbe) -> None:
+        affine(
+            torch.zeros(1, 1, 2, 2),
+            shift_x=command.shift_x,
+            shift_y=command.shift_y,
+            angle=command.angle,
+            scale=command.scale,
+        )  # refuses a bad one before anything changes
+        self._transform = command
+        self._prepare_probe_input()
+        self._run_probes(force=True)
+
+    # ---- long jobs: activation maximization, DeepDream ------------------------------------------------
+    def _maximize(self, command: Maximize) -> None:
+        if self._model is None:
+            raise LumenError("load a model before maximizing an activation")
+        steps = with_totals(maximize_steps(self._model, command.objective, command.settings), command.settings.steps)
+        self._start_job(
+            Job(
+                "activation maximization",
+                command.objective.describe(),
+                steps,
+                self._model,
+                class_index=command.objective.index if command.objective.kind == "class" else None,
+            )
+        )
+
+    def _dream(self, command: Dream) -> None:
+        if self._model is None or self._spec is None:
+            raise LumenError("load a model before dreaming")
+        if self._probe_input is not None:
+            start = self._probe_input.x.float()
+        else:  # nothing to dream on: a little grey noise
+            start = 0.5 + 0.1 * torch.randn(1, *self._spec.input_shape, generator=torch.Generator().manual_seed(0))
+        target = f"{'channel ' + str(command.channel) + ' of ' if command.channel is not None else ''}{command.layer}"
+        steps = dream_steps(self._model, start.clamp(0, 1), command.layer, command.channel, command.settings)
+        self._start_job(Job("deepdream", target, steps, self._model))
+
+    def _start_job(self, job: Job) -> None:
+        self._cancel_job()
+        self._job = job
+        self._emit(StatusChanged(self._state, f"{job.method}: {job.target}…"))
+        self._advance_job()  # the first slice now, so a bad objective is refused at once
+
+    def _advance_job(self) -> None:
+        job = self._job
+        if job is None:
+            return
+        try:
+            frame = job.advance(self._step_count)
+        except Exception:
+            self._job = None
+            raise
+        if frame is not None:
+            self._emit(frame)
+        if job.finished:
+            self._job = None
+            self._emit(StatusChanged(self._state, f"{job.method} of {job.target} finished"))
+
+    def _cancel_job(self) -> None:
+        job, self._job = self._job, None
+        if job is not None:
+            frame = job.cancel(self._step_count)
+            if frame is not None:
+                self._emit(frame)
+            self._emit(StatusChanged(self._state, f"{job.method} of {job.target} cancelled"))
+
+    def _cancel_job_command(self, _: CancelJob) -> None:
+        self._cancel_job()
+
     # ---- training -------------------------------------------------------------------------------
     def _advance(self, force_probes: bool = False) -> None:
         """One batch (or the epoch's evaluation), then the probes that are due."""
@@ -330,7 +441,9 @@ class EngineWorker:
     def _run_probes(self, *, force: bool) -> None:
         if self._model is None or self._data is None:
             return
-        context = ProbeContext(self._model, self._probe_input, self._data.classes, self._step_count)
+        context = ProbeContext(
+            self._model, self._probe_input, self._data.classes, self._step_count, layer_choice=self._layer_choice
+        )
         for event in self._probes.run(context, force=force, min_interval_s=self._config.frame_interval_s or 0.0):
             self._emit(event)
 

@@ -5,13 +5,19 @@ viewer pane hosts one view per entry and routes each frame to the view of its ty
 itself on import.
 """
 
+from engine.explain.jobs import DreamFrame
 from engine.probes.feature_maps import FeatureMapFrame
+from engine.probes.filters import FilterFrame
 from engine.runtime.events import Frame
 from gui.views.base import View
+from gui.views.dream import DreamView
 from gui.views.feature_maps import FeatureMapView
+from gui.views.filters import FilterView
 
 VIEWS: dict[type[Frame], type[View]] = {
     FeatureMapFrame: FeatureMapView,
+    FilterFrame: FilterView,
+    DreamFrame: DreamView,
 }
 
 __all__ = ["VIEWS", "View"]

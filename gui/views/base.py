@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
 from engine.runtime.events import Frame
@@ -17,9 +18,15 @@ class View(QWidget):
     """
 
     title: ClassVar[str] = "View"
+    # A worker command (a dataclass of engine.runtime.commands) the view's controls ask for; the window submits it.
+    command = Signal(object)
 
     def show_frame(self, frame: Frame) -> None:
         raise NotImplementedError
+
+    def observe(self, frame: Frame) -> None:
+        """Every frame the viewer receives, of any type, passes here first, so a view's pickers can follow the
+        model (its layers, its classes) before its own frames arrive. Default: nothing."""
 
     def caption(self, frame: Frame) -> str:
         """One line for the viewer's header while this view is on top (rich text allowed)."""
