@@ -3,8 +3,10 @@
     python main.py                      the window
     python main.py --self-test          open the window offscreen, train a step, render a frame, exit
     python main.py presets              list the model presets
+    python main.py datasets             list the built-in datasets
     python main.py summary MODEL [--input C,H,W]     layer table of a preset or a spec JSON file
-    python main.py train MODEL --data mnist --epochs N --out RUN_DIR
+    python main.py train MODEL [--data NAME|PATH] [--optimizer adam|adamw|sgd] [--schedule ...] [--device auto|cpu|cuda]
+                         --epochs N --out RUN_DIR     without --data, the preset's own dataset
     python main.py import MODEL WEIGHTS_FILE --out RUN_DIR     a run folder from a state dict
     python main.py export RUN_DIR --format torchscript|onnx|python|safetensors --out FILE
 
@@ -58,20 +60,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     commands.add_parser("presets", help="list the model presets")
+    commands.add_parser("datasets", help="list the built-in datasets")
     summary = commands.add_parser("summary", help="print a model's layer table")
     summary.add_argument("model", help="a preset name (see 'presets') or a model spec JSON file")
     summary.add_argument("--input", metavar="C,H,W", help="another input shape (one sample), e.g. 1,32,32")
     train = commands.add_parser("train", help="train a model headless and save the run")
     train.add_argument("model", help="a preset name or a model spec JSON file")
-    train.add_argument("--data", default="mnist", help="bundled dataset (default: mnist)")
+    train.add_argument(
+        "--data",
+        default=None,
+        help="a built-in dataset (see 'datasets'), an image folder, an IDX or a CSV file (default: the preset's)",
+    )
     train.add_argument("--epochs", type=int, default=5)  # TrainConfig.check says what is wrong
     train.add_argument(
         "--out", required=True, type=Path, help="run folder to write (new, empty, or with --force an existing run)"
     )
     train.add_argument("--force", action="store_true", help="replace the run already in --out")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default: 0.001)")
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
     train.add_argument("--batch-size", type=_whole(1, MAX_BATCH), default=64)
     train.add_argument("--seed", type=_whole(0, MAX_SEED), default=0)
+    train.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    train.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum (default: 0.9)")
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--schedule", choices=["none", "step", "cosine", "plateau"], default="none")
+    train.add_argument("--steps", type=_whole(0, 10**9), default=0, help="stop after N batches (0: every epoch)")
+    train.add_argument("--patience", type=_whole(0, 10**6), default=0, help="early stopping after N epochs (0: off)")
+    train.add_argument("--clip", type=float, default=0.0, help="clip the gradient norm to this (0: off)")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    train.add_argument(
+        "--objective",
+        default=None,
+        choices=["classification", "forecast", "seq2seq", "autoencoder", "rbm", "dbn", "dbm"],
+        help="what to minimise (default: the preset's, or what the data calls for)",
+    )
+    train.add_argument("--cd-k", type=_whole(1, 1000), default=1, help="Boltzmann machines: Gibbs steps (CD-k)")
+    train.add_argument("--pcd", action="store_true", help="Boltzmann machines: persistent chains (PCD-k)")
+    train.add_argument("--beta", type=float, default=1.0, help="VAE: weight of the KL term")
     imports = commands.add_parser("import", help="make a run folder from a .pth/.pt state dict or .safetensors")
     imports.add_argument("model", help="the preset name or model spec JSON file the weights belong to")
     imports.add_argument("weights", type=Path, help="a state dict: .pth/.pt (read weights-only) or .safetensors")
@@ -118,6 +142,14 @@ def _memory_warning(spec, nodes) -> str | None:
     except SpecError as exc:
         return str(exc)
     return None
+
+
+def cmd_datasets() -> None:
+    from engine.data.datasets import DATASETS  # imports neither torch nor numpy
+
+    width = max(len(name) for name in DATASETS)
+    for entry in DATASETS.values():
+        print(f"{entry.name:<{width}}  {entry.summary}")
 
 
 def cmd_summary(model: str, input_shape: str | None = None) -> None:
@@ -200,27 +232,50 @@ def with_input_shape(spec, shape: tuple[int, ...]):
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from engine.data.datasets import load_dataset
     from engine.graph import budget
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir, save_run
     from engine.io.untrusted import printable
     from engine.runtime.events import EpochMetrics, StepMetrics
-    from engine.training.loop import TrainConfig, Training
-    from engine.training.objective import check_objective
+    from engine.training.fit import load_run_data, plan_run
+    from engine.training.loop import TrainConfig, Training, resolve_device
 
     check_run_dir(args.out, args.force)  # before training, so a bad --out loses no work
     spec = load_model_arg(args.model)
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    config = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        patience=args.patience,
+        max_steps=args.steps,
+        clip_grad_norm=args.clip,
+        device=args.device,
+        objective=args.objective,
+        cd_k=args.cd_k,
+        persistent=args.pcd,
+        beta=args.beta,
+    )
     config.check()
-    data = load_dataset(args.data)
-    check_objective(spec, data)  # the model's output must be what the loss compares with the labels
+    device = resolve_device(config.device)
+    data, preferred = load_run_data(spec, args.data)
+    plan = plan_run(spec, data, config.objective, preferred)  # resized to the data; refused naming the node
+    if plan.changes:
+        _note(f"lumen: {printable(plan.line())}\n")
+    spec = plan.spec
     torch.manual_seed(config.seed)
     model = build_model(spec)  # refuses, before allocating, a model too big for this machine
     budget.check_model(model, min(config.batch_size, len(data.train_x)), training=True)
-    training = Training(model, data, config)
+    training = Training(model, data, config, plan.objective)
+    _note(
+        f"training {printable(spec.name)} on {printable(data.name)} ({plan.objective}, {config.optimizer}, {device})\n"
+    )
     history: list = []
-    info = {"dataset": data.name, "config": vars(config)}
+    info = {"dataset": data.name, "objective": plan.objective, "fitted": list(plan.changes), "config": vars(config)}
     began = time.monotonic()
     restore_signals = _stop_like_ctrl_c()  # SIGTERM now stops training as Ctrl-C does
     try:
@@ -341,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "presets":
             cmd_presets()
+        elif args.command == "datasets":
+            cmd_datasets()
         elif args.command == "summary":
             cmd_summary(args.model, args.input)
         elif args.command == "train":

@@ -159,6 +159,8 @@ class MainWindow(QMainWindow):
         self.step_action.triggered.connect(worker.step_once)
         self.stop_action.triggered.connect(worker.stop)
         self.viewer.probe_index_changed.connect(worker.probe_sample)
+        self.monitor.dataset_changed.connect(self._dataset_changed)
+        self.monitor.lr_changed.connect(worker.set_learning_rate)
         self.viewer.command.connect(worker.submit)
         self.viewer.image_dropped.connect(self._open_image)
         self.loader.loaded.connect(self._image_loaded)
@@ -172,11 +174,18 @@ class MainWindow(QMainWindow):
     def _model_chosen(self, spec) -> None:
         if self._is_builders_valid_spec(spec) and not self._defer(spec):
             self.monitor.clear()
-            self.bridge.worker.load_model(spec)
+            self.bridge.worker.load_model(spec, self.monitor.dataset_name())
 
     def _spec_edited(self, spec) -> None:
         if self._is_builders_valid_spec(spec) and not self._defer(spec):
-            self.bridge.worker.load_model(spec)  # the viewer shows the edited model (fresh weights)
+            self.bridge.worker.load_model(spec, self.monitor.dataset_name())  # the edited model, fresh weights
+
+    def _dataset_changed(self, dataset) -> None:
+        """Another dataset: the model is reloaded on it (resized to fit), now or, mid-run, for the next run."""
+        spec = self.builder.doc.spec
+        if self._is_builders_valid_spec(spec) and not self._defer(spec):
+            self.monitor.clear()
+            self.bridge.worker.load_model(spec, dataset)
 
     def _is_builders_valid_spec(self, spec) -> bool:
         """Only the spec the builder holds and finds valid may replace the engine's model (or wait as the next
@@ -194,7 +203,7 @@ class MainWindow(QMainWindow):
 
     def _train(self) -> None:
         if self.pending_spec is not None:  # worker commands run in order: load, then train
-            self.bridge.worker.load_model(self.pending_spec)
+            self.bridge.worker.load_model(self.pending_spec, self.monitor.dataset_name())
             self.pending_spec = None
             self.statusBar().clearMessage()
         config = self.monitor.config()

@@ -95,6 +95,59 @@ def read_json(path: str | Path, what: str = "JSON file", limit: int = MAX_JSON_B
         raise UnreadableFile(f"{shown(path.name)}: {exc}") from None
 
 
+MAX_CSV_BYTES = 64 * 2**20  # a million rows of a few columns
+MAX_CSV_COLUMNS = 1024
+
+
+def read_csv_numbers(path: str | Path, what: str = "CSV file", limit: int = MAX_CSV_BYTES) -> tuple[list[str], Any]:
+    """The column names (the header row, or ``column 1`` … when the first row is numbers) and the values as a
+    rows×columns float32 numpy array: every row as wide as the first, every value a finite number."""
+    import csv
+    import io
+
+    path = Path(path)
+    data = read_bytes(path, limit, what)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableFile(f"{shown(path.name)} is not a text file, so not a {what}") from None
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise UnreadableFile(f"{shown(path.name)}: {exc}") from None
+    if not rows:
+        raise UnreadableFile(f"{shown(path.name)} holds no rows")
+    width = len(rows[0])
+    if width > MAX_CSV_COLUMNS:
+        raise UnreadableFile(f"{shown(path.name)} has {width:,} columns, more than {MAX_CSV_COLUMNS:,}")
+
+    def number(cell: str) -> float | None:
+        try:
+            value = float(cell)
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
+    header = None if all(number(c) is not None for c in rows[0]) else [printable(c.strip()) for c in rows[0]]
+    body = rows[1:] if header is not None else rows
+    values = np.empty((len(body), width), dtype=np.float32)
+    for i, row in enumerate(body):
+        if len(row) != width:
+            raise UnreadableFile(
+                f"{shown(path.name)}: row {i + 1 + (header is not None)} has {len(row)} values, not {width}"
+            )
+        for j, cell in enumerate(row):
+            value = number(cell)
+            if value is None:
+                shown_cell = printable(cell[:12]) + ("…" if len(cell) > 12 else "")
+                raise UnreadableFile(
+                    f"{shown(path.name)}: row {i + 1 + (header is not None)}, column {j + 1}: "
+                    f"{shown_cell!r} is not a finite number"
+                )
+            values[i, j] = value
+    return header or [f"column {j + 1}" for j in range(width)], values
+
+
 def parse_json(text: str) -> Any:
     """``json.loads`` with a depth limit, integers within int64 and finite numbers only."""
     if not text.strip():

@@ -5,8 +5,8 @@ so their output is a reconstruction comparable with the input; they differ in th
 node for the denoising one). The penalties a sparse or contractive AE and a VAE add to the loss live on
 the ``bottleneck`` / ``variational_bottleneck`` modules (``penalty()``, ``kl()``) for training to add.
 
-The Boltzmann machines are chains of ``rbm`` nodes; they build and run (p(h|v) upwards) but are trained
-by contrastive divergence, not back-propagation, so their training comes later.
+The Boltzmann machines are chains of ``rbm`` nodes; they build and run (p(h|v) upwards) and are trained by
+contrastive divergence (``engine.training.objectives``: the ``rbm``, ``dbn`` and ``dbm`` objectives).
 """
 
 from __future__ import annotations
@@ -139,12 +139,31 @@ def dbm() -> ModelSpec:
 
 
 GENERATIVE_PRESETS: list[Preset] = [
-    Preset("ae_undercomplete", "Undercomplete autoencoder: 784-256-32-256-784, MNIST reconstruction", ae_undercomplete),
-    Preset("ae_sparse", "Sparse autoencoder: 128-unit ReLU code with an L1 penalty", ae_sparse),
-    Preset("ae_contractive", "Contractive autoencoder: 128 sigmoid units, Jacobian penalty", ae_contractive),
-    Preset("ae_denoising", "Denoising autoencoder: 25% masking noise in, clean digit out", ae_denoising),
-    Preset("vae", "Variational autoencoder: 16-dimensional Gaussian latent, reparameterised", vae),
-    Preset("rbm", "Restricted Boltzmann machine: 784 visible, 128 hidden (Bernoulli)", rbm),
-    Preset("dbn", "Deep belief net: RBMs 784-256-64, trained greedily", dbn),
-    Preset("dbm", "Deep Boltzmann machine: 784-256-64, one undirected machine", dbm),
+    Preset(
+        "ae_undercomplete",
+        "Undercomplete autoencoder: 784-256-32-256-784, MNIST reconstruction",
+        ae_undercomplete,
+        objective="autoencoder",
+    ),
+    Preset(
+        "ae_sparse", "Sparse autoencoder: 128-unit ReLU code with an L1 penalty", ae_sparse, objective="autoencoder"
+    ),
+    Preset(
+        "ae_contractive",
+        "Contractive autoencoder: 128 sigmoid units, Jacobian penalty",
+        ae_contractive,
+        objective="autoencoder",
+    ),
+    Preset(
+        "ae_denoising",
+        "Denoising autoencoder: 25% masking noise in, clean digit out",
+        ae_denoising,
+        objective="autoencoder",
+    ),
+    Preset(
+        "vae", "Variational autoencoder: 16-dimensional Gaussian latent, reparameterised", vae, objective="autoencoder"
+    ),
+    Preset("rbm", "Restricted Boltzmann machine: 784 visible, 128 hidden (Bernoulli)", rbm, objective="rbm"),
+    Preset("dbn", "Deep belief net: RBMs 784-256-64, trained greedily", dbn, objective="dbn"),
+    Preset("dbm", "Deep Boltzmann machine: 784-256-64, one undirected machine", dbm, objective="dbm"),
 ]

@@ -122,11 +122,37 @@ def _summary(family: str, io: str) -> str:
     return f"{title} {io.replace('_', '-')}: {fmt(input_shape)} in, {output} out"
 
 
+# io type -> (dataset, loader options, objective) each preset trains on by default; fitting to the data
+# (engine.training.fit) resizes the input and the head. Many-to-many: unidirectional models forecast sine waves,
+# the LSTM and the bidirectional ones tag bracket depth (a forecaster must not see the future).
+DEFAULT_DATA: dict[str, tuple[str, dict[str, Any], str]] = {
+    "one_to_one": ("text", {"steps": 1, "target": "next"}, "classification"),  # a bigram model of characters
+    "one_to_many": ("sine", {"form": "generate"}, "forecast"),  # a wave's parameters in, the wave out
+    "many_to_one": ("recall", {}, "classification"),
+    "many_to_many": ("sine", {}, "forecast"),
+}
+
+
+def _default_data(family: str, io: str) -> dict[str, Any]:
+    dataset, options, objective = DEFAULT_DATA[io]
+    if io == "many_to_many" and (family == "lstm" or FAMILIES[family][1]):
+        dataset, options, objective = "brackets", {}, "classification"
+    if io == "many_to_one" and family == "gru":
+        dataset, options, objective = "adding", {}, "forecast"
+    return {"dataset": dataset, "data_options": options, "objective": objective}
+
+
 SEQUENCE_PRESETS: list[Preset] = [
     *(
-        Preset(f"{family}_{io}", _summary(family, io), partial(sequence_model, family, io))
+        Preset(f"{family}_{io}", _summary(family, io), partial(sequence_model, family, io), **_default_data(family, io))
         for family in FAMILIES
         for io in IO_TYPES
     ),
-    Preset("lstm_encoder_decoder", f"LSTM encoder–decoder: {STEPS}×{FEATURES} in, 10×{OUTPUTS} out", encoder_decoder),
+    Preset(
+        "lstm_encoder_decoder",
+        f"LSTM encoder–decoder: {STEPS}×{FEATURES} in, 10×{OUTPUTS} out",
+        encoder_decoder,
+        dataset="reverse",
+        objective="seq2seq",
+    ),
 ]

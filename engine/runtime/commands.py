@@ -21,10 +21,11 @@ from engine.training.loop import TrainConfig
 
 @dataclass(frozen=True)
 class LoadModel:
-    """Build ``spec`` with fresh weights on ``dataset``; stops a run in progress."""
+    """Build ``spec`` with fresh weights on ``dataset`` (a built-in name or a path; None: the preset's default
+    data), resized to fit it (engine.training.fit); stops a run in progress."""
 
     spec: ModelSpec
-    dataset: str = "mnist"
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ class Train:
     """Start a run from fresh weights."""
 
     config: TrainConfig
+
+
+@dataclass(frozen=True)
+class SetLearningRate:
+    """Change the running (or paused) run's learning rate from the next batch on."""
+
+    lr: float
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,7 @@ Command = (
     | Maximize
     | Dream
     | CancelJob
+    | SetLearningRate
     | Save
     | Quit
 )

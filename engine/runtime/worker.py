@@ -10,6 +10,7 @@ and joins the thread; nothing is ever killed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -22,9 +23,9 @@ import numpy as np
 import torch
 
 from engine import probes as probe_registry
-from engine.data.datasets import Dataset, load_dataset
+from engine.data.datasets import Dataset
 from engine.data.images import affine, image_input
-from engine.errors import LumenError
+from engine.errors import LumenError, SpecError
 from engine.explain.dream import dream_steps
 from engine.explain.jobs import Job, with_totals
 from engine.explain.maximize import maximize_steps
@@ -47,6 +48,7 @@ from engine.runtime.commands import (
     Quit,
     Resume,
     Save,
+    SetLearningRate,
     Step,
     Stop,
     Train,
@@ -55,8 +57,8 @@ from engine.runtime.commands import (
 from engine.runtime.events import EngineError, EpochMetrics, Event, Metrics, RunState, StatusChanged
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
+from engine.training.fit import FitReport, default_data, load_run_data, plan_run
 from engine.training.loop import TrainConfig, Training
-from engine.training.objective import check_objective
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class EngineWorker:
             ProbeSample: self._choose_probe_input,
             ProbeImage: self._choose_probe_input,
             Save: self._save,
+            SetLearningRate: self._set_learning_rate,
             ChooseLayers: self._choose_layers,
             TransformProbe: self._transform_probe,
             Maximize: self._maximize,
@@ -90,6 +93,10 @@ class EngineWorker:
         self._spec: ModelSpec | None = None
         self._model: GraphModel | None = None
         self._data: Dataset | None = None
+        self._data_key: tuple[str, str] | None = None  # (model's default data or the chosen one, its options)
+        self._preferred: str | None = None  # the preset's objective
+        self._plan: FitReport | None = None  # the model fitted to the data; None if it cannot train on it
+        self._unfit = ""  # why not
         self._training: Training | None = None
         self._steps: Iterator[Metrics] | None = None
         self._config = TrainConfig()
@@ -116,7 +123,8 @@ class EngineWorker:
             )
         self._commands.put(command)
 
-    def load_model(self, spec: ModelSpec, dataset: str = "mnist") -> None:
+    def load_model(self, spec: ModelSpec, dataset: str | None = None) -> None:
+        """Load ``spec`` on ``dataset`` (a built-in name or a path; None: the preset's default data)."""
         self.submit(LoadModel(spec, dataset))
 
     def train(self, config: TrainConfig) -> None:
@@ -141,6 +149,9 @@ class EngineWorker:
     def probe_image(self, pixels: np.ndarray, name: str) -> None:
         """Feed the probes a user's picture (decoded pixels, H×W[×C] uint8)."""
         self.submit(ProbeImage(pixels, name))
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.submit(SetLearningRate(float(lr)))
 
     def save(self, run_dir: str | Path, force: bool = False) -> None:
         self.submit(Save(Path(run_dir), force))
@@ -213,32 +224,45 @@ class EngineWorker:
     # ---- command handlers (worker thread) ----------------------------------------------------------
     def _load(self, command: LoadModel) -> None:
         spec = command.spec
-        model = build_model(spec)  # raises SpecError before anything changes
-        data = self._data if self._data and self._data.name == command.dataset else load_dataset(command.dataset)
+        build_model(spec)  # raises SpecError before anything changes
+        data = self._dataset_for(spec, command.dataset)  # loaded or generated here, on the worker's thread
+        try:
+            plan: FitReport | None = plan_run(spec, data, preferred=self._preferred)
+            unfit = ""
+        except SpecError as exc:
+            plan, unfit = None, str(exc)
+        model = build_model(plan.spec) if plan is not None else build_model(spec)
         if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run("stopped: a new model was loaded")
         self._cancel_job()
-        self._spec, self._model, self._data = spec, model, data
+        self._spec = plan.spec if plan is not None else spec
+        self._model, self._data, self._plan, self._unfit = model, data, plan, unfit
         self._history = []
         self._prepare_probe_input()
         self._probes.reset()
-        if self._data_fits():
-            self._set_state(RunState.IDLE, f"{spec.name} loaded on {data.name}")
+        if plan is not None:
+            fitted = f"; {plan.line()}" if plan.changes else ""
+            self._set_state(RunState.IDLE, f"{spec.name} loaded on {data.name} ({plan.objective}){fitted}")
         else:
             self._set_state(
-                RunState.IDLE,
-                f"{spec.name} loaded; it takes {fmt(spec.input_shape)} inputs, which "
-                f"the bundled {data.name} samples ({fmt(data.input_shape)}) do not "
-                f"fit: it can be inspected but not trained on them",
+                RunState.IDLE, f"{spec.name} loaded; it can be inspected but not trained on {data.name}: {unfit}"
             )
         self._run_probes(force=True)
 
+    def _dataset_for(self, spec: ModelSpec, dataset: str | None) -> Dataset:
+        """The data for ``spec``: the one already loaded if it is the same, else loaded now."""
+        choice = default_data(spec)
+        name = dataset or choice.dataset
+        key = (name, repr(sorted(choice.options.items())) if name == choice.dataset else "")
+        self._preferred = choice.objective
+        if self._data is not None and self._data_key == key:
+            return self._data
+        data, _ = load_run_data(spec, dataset)
+        self._data_key = key
+        return data
+
     def _data_fits(self) -> bool:
-        return (
-            self._data is not None
-            and self._spec is not None
-            and tuple(self._data.input_shape) == tuple(self._spec.input_shape)
-        )
+        return self._data is not None and self._spec is not None and self._plan is not None
 
     def _prepare_probe_input(self) -> None:
         """Turn the user's probe choice into an input for the current model, if it can be one."""
@@ -248,9 +272,10 @@ class EngineWorker:
             return
         if isinstance(choice, ProbeSample) and self._data_fits():
             data, index = self._data, choice.index % len(self._data.val_x)
-            self._probe_input = ProbeInput(
-                data.val_x[index : index + 1], f"validation digit #{index}", data.classes[data.val_y[index]]
-            )
+            target = data.val_y[index]
+            label = data.classes[int(target)] if target.ndim == 0 and data.classes else None
+            what = "digit" if data.name == "mnist" else "sample"
+            self._probe_input = ProbeInput(data.val_x[index : index + 1], f"validation {what} #{index}", label)
         elif isinstance(choice, ProbeImage) and len(self._spec.input_shape) == 3:
             x = image_input(
                 choice.pixels, self._spec.input_shape, digits=self._data_fits() and self._data.name == "mnist"
@@ -267,12 +292,13 @@ class EngineWorker:
         if self._model is None or self._spec is None or self._data is None:
             raise LumenError("load a model before training")
         config.check()
-        if not self._data_fits():
-            raise LumenError(
-                f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs; the bundled "
-                f"{self._data.name} samples are {fmt(self._data.input_shape)}, so it cannot train on them"
-            )
-        check_objective(self._spec, self._data)  # refusals leave the current run as it is
+        if self._plan is None:
+            raise LumenError(f"{self._spec.name} cannot train on {self._data.name}: {self._unfit}")
+        if config.objective and config.objective != self._plan.objective:
+            plan_run(self._spec, self._data, config.objective)  # refusals leave the current run as it is
+        if config.device == "auto":
+            # The live views read the model on the CPU; the GUI trains there unless a device is chosen.
+            config = dataclasses.replace(config, device="cpu")
         with torch.device("meta"):
             budget.check_model(build_model(self._spec), min(config.batch_size, len(self._data.train_x)), training=True)
         if self._state in (RunState.TRAINING, RunState.PAUSED):
@@ -281,13 +307,20 @@ class EngineWorker:
         self._cancel_job()  # it was looking at the weights being replaced
         self._model = build_model(self._spec)  # a run starts from fresh weights
         self._config = config
-        self._training = Training(self._model, self._data, config)
+        self._training = Training(self._model, self._data, config, config.objective or self._plan.objective)
         self._steps = self._training.steps()
         self._history = []
         self._set_state(
             RunState.TRAINING,
-            f"training {self._spec.name}: {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}",
+            f"training {self._spec.name} on {self._data.name} ({self._training.objective.name}): "
+            f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}",
         )
+
+    def _set_learning_rate(self, command: SetLearningRate) -> None:
+        if self._training is None or self._state not in (RunState.TRAINING, RunState.PAUSED):
+            raise LumenError("there is no run whose learning rate could change")
+        self._training.set_lr(command.lr)
+        self._emit(StatusChanged(self._state, f"learning rate {command.lr:g} from step {self._step_count + 1}"))
 
     def _pause(self, _: Pause) -> None:
         if self._state is RunState.TRAINING:

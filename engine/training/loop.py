@@ -1,11 +1,18 @@
-"""Training as a plain loop that advances one batch per ``next()``; the caller decides when to pause."""
+"""Training as a plain loop that advances one batch per ``next()``; the caller decides when to pause.
+
+What is minimised comes from the objective (``engine.training.objectives``); how, from the config: the optimiser
+(SGD with momentum, Adam, AdamW), a schedule (step, cosine, plateau), gradient clipping, early stopping (which
+puts back the best epoch's weights), the device and the seed. Every step's and epoch's values are named by the
+objective (``loss`` and its terms).
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,82 +21,153 @@ from engine.data.datasets import Dataset
 from engine.errors import LumenError
 from engine.graph.model import GraphModel
 from engine.runtime.events import EpochMetrics, StepMetrics
+from engine.training.config import TrainConfig
+from engine.training.objectives import Objective, choose_objective, make_objective
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 5
-    lr: float = 1e-3
-    batch_size: int = 64
-    seed: int = 0
-    # While training no probe runs more often than this; None: each probe's own interval (feature maps: 0.1 s).
-    frame_interval_s: float | None = None
-
-    def check(self) -> None:
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise LumenError(f"epochs must be a whole number ≥ 1, got {self.epochs}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LumenError(f"learning rate must be a positive number, got {self.lr}")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise LumenError(f"batch size must be a whole number ≥ 1, got {self.batch_size}")
-        if self.frame_interval_s is not None and not self.frame_interval_s >= 0:
-            raise LumenError(f"the frame interval must be a number of seconds ≥ 0, got {self.frame_interval_s}")
+__all__ = ["NonFiniteLoss", "TrainConfig", "Training", "evaluate", "resolve_device"]
 
 
 class NonFiniteLoss(LumenError):
     pass
 
 
-class Training:
-    """One run of Adam on cross-entropy. Iterate ``steps()``; each item is one batch's or epoch's metrics,
-    named ``loss`` (mean cross-entropy) and ``accuracy`` (share of correct top-1 predictions)."""
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when present, else the CPU; a device asked for but missing is refused."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LumenError(f"device {name!r} was asked for, but this machine has no CUDA device (use cpu or auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise LumenError("device 'mps' was asked for, but this machine has none (use cpu or auto)")
+    return torch.device(name)
 
-    def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig):
+
+def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    """Stepped once per epoch (plateau: with the validation loss)."""
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_epochs, gamma=config.gamma)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=1)
+    return None
+
+
+class Training:
+    """One run. Iterate ``steps()``; each item is one batch's or epoch's metrics, named by the objective
+    (classification: ``loss``, mean cross-entropy, and ``accuracy``, the share of correct top-1 predictions)."""
+
+    def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig, objective: str | None = None):
         config.check()
-        if tuple(data.input_shape) != tuple(model.spec.input_shape):
-            raise LumenError(
-                f"the model takes {tuple(model.spec.input_shape)} inputs but {data.name} "
-                f"has {tuple(data.input_shape)} samples"
-            )
+        self.device = resolve_device(config.device)
         self.model, self.data, self.config = model, data, config
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        self.loss_fn = nn.CrossEntropyLoss()
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)  # batch order, on the CPU
+        sampler = torch.Generator(device=self.device).manual_seed(config.seed)  # the objective's noise
+        name = choose_objective(objective or config.objective, data, model.spec)
+        self.objective: Objective = make_objective(name, model, data, config, sampler)  # SpecError if unfit
+        model.to(self.device)
+        self.optimizer = make_optimizer(model.parameters(), config)
+        self.schedule = make_schedule(self.optimizer, config)
         self.steps_per_epoch = math.ceil(len(data.train_x) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
+        if config.max_steps:
+            self.total_steps = min(self.total_steps, config.max_steps)
         self.step = 0
+        self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # val loss, epoch, weights
+        self.stopped_early_at: int | None = None
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate now (a schedule goes on from the new value)."""
+        if not (lr > 0 and math.isfinite(lr)):
+            raise LumenError(f"learning rate must be a positive number, got {lr}")
+        scale = lr / self.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.schedule is not None and hasattr(self.schedule, "base_lrs"):
+            self.schedule.base_lrs = [base * scale for base in self.schedule.base_lrs]
 
     def steps(self) -> Iterator[StepMetrics | EpochMetrics]:
-        x_all, y_all = self.data.train_x, self.data.train_y
+        try:
+            yield from self._steps()
+        finally:
+            self.objective.close()
+
+    def _steps(self) -> Iterator[StepMetrics | EpochMetrics]:
+        x_all, y_all = self.data.train_x.to(self.device), self.data.train_y.to(self.device)
         for epoch in range(1, self.config.epochs + 1):
-            order = torch.randperm(len(x_all), generator=self.generator)
-            losses, correct = [], 0
+            order = torch.randperm(len(x_all), generator=self.generator).to(self.device)
+            sums: dict[str, float] = {}
+            seen = 0
             for start in range(0, len(order), self.config.batch_size):
+                if self.step >= self.total_steps:
+                    break  # max_steps reached: this part epoch is validated and the run ends
                 began = time.perf_counter()
                 batch = order[start : start + self.config.batch_size]
-                loss, hits = self._train_batch(x_all[batch], y_all[batch], epoch)
-                losses.append(loss * len(batch))
-                correct += hits
+                values = self._train_batch(x_all[batch], y_all[batch], epoch)
+                for name, value in values.items():
+                    sums[name] = sums.get(name, 0.0) + value * len(batch)
+                seen += len(batch)
                 self.step += 1
+                if self.schedule is not None:
+                    values = {**values, "lr": self.lr}
                 yield StepMetrics(
                     self.step,
                     self.total_steps,
                     epoch,
-                    {"loss": loss, "accuracy": hits / len(batch)},
+                    values,
                     len(batch) / max(time.perf_counter() - began, 1e-9),
                 )
-            val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y)
-            yield EpochMetrics(
-                epoch,
-                self.step,
-                {"loss": sum(losses) / len(x_all), "accuracy": correct / len(x_all)},
-                {"loss": val_loss, "accuracy": val_acc},
-            )
+            val = self.validate()
+            yield EpochMetrics(epoch, self.step, {name: total / max(seen, 1) for name, total in sums.items()}, val)
+            self._after_epoch(epoch, val.get("loss", math.nan))
+            if self.stopped_early_at is not None or self.step >= self.total_steps:
+                return
 
-    def _train_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[float, int]:
+    def _after_epoch(self, epoch: int, val_loss: float) -> None:
+        if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.schedule.step(val_loss)
+        elif self.schedule is not None:
+            self.schedule.step()
+        if self.config.patience <= 0 or not math.isfinite(val_loss):
+            return
+        if self.best is None or val_loss < self.best[0]:
+            self.best = (val_loss, epoch, copy.deepcopy(self.model.state_dict()))
+        elif epoch - self.best[1] >= self.config.patience:
+            self.model.load_state_dict(self.best[2])  # early stopping keeps the best epoch's weights
+            self.stopped_early_at = epoch
+
+    def validate(self, batch_size: int = 500) -> dict[str, float]:
+        """The objective's named values over the validation set, in eval mode (the model's mode is restored)."""
+        x_all, y_all = self.data.val_x, self.data.val_y
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            sums: dict[str, float] = {}
+            for start in range(0, len(x_all), batch_size):
+                x = x_all[start : start + batch_size].to(self.device)
+                y = y_all[start : start + batch_size].to(self.device)
+                for name, value in self.objective.evaluate(x, y).items():
+                    sums[name] = sums.get(name, 0.0) + value * len(x)
+            return {name: total / max(len(x_all), 1) for name, total in sums.items()}
+        finally:
+            self.model.train(was_training)
+
+    def _train_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> dict[str, float]:
         self.model.train()
-        logits = self.model(x)
-        loss = self.loss_fn(logits, y)
+        self.objective.progress = self.step / max(self.total_steps, 1)
+        loss, values = self.objective.loss(x, y)
         if not torch.isfinite(loss):
             # Checked before the update, so the weights stay those of the last good step.
             raise NonFiniteLoss(
@@ -98,8 +176,10 @@ class Training:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.config.clip_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
         self.optimizer.step()
-        return loss.item(), int((logits.argmax(1) == y).sum())
+        return values
 
 
 @torch.no_grad()

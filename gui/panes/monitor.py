@@ -13,11 +13,25 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
+from engine.data.datasets import DATASETS
 from engine.runtime.events import EpochMetrics, StepMetrics
-from engine.training.loop import TrainConfig
+from engine.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+
+DEFAULT_DATA = "the model's own"  # the dataset box's first entry: the preset's default data
+DEVICES = ("auto", "cpu", "cuda")
 
 CURVE_REDRAW_MS = 200  # curves grow smoothly at 5 Hz; redrawing axes and curves is the GUI's costliest work
 SMOOTHING = 0.9  # exponential moving average of the per-batch curves, as TensorBoard's slider does
@@ -107,20 +121,41 @@ def _headline_first(values: Mapping[str, float]) -> list[tuple[str, float]]:
 
 
 class MonitorPane(QWidget):
+    dataset_changed = Signal(object)  # a built-in dataset's name, or None for the model's own
+    lr_changed = Signal(float)  # "Apply now": the running run's learning rate
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         defaults = TrainConfig()
         self.epochs = QSpinBox(minimum=1, maximum=1000, value=defaults.epochs)
         self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=10.0, singleStep=1e-4, value=defaults.lr)
+        self.apply_lr = QPushButton("Apply now", toolTip="Change the learning rate of the run in progress")
+        self.apply_lr.clicked.connect(lambda: self.lr_changed.emit(self.lr.value()))
+        self.dataset = QComboBox(toolTip="What the model trains on; it is resized to fit the data")
+        self.dataset.addItems([DEFAULT_DATA, *DATASETS])
+        self.dataset.currentIndexChanged.connect(lambda _: self.dataset_changed.emit(self.dataset_name()))
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(list(OPTIMIZERS))
+        self.schedule = QComboBox(toolTip="How the learning rate changes over the epochs")
+        self.schedule.addItems(list(SCHEDULES))
+        self.device = QComboBox(toolTip="auto: the CPU here (the live views read the model there); cuda: the GPU")
+        self.device.addItems(list(DEVICES))
         self.batch_size = QSpinBox(minimum=1, maximum=4096, value=defaults.batch_size)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=defaults.seed)
         self.readout = QLabel("Not trained yet.")
 
         settings = QFormLayout()
+        settings.addRow("Data", self.dataset)
         settings.addRow("Epochs", self.epochs)
-        settings.addRow("Learning rate (Adam)", self.lr)
+        lr_row = QHBoxLayout()
+        lr_row.addWidget(self.lr, 1)
+        lr_row.addWidget(self.apply_lr)
+        settings.addRow("Learning rate", lr_row)
+        settings.addRow("Optimizer", self.optimizer)
+        settings.addRow("Schedule", self.schedule)
         settings.addRow("Batch size", self.batch_size)
         settings.addRow("Seed", self.seed)
+        settings.addRow("Device", self.device)
         header = QHBoxLayout()
         header.addLayout(settings)
         header.addWidget(self.readout, 1)
@@ -136,8 +171,18 @@ class MonitorPane(QWidget):
 
     def config(self) -> TrainConfig:
         return TrainConfig(
-            epochs=self.epochs.value(), lr=self.lr.value(), batch_size=self.batch_size.value(), seed=self.seed.value()
+            epochs=self.epochs.value(),
+            lr=self.lr.value(),
+            batch_size=self.batch_size.value(),
+            seed=self.seed.value(),
+            optimizer=self.optimizer.currentText(),
+            schedule=self.schedule.currentText(),
+            device=self.device.currentText(),
         )
+
+    def dataset_name(self) -> str | None:
+        """The chosen built-in dataset, or None for the model's own (its preset's default)."""
+        return None if self.dataset.currentIndex() == 0 else self.dataset.currentText()
 
     def _plot(self, name: str) -> MetricPlot:
         """The plot of metric ``name``, made (below the others, sharing their x-axis) the first time."""

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from engine.presets import get_preset
+from engine.spec.model_spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -239,18 +240,35 @@ def test_paths_that_are_not_regular_files(tmp_path):
 # ---- 6. outputs that do not fit the objective -------------------------------------------------------------------
 
 
-def test_models_whose_output_does_not_fit_the_loss(tmp_path):
+def test_models_that_cannot_fit_the_data_are_refused_naming_the_node(tmp_path):
+    # A head of the wrong size is resized to the data (engine.training.fit); what cannot be resized is refused.
+    tabular = ModelSpec.sequential("tabular", (8,), [("fc", "linear", {"out_features": 3})]).to_dict()
     one_line_error(
-        lumen("train", "ae_undercomplete", "--out", tmp_path / "ae"),
-        "reshape: the model outputs a 1×28×28 tensor per sample, but training on mnist needs 10 class scores",
+        lumen("train", write_spec(tmp_path / "tabular.json", tabular), "--data", "mnist", "--out", tmp_path / "t"),
+        "tabular.json: input: the model takes 8 inputs, but mnist has 1×28×28 samples",
     )
+    one_line_error(
+        lumen("train", "lenet5", "--data", "sine", "--out", tmp_path / "s"),
+        "input: the model takes 1×28×28 inputs, but sine has 40×1 samples",
+    )
+    assert not (tmp_path / "t").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_head_of_the_wrong_size_is_resized_and_said_in_one_line(tmp_path):
     five = lenet()
     five["nodes"][-1]["params"]["out_features"] = 5
-    one_line_error(
-        lumen("train", write_spec(tmp_path / "five.json", five), "--out", tmp_path / "five"),
-        "five.json: fc3: the model outputs 5 values per sample",
+    result = lumen(
+        "train",
+        write_spec(tmp_path / "five.json", five),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "500",
+        "--out",
+        tmp_path / "r",
     )
-    assert not (tmp_path / "ae").exists() and not (tmp_path / "five").exists()
+    assert result.returncode == 0, result.stderr
+    assert "lumen: fitted to the data: fc3 out_features 5 → 10\n" in result.stderr
 
 
 # ---- 7. a bad --out is noticed before training; 10. no silent overwrites ---------------------------------------------

@@ -224,9 +224,10 @@ def test_outputs_that_do_not_fit_the_loss_are_refused():
     from engine.data.datasets import load_mnist
 
     data = load_mnist()
-    check_objective(get_preset("lenet5"), data)
+    assert check_objective(get_preset("lenet5"), data) == "classification"
+    assert check_objective(get_preset("ae_undercomplete"), data) == "autoencoder"  # its code node says so
     with pytest.raises(SpecError, match=r"outputs a 1×28×28 tensor per sample, but training on mnist needs 10 "):
-        check_objective(get_preset("ae_undercomplete"), data)
+        check_objective(get_preset("ae_undercomplete"), data, objective="classification")
     five = lenet_dict()
     five["nodes"][-1]["params"]["out_features"] = 5
     with pytest.raises(SpecError) as caught:
@@ -430,9 +431,10 @@ def test_the_worker_refuses_models_too_big_or_unfit_for_the_loss(monkeypatch):
         raise AssertionError("no EngineError")
 
     try:
-        worker.load_model(get_preset("ae_undercomplete"))
+        # An autoencoder trains (on its reconstruction); a model for 8-number vectors cannot fit 1×28×28 digits.
+        worker.load_model(ModelSpec.sequential("tabular", (8,), [("fc", "linear", {"out_features": 3})]), "mnist")
         worker.train(TrainConfig(epochs=1))
-        assert "reshape: the model outputs a 1×28×28 tensor per sample" in next_error()
+        assert "input: the model takes 8 inputs, but mnist has 1×28×28 samples" in next_error()
         monkeypatch.setenv("LUMEN_MEMORY_LIMIT", "64K")  # LeNet-5's weights alone are 247 KB
         worker.load_model(get_preset("lenet5"))
         assert "more than Lumen's limit, 64.0 KiB (LUMEN_MEMORY_LIMIT)" in next_error()

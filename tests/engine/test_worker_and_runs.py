@@ -144,7 +144,7 @@ def test_models_that_do_not_fit_the_data_are_inspected_not_trained(worker):
     empty = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and not e.layers)  # no stale digit maps
     assert empty.source.startswith("no input")
     worker.train(TrainConfig(epochs=1))
-    assert "cannot train on them" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
+    assert "cannot train on mnist" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
     worker.probe_image(np.full((20, 20), 128, np.uint8), "grey.png")
     assert "not images" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
 
