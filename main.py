@@ -9,6 +9,7 @@
                          --epochs N --out RUN_DIR     without --data, the preset's own dataset
     python main.py import MODEL WEIGHTS_FILE --out RUN_DIR     a run folder from a state dict
     python main.py export RUN_DIR --format torchscript|onnx|python|safetensors --out FILE
+    python main.py explain RUN_DIR --image FILE --method NAME --out OUT.png [--npy OUT.npy]   an attribution map
 
 Errors are one line on stderr (``lumen: …``) and a non-zero exit: 1 for a refused input, 2 for a bad command
 line. ``train`` stopped by Ctrl-C, SIGTERM or a closed stdout (``train … | head -1``) saves the run so far, marked
@@ -28,6 +29,8 @@ from pathlib import Path
 
 MAX_SEED = 2**63 - 1  # torch's generators take 64 bits
 MAX_BATCH = 2**31 - 1
+# engine.explain.attribution.METHODS, named here so the parser needs no torch (tests check they agree).
+EXPLAIN_METHODS = ("saliency", "smoothgrad", "integrated-gradients", "gradcam", "occlusion", "guided-backprop")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,6 +108,21 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("run", type=Path, help="a run folder (from train or import)")
     export.add_argument("--format", required=True, choices=["torchscript", "onnx", "python", "safetensors"])
     export.add_argument("--out", required=True, type=Path, help="file to write")
+    explain = commands.add_parser("explain", help="an attribution map: which pixels of an image made the class")
+    explain.add_argument("run", type=Path, help="a run folder (from train or import)")
+    explain.add_argument("--image", required=True, type=Path, help="PNG, JPEG, BMP, GIF, TIFF or WebP")
+    explain.add_argument("--method", required=True, choices=EXPLAIN_METHODS)
+    explain.add_argument("--target", type=_whole(0, 10**6), help="the class explained (default: the predicted one)")
+    explain.add_argument("--steps", type=_whole(1, 4096), help="integrated gradients: path steps (default 50)")
+    explain.add_argument("--baseline", choices=["black", "blur", "noise"], help="integrated gradients (default black)")
+    explain.add_argument("--samples", type=_whole(1, 512), help="smoothgrad: noisy copies (default 16)")
+    explain.add_argument("--window", type=_whole(1, 4096), help="occlusion: patch side in pixels")
+    explain.add_argument("--stride", type=_whole(1, 4096), help="occlusion: patch step in pixels")
+    explain.add_argument("--layer", help="gradcam: the conv layer (default: the last one)")
+    explain.add_argument("--out", required=True, type=Path, help="PNG to write: the input beside the overlay")
+    explain.add_argument(
+        "--npy", type=Path, help="also write the map at input resolution; the input tensor goes to NAME.input.npy"
+    )
     return parser
 
 
@@ -370,6 +388,58 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {printable(str(args.out))}")
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from engine.data.images import image_input
+    from engine.errors import DataError
+    from engine.explain.attribution import attribute, black_picture_input
+    from engine.explain.overlay import overlay
+    from engine.io.image_files import read_image
+    from engine.io.runs import open_run, read_run_info
+    from engine.io.untrusted import atomic_write, printable
+
+    info = read_run_info(args.run)
+    model = open_run(args.run)
+    shape = tuple(model.spec.input_shape)
+    if len(shape) != 3:
+        raise DataError(f"{printable(model.spec.name)} takes {shape} inputs, not images")
+    pixels = read_image(args.image)
+    digits = info.get("dataset") == "mnist" and shape[0] == 1
+
+    def prepare(p: np.ndarray):
+        return image_input(p, shape, digits=digits)
+
+    x = prepare(pixels)
+    given = {
+        "steps": args.steps,
+        "baseline": args.baseline,
+        "samples": args.samples,
+        "window": args.window,
+        "stride": args.stride,
+        "layer": args.layer,
+    }
+    options = {name: value for name, value in given.items() if value is not None}
+    if args.method in ("integrated-gradients", "occlusion"):
+        options["black"] = black_picture_input(prepare, pixels)
+    result = attribute(model, x, args.method, args.target, **options)
+    picture = overlay(result.input, result.heat())
+    with atomic_write(args.out) as temp:
+        Image.fromarray(picture).save(temp, format="PNG")
+    written = [args.out]
+    if args.npy is not None:
+        input_path = args.npy.with_name(args.npy.name.removesuffix(".npy") + ".input.npy")
+        for path, array in ((args.npy, result.map), (input_path, result.input)):
+            with atomic_write(path) as temp, open(temp, "wb") as f:
+                np.save(f, array)
+            written.append(path)
+    delta = f", convergence delta {result.delta:.3g}" if result.delta is not None else ""
+    layer = f", layer {result.layer}" if result.layer else ""
+    files = ", ".join(printable(str(p)) for p in written)
+    print(f"{args.method} for class {result.target}{layer}{delta}: wrote {files}")
+
+
 def _progress(event, elapsed: float) -> None:
     done = event.step / event.total_steps
     bar = "#" * int(done * 30)
@@ -406,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_import(args)
         elif args.command == "export":
             cmd_export(args)
+        elif args.command == "explain":
+            cmd_explain(args)
     except LumenError as exc:
         _note(f"lumen: {_one_line(_from_file(args, exc))}\n")
         return 1

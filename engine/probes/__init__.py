@@ -4,12 +4,14 @@ Adding a probe: a module here with its Frame type and its Probe subclass, one li
 its frame type in ``gui/views/__init__.py``. Nothing registers itself on import.
 """
 
+from engine.probes.attribution import AttributionProbe
 from engine.probes.base import Probe, ProbeContext, ProbeInput
 from engine.probes.feature_maps import FeatureMaps
 from engine.probes.filters import Filters
 
 PROBES: list[Probe] = [
     FeatureMaps(),
+    AttributionProbe(),
     Filters(),
 ]
 

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import torch
 
+from engine.explain.attribution import AttributionSettings
 from engine.graph.model import GraphModel
 from engine.runtime.events import Frame
 
@@ -25,6 +26,7 @@ class ProbeInput:
     x: torch.Tensor  # one input, a batch of 1 shaped as the model takes it
     source: str  # what it is, for people: "validation digit #17", a file name
     label: str | None = None  # its true class, when known
+    black: torch.Tensor | None = None  # an all-black picture prepared the same way (attribution's baseline)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class ProbeContext:
     classes: tuple[str, ...]  # the dataset's class names, in output order
     step: int  # the training step of the model's weights (0 before training)
     layer_choice: LayerChoice = LayerChoice()
+    attribution: AttributionSettings = AttributionSettings()  # what the attribution probe computes
 
 
 class Probe(ABC):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.explain.attribution import AttributionSettings
 from engine.explain.dream import DreamSettings
 from engine.explain.maximize import MaximizeSettings, Objective
 from engine.probes.base import LayerChoice
@@ -120,6 +121,14 @@ class CancelJob:
 
 
 @dataclass(frozen=True)
+class SetAttribution:
+    """What the live attribution probe computes: ``AttributionSettings`` (one or two methods, the target class
+    or None for the predicted one, the methods' options), checked when made."""
+
+    settings: AttributionSettings = AttributionSettings()
+
+
+@dataclass(frozen=True)
 class Save:
     """Write the run folder (spec, weights, metrics) to ``run_dir``; a run already there is replaced only with
     ``force`` (a folder holding anything else, never)."""
@@ -147,6 +156,7 @@ Command = (
     | Maximize
     | Dream
     | CancelJob
+    | SetAttribution
     | SetLearningRate
     | Save
     | Quit

@@ -26,6 +26,7 @@ from engine import probes as probe_registry
 from engine.data.datasets import Dataset
 from engine.data.images import affine, image_input
 from engine.errors import LumenError, SpecError
+from engine.explain.attribution import AttributionSettings, black_picture_input
 from engine.explain.dream import dream_steps
 from engine.explain.jobs import Job, with_totals
 from engine.explain.maximize import maximize_steps
@@ -48,6 +49,7 @@ from engine.runtime.commands import (
     Quit,
     Resume,
     Save,
+    SetAttribution,
     SetLearningRate,
     Step,
     Stop,
@@ -87,6 +89,7 @@ class EngineWorker:
             Maximize: self._maximize,
             Dream: self._dream,
             CancelJob: self._cancel_job_command,
+            SetAttribution: self._set_attribution,
         }
         # Everything below is touched only on the worker thread.
         self._state = RunState.IDLE
@@ -107,6 +110,7 @@ class EngineWorker:
         self._probe_input: ProbeInput | None = None
         self._probes = ProbeRunner(probe_registry.PROBES if probes is None else probes)
         self._layer_choice = LayerChoice()
+        self._attribution = AttributionSettings()  # what the attribution probe computes
         self._transform = TransformProbe()  # the invariance probe's shift, rotation and scale
         self._job: Job | None = None  # a long job (maximize, dream) run in slices between commands
 
@@ -158,6 +162,10 @@ class EngineWorker:
 
     def choose_layers(self, choice: LayerChoice) -> None:
         self.submit(ChooseLayers(choice))
+
+    def set_attribution(self, settings: AttributionSettings) -> None:
+        """What the attribution probe computes (methods, target class, options)."""
+        self.submit(SetAttribution(settings))
 
     def transform_probe(
         self, shift_x: float = 0.0, shift_y: float = 0.0, angle: float = 0.0, scale: float = 1.0
@@ -277,10 +285,10 @@ class EngineWorker:
             what = "digit" if data.name == "mnist" else "sample"
             self._probe_input = ProbeInput(data.val_x[index : index + 1], f"validation {what} #{index}", label)
         elif isinstance(choice, ProbeImage) and len(self._spec.input_shape) == 3:
-            x = image_input(
-                choice.pixels, self._spec.input_shape, digits=self._data_fits() and self._data.name == "mnist"
-            )
-            self._probe_input = ProbeInput(x, choice.name)
+            shape, digits = self._spec.input_shape, self._data_fits() and self._data.name == "mnist"
+            x = image_input(choice.pixels, shape, digits=digits)
+            black = black_picture_input(lambda pixels: image_input(pixels, shape, digits=digits), choice.pixels)
+            self._probe_input = ProbeInput(x, choice.name, black=black)
         if self._probe_input is not None and self._transform != TransformProbe():
             t = self._transform
             moved = affine(self._probe_input.x, shift_x=t.shift_x, shift_y=t.shift_y, angle=t.angle, scale=t.scale)
@@ -371,6 +379,10 @@ class EngineWorker:
 
     def _choose_layers(self, command: ChooseLayers) -> None:
         self._layer_choice = command.choice
+        self._run_probes(force=True)
+
+    def _set_attribution(self, command: SetAttribution) -> None:
+        self._attribution = command.settings
         self._run_probes(force=True)
 
     def _transform_probe(self, command: TransformProbe) -> None:
@@ -475,7 +487,12 @@ class EngineWorker:
         if self._model is None or self._data is None:
             return
         context = ProbeContext(
-            self._model, self._probe_input, self._data.classes, self._step_count, layer_choice=self._layer_choice
+            self._model,
+            self._probe_input,
+            self._data.classes,
+            self._step_count,
+            layer_choice=self._layer_choice,
+            attribution=self._attribution,
         )
         for event in self._probes.run(context, force=force, min_interval_s=self._config.frame_interval_s or 0.0):
             self._emit(event)

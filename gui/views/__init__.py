@@ -6,9 +6,11 @@ itself on import.
 """
 
 from engine.explain.jobs import DreamFrame
+from engine.probes.attribution import AttributionFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.filters import FilterFrame
 from engine.runtime.events import Frame
+from gui.views.attribution import AttributionView
 from gui.views.base import View
 from gui.views.dream import DreamView
 from gui.views.feature_maps import FeatureMapView
@@ -16,6 +18,7 @@ from gui.views.filters import FilterView
 
 VIEWS: dict[type[Frame], type[View]] = {
     FeatureMapFrame: FeatureMapView,
+    AttributionFrame: AttributionView,
     FilterFrame: FilterView,
     DreamFrame: DreamView,
 }

@@ -1,0 +1,117 @@
+"""``python main.py explain``: an attribution map of one image as a PNG, the raw map and the model's input as .npy;
+bad input refused in one line with a non-zero exit."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import main
+from engine.explain.attribution import METHODS, attribute
+from engine.graph.model import build_model
+from engine.io.runs import open_run, save_run
+from engine.presets import get_preset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("explain") / "run"
+    torch.manual_seed(0)
+    spec = get_preset("lenet5")
+    save_run(folder, spec, build_model(spec), [], {"dataset": "mnist"})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digit(tmp_path_factory):
+    """A dark "1" on white paper, in a folder whose name has a space and a non-ASCII letter."""
+    pixels = np.full((64, 48), 255, np.uint8)
+    pixels[8:56, 20:28] = 0
+    path = tmp_path_factory.mktemp("pictures") / "mes chiffres é" / "one.png"
+    path.parent.mkdir()
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_the_parser_lists_every_method_of_the_registry():
+    assert set(main.EXPLAIN_METHODS) == set(METHODS)
+
+
+def test_explain_writes_the_png_the_map_and_the_input(run_dir, digit, tmp_path):
+    out, npy = tmp_path / "ig.png", tmp_path / "ig.npy"
+    result = subprocess.run(
+        [sys.executable, "main.py", "explain", run_dir, "--image", digit, "--method", "integrated-gradients"]
+        + ["--steps", "32", "--target", "1", "--out", out, "--npy", npy],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "convergence delta" in result.stdout
+    picture = np.asarray(Image.open(out))
+    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.shape[0] >= 224
+    saved_map, saved_input = np.load(npy), np.load(tmp_path / "ig.input.npy")
+    assert saved_map.shape == (1, 28, 28) and saved_map.dtype == np.float32
+    assert saved_input.shape == (1, 1, 28, 28)
+    # Anyone can reproduce the map from the input the model was given.
+    again = attribute(open_run(run_dir), torch.from_numpy(saved_input), "integrated-gradients", 1, steps=32)
+    np.testing.assert_allclose(again.map, saved_map, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradcam", "occlusion", "smoothgrad", "guided-backprop"])
+def test_every_method_writes_its_map(run_dir, digit, tmp_path, capsys, method):
+    code = main.main(
+        ["explain", str(run_dir), "--image", str(digit), "--method", method, "--out", str(tmp_path / "o.png")]
+        + ["--npy", str(tmp_path / "o.npy")]
+    )
+    assert code == 0, capsys.readouterr().err
+    shape = np.load(tmp_path / "o.npy").shape
+    assert shape == ((28, 28) if method == "gradcam" else (1, 28, 28))
+    assert (tmp_path / "o.input.npy").is_file() and (tmp_path / "o.png").is_file()
+
+
+def _bad_files(folder: Path) -> dict[str, Path]:
+    (folder / "notes.png").write_text("not a picture")
+    (folder / "empty.png").write_bytes(b"")
+    noisy = np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)
+    Image.fromarray(noisy).save(folder / "whole.png")
+    data = (folder / "whole.png").read_bytes()
+    (folder / "cut.png").write_bytes(data[: len(data) // 2])
+    Image.new("1", (12_000, 9_000)).save(folder / "huge.png")
+    Image.new("1", (30_000, 30_000)).save(folder / "bomb.png")
+    return {
+        "notes.png": folder / "notes.png",
+        "empty.png": folder / "empty.png",
+        "cut.png": folder / "cut.png",
+        "huge.png": folder / "huge.png",
+        "bomb.png": folder / "bomb.png",
+    }
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line_and_a_non_zero_exit(run_dir, digit, tmp_path, capsys):
+    cases = [(["--image", str(p)], name) for name, p in _bad_files(tmp_path).items()]
+    cases += [
+        (["--image", str(tmp_path / "missing.png")], "no such file"),
+        (["--image", str(tmp_path)], "folder"),
+        (["--image", str(digit), "--target", "12"], "target class 12 does not exist"),
+        (["--image", str(digit), "--steps", "4"], "saliency does not take steps"),
+    ]
+    for extra, expected in cases:
+        code = main.main(["explain", str(run_dir), "--method", "saliency", "--out", str(tmp_path / "x.png"), *extra])
+        err = capsys.readouterr().err
+        assert code == 1, (extra, err)
+        assert err.startswith("lumen: ") and err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "x.png").exists()
+    code = main.main(["explain", str(tmp_path), "--image", str(digit), "--method", "saliency", "--out", "x.png"])
+    assert code == 1 and "not a complete run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main.main(["explain", str(run_dir), "--image", str(digit), "--method", "lime", "--out", "x.png"])
+    assert exited.value.code == 2
