@@ -10,6 +10,8 @@
     python main.py import MODEL WEIGHTS_FILE --out RUN_DIR     a run folder from a state dict
     python main.py export RUN_DIR --format torchscript|onnx|python|safetensors --out FILE
     python main.py explain RUN_DIR --image FILE --method NAME --out OUT.png [--npy OUT.npy]   an attribution map
+    python main.py activations RUN_DIR --image FILE --layer NAME --out GRID.png [--npy MAPS.npy]   a layer's maps
+    python main.py dream RUN_DIR --layer NAME [--channel C] [--image FILE] --out IMG.png   DeepDream
 
 Errors are one line on stderr (``lumen: …``) and a non-zero exit: 1 for a refused input, 2 for a bad command
 line. ``train`` stopped by Ctrl-C, SIGTERM or a closed stdout (``train … | head -1``) saves the run so far, marked
@@ -123,6 +125,21 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--npy", type=Path, help="also write the map at input resolution; the input tensor goes to NAME.input.npy"
     )
+    activations = commands.add_parser("activations", help="a layer's activations for an image, as a grid of maps")
+    activations.add_argument("run", type=Path, help="a run folder (from train or import)")
+    activations.add_argument("--image", required=True, type=Path, help="PNG, JPEG, BMP, GIF, TIFF or WebP")
+    activations.add_argument("--layer", required=True, help="any layer (node id) of the model, e.g. conv1 or fc1")
+    activations.add_argument("--after-activation", action="store_true", help="the maps after the layer's ReLU")
+    activations.add_argument("--out", required=True, type=Path, help="PNG to write: the maps tiled, blue−white−red")
+    activations.add_argument("--npy", type=Path, help="also write the raw activation (C×H×W, or the layer's shape)")
+    dream = commands.add_parser("dream", help="DeepDream: amplify what a layer (or one channel) sees")
+    dream.add_argument("run", type=Path, help="a run folder (from train or import)")
+    dream.add_argument("--layer", required=True, help="the layer (node id) to excite")
+    dream.add_argument("--channel", type=_whole(0, 10**6), help="one channel of the layer (default: the whole layer)")
+    dream.add_argument("--image", type=Path, help="the picture to dream on (default: grey noise)")
+    dream.add_argument("--octaves", type=_whole(1, 12), default=3)
+    dream.add_argument("--steps", type=_whole(1, 10_000), default=20, help="steps per octave (default: 20)")
+    dream.add_argument("--out", required=True, type=Path, help="PNG to write")
     return parser
 
 
@@ -440,6 +457,84 @@ def cmd_explain(args: argparse.Namespace) -> None:
     print(f"{args.method} for class {result.target}{layer}{delta}: wrote {files}")
 
 
+def _image_for(run_dir: Path, image: Path):
+    """A run's model and an image file prepared as its input (1×C×H×W), as ``explain`` prepares it."""
+    from engine.data.images import image_input
+    from engine.errors import DataError
+    from engine.io.image_files import read_image
+    from engine.io.runs import open_run, read_run_info
+    from engine.io.untrusted import printable
+
+    info = read_run_info(run_dir)
+    model = open_run(run_dir)
+    shape = tuple(model.spec.input_shape)
+    if len(shape) != 3:
+        raise DataError(f"{printable(model.spec.name)} takes {shape} inputs, not images")
+    digits = info.get("dataset") == "mnist" and shape[0] == 1
+    return model, image_input(read_image(image), shape, digits=digits)
+
+
+def _write_png(path: Path, pixels) -> None:
+    from PIL import Image
+
+    from engine.io.untrusted import atomic_write
+
+    with atomic_write(path) as temp:
+        Image.fromarray(pixels).save(temp, format="PNG")
+
+
+def cmd_activations(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from engine.explain.activations import activation_after, activations, as_maps, check_layers, mosaic_picture
+    from engine.io.untrusted import atomic_write, printable
+    from engine.probes.feature_maps import tile
+
+    model, x = _image_for(args.run, args.image)
+    check_layers(model, [args.layer])
+    node = (activation_after(model, args.layer) if args.after_activation else None) or args.layer
+    raw = activations(model, x, [node])[node]
+    maps = as_maps(raw)
+    mosaic, (rows, cols) = tile(maps)
+    _write_png(args.out, mosaic_picture(mosaic))
+    written = [args.out]
+    if args.npy is not None:
+        with atomic_write(args.npy) as temp, open(temp, "wb") as f:
+            np.save(f, raw)
+        written.append(args.npy)
+    files = ", ".join(printable(str(p)) for p in written)
+    what = f"{printable(args.layer)}" + (f" (after {printable(node)})" if node != args.layer else "")
+    print(
+        f"{what}: {maps.shape[0]} maps of {maps.shape[1]}×{maps.shape[2]} in a {rows}×{cols} grid, "
+        f"range {float(raw.min()):.3g} to {float(raw.max()):.3g}: wrote {files}"
+    )
+
+
+def cmd_dream(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from engine.explain.dream import DreamSettings, dream
+    from engine.explain.jobs import display_image
+    from engine.io.runs import open_run
+    from engine.io.untrusted import printable
+
+    if args.image is not None:
+        model, x = _image_for(args.run, args.image)
+    else:
+        model = open_run(args.run)
+        shape = tuple(model.spec.input_shape)
+        generator = torch.Generator().manual_seed(0)
+        x = (0.5 + 0.1 * torch.randn(1, *shape, generator=generator)).clamp(0, 1)
+    picture = dream(model, x, args.layer, args.channel, DreamSettings(octaves=args.octaves, steps=args.steps))
+    image = display_image(picture)
+    pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    factor = max(1, -(-256 // min(pixels.shape[:2])))  # small inputs (28×28) enlarged to be seen
+    _write_png(args.out, pixels.repeat(factor, 0).repeat(factor, 1))
+    target = f"channel {args.channel} of {printable(args.layer)}" if args.channel is not None else printable(args.layer)
+    print(f"deepdream of {target}: {args.octaves} octaves × {args.steps} steps: wrote {printable(str(args.out))}")
+
+
 def _progress(event, elapsed: float) -> None:
     done = event.step / event.total_steps
     bar = "#" * int(done * 30)
@@ -478,6 +573,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd_export(args)
         elif args.command == "explain":
             cmd_explain(args)
+        elif args.command == "activations":
+            cmd_activations(args)
+        elif args.command == "dream":
+            cmd_dream(args)
     except LumenError as exc:
         _note(f"lumen: {_one_line(_from_file(args, exc))}\n")
         return 1
