@@ -66,19 +66,28 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     commands.add_parser("presets", help="list the model presets")
     commands.add_parser("datasets", help="list the built-in datasets")
+    commands.add_parser("runs", help="list the runs in the run store (id, model, data, status, best metric)")
     summary = commands.add_parser("summary", help="print a model's layer table")
     summary.add_argument("model", help="a preset name (see 'presets') or a model spec JSON file")
     summary.add_argument("--input", metavar="C,H,W", help="another input shape (one sample), e.g. 1,32,32")
     train = commands.add_parser("train", help="train a model headless and save the run")
-    train.add_argument("model", help="a preset name or a model spec JSON file")
+    train.add_argument("model", nargs="?", help="a preset name or a model spec JSON file")
     train.add_argument(
         "--data",
         default=None,
         help="a built-in dataset (see 'datasets'), an image folder, an IDX or a CSV file (default: the preset's)",
     )
     train.add_argument("--epochs", type=int, default=5)  # TrainConfig.check says what is wrong
+    train.add_argument("--out", type=Path, help="run folder to write (new, empty, or with --force an existing run)")
     train.add_argument(
-        "--out", required=True, type=Path, help="run folder to write (new, empty, or with --force an existing run)"
+        "--resume", metavar="RUN", help="continue an interrupted run (an id from 'runs') from its checkpoint"
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=_whole(0, 10**9),
+        default=0,
+        metavar="N",
+        help="checkpoint every N steps into the run store (default 0: at each epoch's end)",
     )
     train.add_argument("--force", action="store_true", help="replace the run already in --out")
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")
@@ -269,9 +278,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from engine.graph import budget
     from engine.graph.model import build_model
-    from engine.io.runs import check_run_dir, save_run
+    from engine.io.runs import check_run_dir
     from engine.io.untrusted import printable
-    from engine.runtime.events import EpochMetrics, StepMetrics
     from engine.training.fit import load_run_data, plan_run
     from engine.training.loop import TrainConfig, Training, resolve_device
 
@@ -309,13 +317,59 @@ def cmd_train(args: argparse.Namespace) -> None:
     _note(
         f"training {printable(spec.name)} on {printable(data.name)} ({plan.objective}, {config.optimizer}, {device})\n"
     )
-    history: list = []
     info = {"dataset": data.name, "objective": plan.objective, "fitted": list(plan.changes), "config": vars(config)}
+    # The run store keeps what --resume needs: how the data was named, where the run folder goes.
+    kept = {**info, "data_arg": args.data, "out": str(args.out.absolute()), "force": args.force}
+    recorder = _start_recording(spec, data.name, training, kept, args.checkpoint_every)
+    _train_and_save(training, spec, model, [], info, args.out, args.force, recorder)
+
+
+def _start_recording(spec, data_name: str, training, info: dict, checkpoint_every: int):
+    """The run's recorder in the run store, or None (with a note) when the store cannot be opened."""
+    from engine.errors import LumenError
+    from engine.io.store import RunRecorder, RunStore
+
+    try:
+        recorder = RunRecorder.start(
+            RunStore(),
+            spec,
+            data_name,
+            training.objective.name,
+            training.total_steps,
+            {**info, "checkpoint_every": checkpoint_every},
+            checkpoint_every=checkpoint_every,
+        )
+    except LumenError as exc:
+        _note(f"lumen: the run is not recorded in the run store: {_one_line(str(exc))}\n")
+        return None
+    _note(f"run {recorder.id} (resume with: lumen train --resume {recorder.id})\n")
+    return recorder
+
+
+def _train_and_save(training, spec, model, history: list, info: dict, out: Path, force: bool, recorder) -> None:
+    """Train to the end (recording metrics and checkpoints in the run store), then write the run folder ``out``;
+    Ctrl-C or SIGTERM checkpoint and save what there is; a failure marks the recorded run failed."""
+    from engine.errors import LumenError
+    from engine.io.runs import save_run
+    from engine.io.untrusted import printable
+    from engine.runtime.events import EpochMetrics, StepMetrics
+    from engine.training.resume import training_state
+
+    def ended(status: str, message: str, checkpoint: bool = True) -> None:
+        if recorder is not None and not recorder.closed:
+            if checkpoint:
+                recorder.checkpoint(*training_state(training))
+            recorder.close(status, message)
+
     began = time.monotonic()
     restore_signals = _stop_like_ctrl_c()  # SIGTERM now stops training as Ctrl-C does
     try:
         for event in training.steps():
             history.append(event)
+            if recorder is not None:
+                recorder.record(event)
+                if isinstance(event, StepMetrics) and recorder.checkpoint_due(event.step, training.steps_per_epoch):
+                    recorder.checkpoint(*training_state(training))
             if isinstance(event, StepMetrics):
                 _progress(event, time.monotonic() - began)
             elif isinstance(event, EpochMetrics):
@@ -325,13 +379,84 @@ def cmd_train(args: argparse.Namespace) -> None:
         restore_signals()
         code = _interrupted_exit_code(exc)
         with _signals_held():  # a second Ctrl-C must not cut the save short
-            save_run(args.out, spec, model, history, {**info, "interrupted": True}, force=args.force)
-        _note(f"\ninterrupted; saved the run so far to {printable(str(args.out))}\n")
+            ended("stopped", f"interrupted at step {training.step}")
+            save_run(out, spec, model, history, {**info, "interrupted": True}, force=force)
+        _note(f"\ninterrupted; saved the run so far to {printable(str(out))}\n")
         raise SystemExit(code) from None
+    except LumenError as exc:  # a non-finite loss: the last good checkpoint stays
+        restore_signals()
+        ended("failed", str(exc), checkpoint=False)
+        raise
     restore_signals()
     with _signals_held():
-        save_run(args.out, spec, model, history, info, force=args.force)
-    print(f"saved {printable(str(args.out))}/ ({time.monotonic() - began:.1f} s)")
+        ended("finished", f"finished at step {training.step}")
+        save_run(out, spec, model, history, info, force=force)
+    print(f"saved {printable(str(out))}/ ({time.monotonic() - began:.1f} s)")
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    """``train --resume RUN``: the run's last checkpoint in the run store, trained on to its end."""
+    from engine.errors import DataError
+    from engine.graph.model import build_model
+    from engine.io.store import INFO_FILE, SPEC_FILE, RunRecorder, RunStore, latest_checkpoint, load_checkpoint
+    from engine.io.untrusted import printable, read_json
+    from engine.spec.model_spec import ModelSpec
+    from engine.training.fit import load_run_data
+    from engine.training.loop import TrainConfig, Training
+    from engine.training.resume import restore_training
+
+    store = RunStore()
+    row = store.find(args.resume)
+    if row.status == "running":
+        raise DataError(f"run {row.id} is still running (process {row.pid} on {row.host})")
+    if row.status == "finished":
+        raise DataError(f"run {row.id} has finished; there is nothing to resume")
+    folder = Path(row.folder)
+    info = read_json(folder / INFO_FILE, "the run's settings")
+    spec = ModelSpec.load(folder / SPEC_FILE)
+    checkpoint = latest_checkpoint(folder)
+    if checkpoint is None:
+        raise DataError(f"run {row.id} has no checkpoint yet; start it again")
+    tensors, meta = load_checkpoint(checkpoint)
+    config = TrainConfig(**info["config"])
+    data, _ = load_run_data(spec, info.get("data_arg"))
+    training = Training(build_model(spec), data, config, info["objective"])
+    restore_training(training, tensors, meta)
+    store.forget_after(row.id, training.step)
+    store.set_status(row.id, "running", f"resumed at step {training.step}")
+    history = store.history(row.id)
+    recorder = RunRecorder(store, store.run(row.id), checkpoint_every=int(info.get("checkpoint_every") or 0))
+    out = Path(args.out) if args.out is not None else Path(info["out"])
+    _note(f"resuming run {row.id} ({printable(row.model)} on {printable(row.data)}) at step {training.step}\n")
+    keep = {k: info[k] for k in ("dataset", "objective", "fitted", "config") if k in info}
+    force = bool(args.force or info.get("force")) or _same_run(out, row.id)
+    _train_and_save(training, spec, training.model, history, {**keep, "run_id": row.id}, out, force, recorder)
+
+
+def _same_run(out: Path, run_id: str) -> bool:
+    """Whether the run folder ``out`` was written by this recorded run (then a resume may replace it)."""
+    import json
+
+    try:
+        return json.loads((out / "run.json").read_text()).get("run_id") == run_id
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def cmd_runs() -> None:
+    from engine.io.store import RunStore
+    from engine.io.untrusted import printable
+
+    with RunStore() as store:
+        rows = store.runs()
+    if not rows:
+        print("no runs yet (train one: lumen train MODEL --out RUN)")
+        return
+    table = [("id", "model", "data", "status", "best", "steps")]
+    table += [(r.id, r.model, r.data, r.status, r.best(), f"{r.step}/{r.total_steps}") for r in rows]
+    widths = [max(len(printable(row[i])) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(printable(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 class _Terminated(KeyboardInterrupt):
@@ -551,7 +676,11 @@ def _measures(values) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and not args.resume and (args.model is None or args.out is None):
+        missing = " and ".join(name for name, value in (("MODEL", args.model), ("--out", args.out)) if value is None)
+        parser.error(f"train needs {missing} (or --resume RUN)")
     if args.self_test or args.command is None:
         from gui.app import run_app
 
@@ -565,8 +694,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd_datasets()
         elif args.command == "summary":
             cmd_summary(args.model, args.input)
+        elif args.command == "train" and args.resume:
+            cmd_resume(args)
         elif args.command == "train":
             cmd_train(args)
+        elif args.command == "runs":
+            cmd_runs()
         elif args.command == "import":
             cmd_import(args)
         elif args.command == "export":

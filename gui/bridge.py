@@ -24,14 +24,14 @@ class EngineBridge(QObject):
     status = Signal(object)  # StatusChanged
     error = Signal(str)  # EngineError's message
 
-    def __init__(self, parent: QObject | None = None, *, torch_threads: int | None = None):
+    def __init__(self, parent: QObject | None = None, *, torch_threads: int | None = None, store=None):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._events: list[Event] = []
         self._frames: dict[type[Frame], Frame] = {}  # the newest undrawn frame of each type
         self.frames_received = 0  # engine frames, counted so benchmarks can report how many were coalesced
         self.frames_drawn = 0
-        self.worker = EngineWorker(self._sink, torch_threads=torch_threads)
+        self.worker = EngineWorker(self._sink, torch_threads=torch_threads, store=store)  # store: a RunStore factory
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // RENDER_HZ)
         self._timer.timeout.connect(self.flush)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import DataError
 from engine.io.runs import RunExists, check_run_dir
+from engine.io.store import RunStore
 from engine.io.untrusted import shown
 from engine.presets import PRESET_GROUPS
 from engine.runtime.events import RunState, StatusChanged, StepMetrics
@@ -28,6 +29,7 @@ from gui.image_io import ImageLoader
 from gui.panes.builder.pane import BuilderPane
 from gui.panes.monitor import MonitorPane
 from gui.panes.viewer import ViewerPane
+from gui.widgets.eta import Eta
 
 DEFAULT_PRESET = "lenet5"
 SETTINGS_VERSION = 2  # bump when docks change, so an old saved layout is not restored onto new docks
@@ -46,7 +48,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.state = RunState.IDLE
 
-        self.bridge = EngineBridge(self, torch_threads=_training_threads())
+        self.bridge = EngineBridge(self, torch_threads=_training_threads(), store=RunStore)
         self.loader = ImageLoader(self)
         self.builder = BuilderPane()
         self.monitor = MonitorPane()
@@ -144,6 +146,7 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel()
         self.progress = QProgressBar(minimumWidth=240, textVisible=True)
         self.progress.setFormat("step %v / %m")
+        self.eta = Eta()
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
 
@@ -166,7 +169,9 @@ class MainWindow(QMainWindow):
         self.loader.loaded.connect(self._image_loaded)
         self.loader.failed.connect(lambda message: self._show_error(message))
         self.bridge.metrics.connect(self._metrics)
-        self.bridge.frame.connect(self.viewer.show_frame)
+        self.bridge.frame.connect(self._frame)
+        self.monitor.command.connect(worker.submit)
+        self.monitor.checkpoint_requested.connect(worker.checkpoint)
         self.bridge.status.connect(self._status)
         self.bridge.error.connect(self._show_error)
 
@@ -211,6 +216,8 @@ class MainWindow(QMainWindow):
         if not self.docks["monitor"].isFloating():
             self.docks["monitor"].raise_()  # show the curves as they start to grow
         self.progress.setRange(0, 0)  # busy until the first step reports the total
+        self.progress.setFormat("step %v / %m")
+        self.eta.reset()
         self.bridge.worker.train(config)
 
     def _open_image(self, path: str) -> None:
@@ -279,8 +286,19 @@ class MainWindow(QMainWindow):
         self.monitor.add_metrics(events)
         steps = [e for e in events if isinstance(e, StepMetrics)]
         if steps:
-            self.progress.setRange(0, steps[-1].total_steps)
-            self.progress.setValue(steps[-1].step)
+            last = steps[-1]
+            self.progress.setRange(0, last.total_steps)
+            self.progress.setValue(last.step)
+            eta = self.eta.update(last.step, last.total_steps, self.monitor.batch_size.value())
+            self.progress.setFormat(f"step %v / %m · {eta}" if eta else "step %v / %m")
+
+    def _frame(self, frame) -> None:
+        """Each frame to the pane that hosts a view for its type: the monitor's (gradients, histograms) or the
+        viewer's."""
+        if self.monitor.hosts(type(frame)):
+            self.monitor.show_frame(frame)
+        else:
+            self.viewer.show_frame(frame)
 
     def _status(self, event: StatusChanged) -> None:
         self.status_label.setText(event.message)
@@ -297,6 +315,9 @@ class MainWindow(QMainWindow):
         self.pause_action.setEnabled(running)
         self.stop_action.setEnabled(running)
         self.step_action.setEnabled(state is RunState.PAUSED)
+        self.monitor.set_running(running)
+        if not running:
+            self.progress.setFormat("step %v / %m")
         self.pause_action.blockSignals(True)  # reflect the engine's state without sending a command back
         self.pause_action.setChecked(state is RunState.PAUSED)
         self.pause_action.setText("Resume" if state is RunState.PAUSED else "Pause")
@@ -321,6 +342,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.loader.shutdown()
         self.builder.shutdown()
+        self.monitor.runs.shutdown()
         if not self.bridge.shutdown():
             QMessageBox.warning(self, "Lumen", "The training thread did not stop in time; quitting anyway.")
         super().closeEvent(event)

@@ -10,6 +10,14 @@ ENGINE_THREADS = ("lumen-engine", "lumen-image", "lumen-spec")
 
 
 @pytest.fixture(autouse=True)
+def lumen_data_dir(tmp_path_factory, monkeypatch):
+    """The run store of every test lives in a temporary folder, never in the user's data folder."""
+    folder = tmp_path_factory.mktemp("lumen-data")
+    monkeypatch.setenv("LUMEN_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def no_leftover_threads():
     """Fail a test that leaves an engine or image-loading thread running (a shutdown bug)."""
     yield

@@ -8,11 +8,15 @@ from engine.probes.attribution import AttributionProbe
 from engine.probes.base import Probe, ProbeContext, ProbeInput
 from engine.probes.feature_maps import FeatureMaps
 from engine.probes.filters import Filters
+from engine.probes.gradients import GradientNorms
+from engine.probes.histograms import Histograms
 
 PROBES: list[Probe] = [
     FeatureMaps(),
+    GradientNorms(),  # before attribution: it reads the batch's gradients before a probe runs a backward of its own
     AttributionProbe(),
     Filters(),
+    Histograms(),
 ]
 
 __all__ = ["PROBES", "Probe", "ProbeContext", "ProbeInput"]

@@ -138,6 +138,11 @@ class Save:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """Write a checkpoint of the run in progress into its run-store folder now (``engine.io.store``)."""
+
+
+@dataclass(frozen=True)
 class Quit:
     """End the worker's thread (after stopping any run); nothing after it is handled."""
 
@@ -159,6 +164,7 @@ Command = (
     | SetAttribution
     | SetLearningRate
     | Save
+    | Checkpoint
     | Quit
 )
 ProbeChoice = ProbeSample | ProbeImage  # what the user chose to feed the probes

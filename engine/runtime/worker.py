@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import sqlite3
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -33,10 +34,12 @@ from engine.explain.maximize import maximize_steps
 from engine.graph import budget
 from engine.graph.model import GraphModel, build_model
 from engine.io.runs import save_run
+from engine.io.store import RunRecorder, RunStore
 from engine.probes.base import LayerChoice, Probe, ProbeContext, ProbeInput
 from engine.probes.runner import ProbeRunner
 from engine.runtime.commands import (
     CancelJob,
+    Checkpoint,
     ChooseLayers,
     Command,
     Dream,
@@ -56,20 +59,34 @@ from engine.runtime.commands import (
     Train,
     TransformProbe,
 )
-from engine.runtime.events import EngineError, EpochMetrics, Event, Metrics, RunState, StatusChanged
+from engine.runtime.events import EngineError, Event, Metrics, RunState, StatusChanged, StepMetrics
+from engine.runtime.history import MetricsHistory
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
 from engine.training.fit import FitReport, default_data, load_run_data, plan_run
 from engine.training.loop import TrainConfig, Training
+from engine.training.resume import training_state
 
 log = logging.getLogger(__name__)
 
 
 class EngineWorker:
     def __init__(
-        self, sink: Callable[[Event], None], *, torch_threads: int | None = None, probes: Sequence[Probe] | None = None
+        self,
+        sink: Callable[[Event], None],
+        *,
+        torch_threads: int | None = None,
+        probes: Sequence[Probe] | None = None,
+        store: Callable[[], RunStore] | None = None,
+        checkpoint_every: int = 0,
     ):
         self._sink = sink
+        # The run store: a factory (called on the worker's thread, which then owns the connection); None: runs are
+        # not recorded. ``checkpoint_every``: steps between checkpoints (0: at each epoch's end and when asked).
+        self._store_factory = store
+        self._store: RunStore | None = None
+        self._recorder: RunRecorder | None = None
+        self._checkpoint_every = checkpoint_every
         self._torch_threads = torch_threads
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="lumen-engine", daemon=True)
@@ -90,6 +107,7 @@ class EngineWorker:
             Dream: self._dream,
             CancelJob: self._cancel_job_command,
             SetAttribution: self._set_attribution,
+            Checkpoint: self._checkpoint,
         }
         # Everything below is touched only on the worker thread.
         self._state = RunState.IDLE
@@ -103,7 +121,7 @@ class EngineWorker:
         self._training: Training | None = None
         self._steps: Iterator[Metrics] | None = None
         self._config = TrainConfig()
-        self._history: list[Metrics] = []
+        self._history = MetricsHistory()  # compact: numpy columns, not one object per step
         # What the user chose to feed the probes, and that choice prepared for the current model (None if it
         # does not fit, e.g. a digit for a sequence model).
         self._probe_choice: ProbeChoice = ProbeSample(0)
@@ -175,6 +193,16 @@ class EngineWorker:
     def cancel_job(self) -> None:
         self.submit(CancelJob())
 
+    def checkpoint(self) -> None:
+        """Write a checkpoint of the run in progress now (into its run-store folder)."""
+        self.submit(Checkpoint())
+
+    @property
+    def run_id(self) -> str | None:
+        """The run-store id of the run in progress or last run (None when runs are not recorded)."""
+        recorder = self._recorder
+        return recorder.id if recorder is not None else None
+
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop any run and end the thread; True if it ended within ``timeout`` seconds."""
         if self._thread.is_alive():
@@ -198,6 +226,10 @@ class EngineWorker:
             except queue.Empty:
                 command = None
             if isinstance(command, Quit):
+                # No checkpoint here: closing must be quick; the last one stays, and the metrics are all written.
+                self._close_recorder("stopped", f"stopped at step {self._step_count}: closed", checkpoint=False)
+                if self._store is not None:
+                    self._store.close()
                 return
             try:
                 if command is not None:
@@ -223,7 +255,7 @@ class EngineWorker:
     def _fail(self, message: str) -> None:
         self._emit(EngineError(message))
         if self._state in (RunState.TRAINING, RunState.PAUSED):
-            self._end_run(f"stopped: {message}")
+            self._end_run(f"stopped: {message}", status="failed")
 
     @property
     def _step_count(self) -> int:
@@ -245,7 +277,7 @@ class EngineWorker:
         self._cancel_job()
         self._spec = plan.spec if plan is not None else spec
         self._model, self._data, self._plan, self._unfit = model, data, plan, unfit
-        self._history = []
+        self._history.clear()
         self._prepare_probe_input()
         self._probes.reset()
         if plan is not None:
@@ -317,7 +349,8 @@ class EngineWorker:
         self._config = config
         self._training = Training(self._model, self._data, config, config.objective or self._plan.objective)
         self._steps = self._training.steps()
-        self._history = []
+        self._history.clear()
+        self._start_recorder(config)
         self._set_state(
             RunState.TRAINING,
             f"training {self._spec.name} on {self._data.name} ({self._training.objective.name}): "
@@ -371,7 +404,7 @@ class EngineWorker:
             command.run_dir,
             self._spec,
             self._model,
-            self._history,
+            self._history.events(),
             {"dataset": self._data.name if self._data else None, "config": vars(self._config)},
             force=command.force,
         )
@@ -467,15 +500,72 @@ class EngineWorker:
             return
         self._history.append(event)
         self._emit(event)
+        self._record(event)
         self._run_probes(force=force_probes)
 
-    def _end_run(self, message: str) -> None:
+    def _end_run(self, message: str, status: str | None = None) -> None:
         self._steps = None
+        self._close_recorder(status or ("finished" if message.startswith("finished") else "stopped"), message)
         self._set_state(RunState.FINISHED, message)
         self._run_probes(force=True)
 
+    # ---- the run store ------------------------------------------------------------------------------------
+    def _start_recorder(self, config: TrainConfig) -> None:
+        """Record the new run in the store (its row, folder, spec and settings); a store that cannot be opened
+        is reported once and training goes on unrecorded."""
+        self._recorder = None
+        if self._store_factory is None or self._training is None or self._spec is None or self._data is None:
+            return
+        try:
+            if self._store is None:
+                self._store = self._store_factory()
+            info = {"dataset": self._data.name, "objective": self._training.objective.name, "config": vars(config)}
+            self._recorder = RunRecorder.start(
+                self._store,
+                self._spec,
+                self._data.name,
+                self._training.objective.name,
+                self._training.total_steps,
+                info,
+                checkpoint_every=self._checkpoint_every,
+            )
+        except (LumenError, sqlite3.Error) as exc:
+            self._store_factory = None
+            self._emit(EngineError(f"runs are not recorded in the run store: {exc}"))
+
+    def _record(self, event: Metrics) -> None:
+        recorder, training = self._recorder, self._training
+        if recorder is None or training is None:
+            return
+        try:
+            recorder.record(event)
+            if isinstance(event, StepMetrics) and recorder.checkpoint_due(event.step, training.steps_per_epoch):
+                recorder.checkpoint(*training_state(training))
+        except (LumenError, sqlite3.Error) as exc:
+            self._recorder = None
+            self._emit(EngineError(f"the run store stopped recording this run: {exc}"))
+
+    def _close_recorder(self, status: str, message: str, checkpoint: bool = True) -> None:
+        """Mark the recorded run ended; a finished or stopped run's weights are checkpointed (a failed run keeps
+        its last good checkpoint)."""
+        recorder = self._recorder
+        if recorder is None or recorder.closed:
+            return
+        try:
+            if checkpoint and self._training is not None and status in ("finished", "stopped"):
+                recorder.checkpoint(*training_state(self._training))
+            recorder.close(status, message)
+        except (LumenError, sqlite3.Error) as exc:
+            self._emit(EngineError(f"the run store could not close this run: {exc}"))
+
+    def _checkpoint(self, _: Checkpoint) -> None:
+        if self._recorder is None or self._training is None or self._state not in (RunState.TRAINING, RunState.PAUSED):
+            raise LumenError("there is no recorded run in progress to checkpoint")
+        path = self._recorder.checkpoint(*training_state(self._training))
+        self._emit(StatusChanged(self._state, f"checkpoint at step {self._step_count}: {path.name}"))
+
     def _finished_message(self) -> str:
-        epochs = [e for e in self._history if isinstance(e, EpochMetrics)]
+        epochs = self._history.epochs
         if not epochs:
             return "finished"
         last = epochs[-1]

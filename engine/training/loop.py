@@ -83,6 +83,14 @@ class Training:
         self.step = 0
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # val loss, epoch, weights
         self.stopped_early_at: int | None = None
+        # Where the run is, for checkpoints (engine.training.resume): the epoch in progress, the batch-order
+        # generator's state when its order was drawn, and its running sums; ``resume_at`` (set by
+        # ``restore_training``) makes ``steps()`` start from such a position instead of from the beginning.
+        self.epoch = 1
+        self.epoch_rng = self.generator.get_state()
+        self.epoch_sums: dict[str, float] = {}
+        self.epoch_seen = 0
+        self.resume_at: tuple[int, torch.Tensor, dict[str, float], int] | None = None  # epoch, rng, sums, seen
 
     @property
     def lr(self) -> float:
@@ -106,11 +114,19 @@ class Training:
 
     def _steps(self) -> Iterator[StepMetrics | EpochMetrics]:
         x_all, y_all = self.data.train_x.to(self.device), self.data.train_y.to(self.device)
-        for epoch in range(1, self.config.epochs + 1):
+        first, resume, self.resume_at = 1, self.resume_at, None
+        if resume is not None:
+            first = resume[0]
+            self.generator.set_state(resume[1])
+        for epoch in range(first, self.config.epochs + 1):
+            self.epoch, self.epoch_rng = epoch, self.generator.get_state()
             order = torch.randperm(len(x_all), generator=self.generator).to(self.device)
-            sums: dict[str, float] = {}
-            seen = 0
-            for start in range(0, len(order), self.config.batch_size):
+            sums: dict[str, float] = dict(resume[2]) if resume is not None else {}
+            seen = resume[3] if resume is not None else 0
+            done = self.step - (epoch - 1) * self.steps_per_epoch if resume is not None else 0  # batches done
+            resume = None
+            self.epoch_sums, self.epoch_seen = sums, seen
+            for start in range(done * self.config.batch_size, len(order), self.config.batch_size):
                 if self.step >= self.total_steps:
                     break  # max_steps reached: this part epoch is validated and the run ends
                 began = time.perf_counter()
@@ -119,6 +135,7 @@ class Training:
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * len(batch)
                 seen += len(batch)
+                self.epoch_seen = seen
                 self.step += 1
                 if self.schedule is not None:
                     values = {**values, "lr": self.lr}

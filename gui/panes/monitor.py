@@ -3,7 +3,13 @@
 Each metric name gets a plot: its per-batch values, their smoothed curve and its validation points (a
 step's ``loss`` and an epoch's ``val["loss"]`` share the loss plot). Known names get their titles and ranges
 from ``PLOT_STYLES``; a name never seen before (an autoencoder's ``kl``, an RBM's ``free_energy``) gets a
-plot of its own, titled by its name, the first time it arrives.
+plot of its own, titled by its name, the first time it arrives. Curves are kept decimated (a few thousand
+points each however long the run), each plot has a log-scale toggle, and epochs add their training mean beside
+the validation value.
+
+Beside the curves, tabs host the views of how training goes (``gui.views.MONITOR_VIEWS``: gradient norms,
+histograms; the window routes their frames here) and the runs list (``gui.panes.monitor_runs``), whose selected
+runs are drawn over the live curves for comparison.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -22,13 +29,19 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from engine.data.datasets import DATASETS
-from engine.runtime.events import EpochMetrics, StepMetrics
+from engine.runtime.events import EpochMetrics, Frame, StepMetrics
 from engine.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from gui import views as view_registry
+from gui.panes.monitor_runs import RunsPanel
+from gui.views.base import View
+from gui.widgets.decimate import Decimated, DecimatedMean
 
 DEFAULT_DATA = "the model's own"  # the dataset box's first entry: the preset's default data
 DEVICES = ("auto", "cpu", "cuda")
@@ -62,7 +75,12 @@ def style_of(name: str) -> PlotStyle:
 
 
 class MetricPlot:
-    """One metric's plot: batch values, their moving average, validation points."""
+    """One metric's plot: batch values, their moving average, each epoch's training mean and validation value.
+
+    Batch values are kept decimated (``gui.widgets.decimate``): at most a few thousand points each, however
+    long the run, so a redraw costs the same at step 100 and at step 1,000,000. ``log`` switches the y-axis
+    to a log scale (the checkbox above the plot).
+    """
 
     def __init__(self, name: str):
         self.name, self.style = name, style_of(name)
@@ -80,34 +98,76 @@ class MetricPlot:
         self.widget.setClipToView(True)
         self.batch = self.widget.plot(pen=TRAIN_PEN, name="batch", skipFiniteCheck=True)
         self.smooth = self.widget.plot(pen=SMOOTH_PEN, name="batch (smoothed)", skipFiniteCheck=True)
+        self.train = self.widget.plot(
+            pen=None, symbol="s", symbolSize=6, symbolBrush=SMOOTH_PEN.color(), name="training (epoch mean)"
+        )
         self.val = self.widget.plot(
             pen=VAL_PEN, symbol="o", symbolSize=7, symbolBrush=VAL_PEN.color(), name="validation"
         )
+        self.log = QCheckBox("log y", toolTip=f"Show {self.style.title.lower()} on a log scale")
+        self.log.toggled.connect(self.set_log)
+        self.container = QWidget()
+        column = QVBoxLayout(self.container)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.log, 0, Qt.AlignmentFlag.AlignRight)
+        column.addWidget(self.widget, 1)
         self.clear()
 
     def clear(self) -> None:
-        self.steps: list[int] = []
-        self.values: list[float] = []
-        self.smoothed: list[float] = []
+        self.values = Decimated()
+        self.smoothed = DecimatedMean()
+        self._ema: float | None = None
+        self.train_steps: list[int] = []  # one per epoch: few
+        self.train_values: list[float] = []
         self.val_steps: list[int] = []
         self.val_values: list[float] = []
-        for curve in (self.batch, self.smooth, self.val):
+        self._dirty = True
+        for curve in (self.batch, self.smooth, self.train, self.val):
             curve.setData([], [])
 
+    @property
+    def steps(self) -> int:
+        return len(self.values)
+
     def add_step(self, step: int, value: float) -> None:
-        self.steps.append(step)
-        self.values.append(value)
-        previous = self.smoothed[-1] if self.smoothed else value
-        self.smoothed.append(SMOOTHING * previous + (1 - SMOOTHING) * value)
+        self.values.add(step, value)
+        self._ema = value if self._ema is None else SMOOTHING * self._ema + (1 - SMOOTHING) * value
+        self.smoothed.add(step, self._ema)
+        self._dirty = True
+
+    def add_epoch(self, step: int, train: float | None, val: float | None) -> None:
+        if train is not None:
+            self.train_steps.append(step)
+            self.train_values.append(train)
+        if val is not None:
+            self.val_steps.append(step)
+            self.val_values.append(val)
+        self._dirty = True
 
     def add_validation(self, step: int, value: float) -> None:
-        self.val_steps.append(step)
-        self.val_values.append(value)
+        self.add_epoch(step, None, value)
+
+    def set_log(self, on: bool) -> None:
+        """A log y-axis (values ≤ 0 are not drawn); a bounded measure's fixed range gives way to auto-range."""
+        if self.log.isChecked() != on:
+            self.log.setChecked(on)  # calls back here through toggled
+            return
+        self.widget.setLogMode(y=on)
+        if self.style.y_range is not None:
+            if on:
+                self.widget.enableAutoRange(y=True)
+            else:
+                self.widget.setYRange(*self.style.y_range, padding=0.02)
+                self.widget.enableAutoRange(y=False)
 
     def redraw(self) -> None:
-        steps = np.asarray(self.steps, dtype=np.float64)
-        self.batch.setData(steps, np.asarray(self.values))
-        self.smooth.setData(steps, np.asarray(self.smoothed))
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.batch.setData(*self.values.arrays())
+        self.smooth.setData(*self.smoothed.arrays())
+        self.train.setData(np.asarray(self.train_steps, dtype=np.float64), np.asarray(self.train_values))
         self.val.setData(np.asarray(self.val_steps, dtype=np.float64), np.asarray(self.val_values))
 
 
@@ -123,6 +183,8 @@ def _headline_first(values: Mapping[str, float]) -> list[tuple[str, float]]:
 class MonitorPane(QWidget):
     dataset_changed = Signal(object)  # a built-in dataset's name, or None for the model's own
     lr_changed = Signal(float)  # "Apply now": the running run's learning rate
+    checkpoint_requested = Signal()  # "Checkpoint now"
+    command = Signal(object)  # a worker command one of the hosted views asks for (``View.command``)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -160,13 +222,9 @@ class MonitorPane(QWidget):
         header.addLayout(settings)
         header.addWidget(self.readout, 1)
 
-        self.plots: dict[str, MetricPlot] = {}
-        self._redraw = QTimer(self, singleShot=True, interval=CURVE_REDRAW_MS)
-        self._redraw.timeout.connect(self.redraw)
         self._layout = QVBoxLayout(self)
         self._layout.addLayout(header)
-        for name in SHOWN_BEFORE_TRAINING:
-            self._plot(name)
+        self._layout.addWidget(self._make_plots_area(), 1)
         self.clear()
 
     def config(self) -> TrainConfig:
@@ -184,6 +242,74 @@ class MonitorPane(QWidget):
         """The chosen built-in dataset, or None for the model's own (its preset's default)."""
         return None if self.dataset.currentIndex() == 0 else self.dataset.currentText()
 
+    # ---- the plots area: curves on the left; views of how training goes and the runs on the right ----------
+    def _make_plots_area(self) -> QWidget:
+        self.plots: dict[str, MetricPlot] = {}
+        self._redraw = QTimer(self, singleShot=True, interval=CURVE_REDRAW_MS)
+        self._redraw.timeout.connect(self.redraw)
+        curves = QWidget()
+        self.curves_layout = QVBoxLayout(curves)
+        self.curves_layout.setContentsMargins(0, 0, 0, 0)
+        for name in SHOWN_BEFORE_TRAINING:
+            self._plot(name)
+        self.checkpoint = QPushButton("Checkpoint now", toolTip="Save the run's weights now (the run store)")
+        self.checkpoint.clicked.connect(self.checkpoint_requested)
+        self.checkpoint.setEnabled(False)
+        # Views of how training goes (gradient norms, histograms): gui.views.MONITOR_VIEWS, one tab each.
+        self.views: dict[type[Frame], View] = {
+            frame_type: view_type() for frame_type, view_type in view_registry.MONITOR_VIEWS.items()
+        }
+        self.tabs = QTabWidget(documentMode=True)
+        for view in self.views.values():
+            view.command.connect(self.command)
+            self.tabs.addTab(view, view.title)
+        self.runs = RunsPanel(self)
+        self.runs.overlay_changed.connect(self._overlay)
+        self.tabs.addTab(self.runs, "Runs")
+        right = QWidget()
+        side = QVBoxLayout(right)
+        side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(self.checkpoint, 0, Qt.AlignmentFlag.AlignRight)
+        side.addWidget(self.tabs, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=True)
+        self.splitter.addWidget(curves)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.overlays: dict[tuple[str, str], pg.PlotDataItem] = {}  # (run id, metric) -> a compared run's curve
+        return self.splitter
+
+    def hosts(self, frame_type: type) -> bool:
+        """Whether a view here draws frames of ``frame_type`` (the window routes the rest to the viewer)."""
+        return frame_type in self.views
+
+    def show_frame(self, frame: Frame) -> None:
+        view = self.views.get(type(frame))
+        if view is not None:
+            view.show_frame(frame)
+
+    def set_running(self, running: bool) -> None:
+        """A run is active: checkpoints can be asked for."""
+        self.checkpoint.setEnabled(running)
+
+    def _overlay(self, curves: dict) -> None:
+        """Draw the selected runs' curves (``{(run id, metric): (steps, values)}``) over the live ones."""
+        for key in [k for k in self.overlays if k not in curves]:
+            item = self.overlays.pop(key)
+            plot = self.plots.get(key[1])
+            if plot is not None:
+                plot.widget.removeItem(item)
+        for index, ((run_id, metric), (steps, values)) in enumerate(sorted(curves.items())):
+            plot = self._plot(metric)
+            item = self.overlays.get((run_id, metric))
+            if item is None:
+                pen = pg.mkPen(pg.intColor(index, hues=max(len(curves), 6)), width=1.5)
+                item = self.overlays[(run_id, metric)] = plot.widget.plot(pen=pen, name=f"run {run_id}")
+            item.setData(np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64))
+        if curves:
+            self._anchor.enableAutoRange(x=True)
+            self._ranged = True  # the compared runs set the x-range, not the live run's length
+
     def _plot(self, name: str) -> MetricPlot:
         """The plot of metric ``name``, made (below the others, sharing their x-axis) the first time."""
         plot = self.plots.get(name)
@@ -192,7 +318,7 @@ class MonitorPane(QWidget):
             anchor = next(iter(self.plots.values()))
             if plot is not anchor:
                 plot.widget.setXLink(anchor.widget)
-            self._layout.addWidget(plot.widget, 1)
+            self.curves_layout.addWidget(plot.container, 1)
         return plot
 
     @property
@@ -202,8 +328,10 @@ class MonitorPane(QWidget):
     def clear(self) -> None:
         for name in [n for n in self.plots if n not in SHOWN_BEFORE_TRAINING]:  # the last model's own measures
             plot = self.plots.pop(name)
-            self._layout.removeWidget(plot.widget)
-            plot.widget.deleteLater()
+            self.curves_layout.removeWidget(plot.container)
+            plot.container.deleteLater()
+            for key in [k for k in self.overlays if k[1] == name]:
+                del self.overlays[key]
         for plot in self.plots.values():
             plot.clear()
         self._ranged = False
@@ -226,8 +354,8 @@ class MonitorPane(QWidget):
                     self._ranged = True
                 last_step = event
             elif isinstance(event, EpochMetrics):
-                for name, value in event.val.items():
-                    self._plot(name).add_validation(event.step, value)
+                for name in {**event.train, **event.val}:
+                    self._plot(name).add_epoch(event.step, event.train.get(name), event.val.get(name))
                 validated = True
                 self.readout.setText(
                     f"Epoch {event.epoch}: validation {self._describe(event.val, bold=True)}<br>"

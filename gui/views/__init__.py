@@ -1,20 +1,25 @@
 """Which view draws which frame type: one plain dict, built from the leaves' classes.
 
 Adding a view for a new probe's frames: a module here with its View subclass and one entry below. The
-viewer pane hosts one view per entry and routes each frame to the view of its type. Nothing registers
-itself on import.
+viewer pane hosts one view per entry of ``VIEWS`` and routes each frame to the view of its type; the training
+monitor hosts those of ``MONITOR_VIEWS`` (pictures of how training goes rather than of what the model sees),
+and the window sends each frame to whichever pane hosts its type. Nothing registers itself on import.
 """
 
 from engine.explain.jobs import DreamFrame
 from engine.probes.attribution import AttributionFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.filters import FilterFrame
+from engine.probes.gradients import GradientNormFrame
+from engine.probes.histograms import HistogramFrame
 from engine.runtime.events import Frame
 from gui.views.attribution import AttributionView
 from gui.views.base import View
 from gui.views.dream import DreamView
 from gui.views.feature_maps import FeatureMapView
 from gui.views.filters import FilterView
+from gui.views.gradients import GradientNormView
+from gui.views.histograms import HistogramView
 
 VIEWS: dict[type[Frame], type[View]] = {
     FeatureMapFrame: FeatureMapView,
@@ -22,5 +27,9 @@ VIEWS: dict[type[Frame], type[View]] = {
     FilterFrame: FilterView,
     DreamFrame: DreamView,
 }
+MONITOR_VIEWS: dict[type[Frame], type[View]] = {
+    GradientNormFrame: GradientNormView,
+    HistogramFrame: HistogramView,
+}
 
-__all__ = ["VIEWS", "View"]
+__all__ = ["MONITOR_VIEWS", "VIEWS", "View"]

@@ -39,7 +39,7 @@ def test_a_new_metric_name_gets_a_plot_of_its_own(qtbot, monitor):
     assert list(monitor.plots) == ["loss", "accuracy", "reconstruction", "kl"]
     kl = monitor.plots["kl"]
     assert kl.widget.getPlotItem().titleLabel.text == "Kl"
-    assert kl.widget.isVisibleTo(monitor) and monitor.layout().indexOf(kl.widget) > 0
+    assert kl.widget.isVisibleTo(monitor) and monitor.curves_layout.indexOf(kl.container) > 0
     assert kl.widget.getViewBox().linkedView(0) is monitor.plots["loss"].widget.getViewBox()  # one step axis
     qtbot.waitUntil(lambda: kl.batch.xData is not None and len(kl.batch.xData) == 20, timeout=2_000)
     assert list(kl.batch.yData) == pytest.approx([0.1 * i for i in range(1, 21)])
@@ -50,7 +50,7 @@ def test_a_new_metric_name_gets_a_plot_of_its_own(qtbot, monitor):
     assert "validation loss <b>0.250</b>, kl 1.500<br>training loss 0.300, kl 1.000" in monitor.readout.text()
 
     monitor.clear()  # the next run (maybe another model) starts from the usual two plots
-    assert list(monitor.plots) == ["loss", "accuracy"] and monitor.layout().indexOf(kl.widget) == -1
+    assert list(monitor.plots) == ["loss", "accuracy"] and monitor.curves_layout.indexOf(kl.container) == -1
 
 
 def test_lenet_readout_reads_as_before(monitor):

@@ -1,0 +1,99 @@
+"""The gradient-norm view: one bar per layer on a log axis, and each layer's norm over time.
+
+Bars show the newest batch's ‖∂loss/∂θ‖ per layer, first layer on the left; the line plot below keeps every
+frame's norms (at most ``HISTORY`` frames, so memory stays bounded) on the same log axis. The caption gives
+the first/last-layer ratio: far below 1 the early layers barely learn (vanishing gradients).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from engine.probes.gradients import GradientNormFrame
+from gui.views.base import View
+
+HISTORY = 2_000  # frames kept for the lines over time
+TINY = 1e-30  # a zero norm is drawn at this height (log axes cannot show 0)
+BAR_BRUSH = pg.mkBrush(70, 130, 200, 200)
+
+
+def layer_colour(index: int, count: int) -> tuple[int, int, int]:
+    return pg.intColor(index, hues=max(count, 1)).getRgb()[:3]
+
+
+class GradientNormView(View):
+    title = "Gradients"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.frame: GradientNormFrame | None = None
+        self.ratio = QLabel("Gradient norms appear once the model trains.")
+        self.bars_plot = pg.PlotWidget(title="‖gradient‖ per layer (newest batch)")
+        self.bars_plot.setLogMode(y=True)
+        self.bars_plot.showGrid(y=True, alpha=0.2)
+        self.bars_plot.setMouseEnabled(x=False)
+        # Bars as a step curve filled down to a floor: unlike BarGraphItem, a PlotDataItem follows log mode.
+        self.bars = self.bars_plot.plot(stepMode="center", fillLevel=0.0, brush=BAR_BRUSH, pen=pg.mkPen(40, 90, 160))
+        self.history_plot = pg.PlotWidget(title="‖gradient‖ over time")
+        self.history_plot.setLogMode(y=True)
+        self.history_plot.setLabel("bottom", "step")
+        self.history_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.history_plot.addLegend(offset=(-10, 10))
+        self.history_plot.setDownsampling(auto=True, mode="peak")
+        self.history_plot.setClipToView(True)
+        self.lines: dict[str, pg.PlotDataItem] = {}
+        self._steps: deque[int] = deque(maxlen=HISTORY)
+        self._norms: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self._layers: tuple[str, ...] = ()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.ratio)
+        layout.addWidget(self.bars_plot, 1)
+        layout.addWidget(self.history_plot, 1)
+
+    def caption(self, frame: GradientNormFrame) -> str:  # type: ignore[override]
+        if math.isnan(frame.ratio):
+            return f"gradient norms · model at step {frame.step}"
+        return f"first/last-layer gradient ratio <b>{frame.ratio:.3g}</b> · model at step {frame.step}"
+
+    def show_frame(self, frame: GradientNormFrame) -> None:  # type: ignore[override]
+        self.frame = frame
+        if frame.layers != self._layers:
+            self._restart(frame.layers)
+        norms = np.maximum(frame.norms, TINY)
+        floor = math.floor(math.log10(float(norms.min()))) - 1
+        self.bars.setFillLevel(floor)
+        self.bars.setData(np.arange(len(norms) + 1, dtype=np.float64) - 0.5, norms)
+        self.ratio.setText(self.caption(frame))
+        if self._steps and frame.step <= self._steps[-1]:
+            self._restart(frame.layers)  # a new run (its steps start again)
+        self._steps.append(frame.step)
+        self._norms.append(norms)
+        steps = np.fromiter(self._steps, dtype=np.float64, count=len(self._steps))
+        table = np.stack(self._norms)
+        for index, layer in enumerate(self._layers):
+            self.lines[layer].setData(steps, table[:, index])
+
+    def _restart(self, layers: tuple[str, ...]) -> None:
+        """Another model (or run): new layer names on the bars' axis and new lines."""
+        self._layers = layers
+        self._steps.clear()
+        self._norms.clear()
+        self.bars_plot.getAxis("bottom").setTicks([list(enumerate(layers))])
+        self.bars_plot.setXRange(-0.5, len(layers) - 0.5, padding=0.02)
+        for line in self.lines.values():
+            self.history_plot.removeItem(line)
+        self.lines = {
+            layer: self.history_plot.plot(pen=pg.mkPen(layer_colour(i, len(layers)), width=2), name=layer)
+            for i, layer in enumerate(layers)
+        }
+
+    def bar_heights(self) -> np.ndarray:
+        """The drawn bars' heights (the norms), for tests and export."""
+        _, y = self.bars.getOriginalDataset()
+        return np.asarray(y if y is not None else [], dtype=np.float64)

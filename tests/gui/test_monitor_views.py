@@ -1,0 +1,134 @@
+"""The monitor's plots area: log toggles, decimated curves, the gradient-norm and histogram views it hosts, the
+runs list with overlay and export, ETA; closing the window mid-run leaves the run store consistent."""
+
+import time
+
+import numpy as np
+import pytest
+
+from engine.io.store import RunStore
+from engine.probes.gradients import GradientNormFrame
+from engine.probes.histograms import HistogramFrame
+from engine.runtime.events import EpochMetrics, RunState, StepMetrics
+from gui.panes.monitor import MonitorPane
+from gui.widgets.decimate import CAPACITY
+from gui.widgets.eta import Eta
+
+
+@pytest.fixture
+def monitor(qtbot):
+    pane = MonitorPane()
+    qtbot.addWidget(pane)
+    return pane
+
+
+def test_each_plot_has_a_log_toggle(monitor):
+    loss, accuracy = monitor.plots["loss"], monitor.plots["accuracy"]
+    loss.log.setChecked(True)
+    assert loss.widget.getPlotItem().ctrl.logYCheck.isChecked()
+    assert not accuracy.widget.getPlotItem().ctrl.logYCheck.isChecked()  # one plot at a time
+    accuracy.set_log(True)
+    assert accuracy.log.isChecked() and accuracy.widget.getViewBox().autoRangeEnabled()[1]
+    accuracy.set_log(False)
+    assert accuracy.widget.getViewBox().viewRange()[1] == pytest.approx([-0.02, 1.02])  # its fixed range again
+
+
+def test_a_million_steps_are_drawn_from_a_bounded_number_of_points(monitor):
+    plot = monitor.plots["loss"]
+    events = [StepMetrics(i, 1_000_000, 1, {"loss": 1.0 + (i % 7)}, 1.0) for i in range(1, 1_000_001)]
+    for start in range(0, len(events), 100_000):
+        monitor.add_metrics(events[start : start + 100_000])
+    began = time.perf_counter()
+    monitor.redraw()
+    spent = time.perf_counter() - began
+    assert plot.steps == 1_000_000
+    assert len(plot.batch.xData) <= 2 * CAPACITY and plot.batch.yData.max() == 7.0 and plot.batch.yData.min() == 1.0
+    assert plot.batch.xData[0] == 1 and plot.batch.xData[-1] == 1_000_000
+    assert spent < 0.5  # the same work as at step 8,000
+
+
+def test_epochs_show_training_mean_beside_validation(monitor):
+    monitor.add_metrics([StepMetrics(1, 10, 1, {"loss": 1.0}, 1.0)])
+    monitor.add_metrics([EpochMetrics(1, 5, {"loss": 0.8}, {"loss": 0.7})])
+    monitor.redraw()
+    loss = monitor.plots["loss"]
+    assert list(loss.train.yData) == [0.8] and list(loss.val.yData) == [0.7]
+
+
+def test_eta_from_recent_steps():
+    now = [0.0]
+    eta = Eta(clock=lambda: now[0])
+    assert eta.update(0, 100) == ""
+    now[0] = 10.0
+    assert eta.update(50, 100, samples_per_step=64) == "ETA 0:10 · 320 samples/s"
+    now[0] = 11.0
+    assert eta.update(1, 100) == ""  # a new run starts over
+
+
+def _train(qtbot, window, steps_at_least):
+    window.monitor.epochs.setValue(3)
+    window.train_action.trigger()
+    curve = window.monitor.plots["loss"].batch
+    qtbot.waitUntil(lambda: curve.xData is not None and len(curve.xData) >= steps_at_least, timeout=60_000)
+
+
+@pytest.mark.slow
+def test_gradient_bars_histograms_runs_list_and_export_while_lenet_trains(qtbot, window, tmp_path):
+    _train(qtbot, window, 3)
+    grads = window.monitor.views[GradientNormFrame]
+    qtbot.waitUntil(lambda: grads.frame is not None and grads.frame.step > 0, timeout=30_000)
+    heights = grads.bar_heights()
+    assert grads.frame.layers == ("conv1", "conv2", "fc1", "fc2", "fc3")
+    assert len(heights) == 5 and (heights > 0).all()
+    assert grads.bars_plot.getPlotItem().ctrl.logYCheck.isChecked()  # a log axis
+    assert "first/last-layer gradient ratio" in grads.ratio.text()
+    histograms = window.monitor.views[HistogramFrame]
+    qtbot.waitUntil(lambda: histograms.frame is not None, timeout=30_000)
+    assert histograms.strip("weights", "conv1") is not None and histograms.strip("activations", "conv1") is not None
+    assert not window.viewer.views.get(GradientNormFrame)  # the viewer does not host them
+    qtbot.waitUntil(lambda: "ETA" in window.progress.format(), timeout=30_000)  # once the rate is known
+
+    window.stop_action.trigger()
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=30_000)
+    runs = window.monitor.runs
+    window.monitor.tabs.setCurrentWidget(runs)
+    qtbot.waitUntil(lambda: len(runs.rows) == 1 and runs.rows[0].status == "stopped", timeout=10_000)
+    run_id = runs.rows[0].id
+    assert window.bridge.worker.run_id == run_id
+    runs.set_compared({run_id})
+    overlay = window.monitor.overlays[(run_id, "loss")]
+    assert len(overlay.xData) == runs.rows[0].step and np.isfinite(overlay.yData).all()
+    written = runs.export_plots(tmp_path / "curves.png", ".png")
+    assert [p.name for p in written] == ["curves-loss.png", "curves-accuracy.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+    svg = runs.export_plots(tmp_path / "curves", ".svg")
+    assert svg[0].read_text().lstrip().startswith("<?xml") and "<svg" in svg[0].read_text()
+    csv = runs.store().export_csv(run_id, tmp_path / "m.csv").read_text().splitlines()
+    assert csv[0] == "phase,step,epoch,loss,accuracy" and len(csv) == 1 + runs.rows[0].step
+    runs.set_compared(set())
+    assert not window.monitor.overlays
+
+
+@pytest.mark.slow
+def test_checkpoint_now_and_closing_mid_run_leave_the_store_consistent(qtbot, settings, lumen_data_dir):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.viewer.frame is not None, timeout=30_000)
+    _train(qtbot, window, 2)
+    assert window.monitor.checkpoint.isEnabled()
+    window.monitor.checkpoint.click()
+    qtbot.waitUntil(lambda: "checkpoint at step" in window.status_label.text(), timeout=30_000)
+    run_id = window.bridge.worker.run_id
+    began = time.monotonic()
+    window.close()
+    assert time.monotonic() - began < 2.0
+    assert not window.bridge.worker.alive
+    with RunStore(lumen_data_dir) as store:
+        run = store.run(run_id)
+        steps, _ = store.metric(run_id, "loss")
+        assert run.status == "stopped" and "closed" in run.message
+        assert steps == list(range(1, run.step + 1))  # every step up to the last one, each once
+        assert list((lumen_data_dir / "runs" / run_id / "checkpoints").glob("step-*.safetensors"))
