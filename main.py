@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("weights", type=Path, help="a state dict: .pth/.pt (read weights-only) or .safetensors")
     imports.add_argument("--out", required=True, type=Path, help="run folder to write")
     imports.add_argument("--force", action="store_true", help="replace the run already in --out")
+    imports.add_argument(
+        "--classes",
+        choices=["imagenet", "none"],
+        help="name the outputs with a bundled list (default: imagenet for the full-size presets, else none)",
+    )
     export = commands.add_parser("export", help="write a run's model as TorchScript, ONNX, Python or safetensors")
     export.add_argument("run", type=Path, help="a run folder (from train or import)")
     export.add_argument("--format", required=True, choices=["torchscript", "onnx", "python", "safetensors"])
@@ -516,10 +521,15 @@ def _note(text: str) -> None:
 def cmd_import(args: argparse.Namespace) -> None:
     from engine.io.runs import import_run
     from engine.io.untrusted import printable
+    from engine.spec.preprocess import IMAGENET
 
     spec = load_model_arg(args.model)
-    import_run(spec, args.weights, args.out, force=args.force)
-    print(printable(f"saved {args.out}/ ({spec.name}, weights from {args.weights.name})"))
+    classes = args.classes
+    if classes is None and spec.preprocess == IMAGENET:  # a full-size preset: torchvision's ImageNet weights
+        classes = "imagenet"
+    import_run(spec, args.weights, args.out, force=args.force, classes=None if classes == "none" else classes)
+    named = f", {classes} class names" if classes not in (None, "none") else ""
+    print(printable(f"saved {args.out}/ ({spec.name}, weights from {args.weights.name}{named})"))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -539,7 +549,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     from engine.explain.attribution import attribute, black_picture_input
     from engine.explain.overlay import overlay
     from engine.io.image_files import read_image
-    from engine.io.runs import open_run, read_run_info
+    from engine.io.runs import open_run, read_run_info, run_classes
     from engine.io.untrusted import atomic_write, printable
 
     info = read_run_info(args.run)
@@ -551,7 +561,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     digits = info.get("dataset") == "mnist" and shape[0] == 1
 
     def prepare(p: np.ndarray):
-        return image_input(p, shape, digits=digits)
+        return image_input(p, shape, digits=digits, preprocess=model.spec.preprocess)
 
     x = prepare(pixels)
     given = {
@@ -579,7 +589,18 @@ def cmd_explain(args: argparse.Namespace) -> None:
     delta = f", convergence delta {result.delta:.3g}" if result.delta is not None else ""
     layer = f", layer {result.layer}" if result.layer else ""
     files = ", ".join(printable(str(p)) for p in written)
-    print(f"{args.method} for class {result.target}{layer}{delta}: wrote {files}")
+    names = run_classes(info)
+    named = f" ({printable(names[result.target])})" if result.target < len(names) else ""
+    print(f"{args.method} for class {result.target}{named}{layer}{delta}: wrote {files}")
+    if names:
+        import torch
+
+        from engine.explain.activations import top_k
+
+        with torch.no_grad():
+            best = top_k(model(x), names, 3)
+        if best:
+            print("top: " + ", ".join(f"{printable(name)} {p:.1%}" for name, p in best))
 
 
 def _image_for(run_dir: Path, image: Path):
@@ -596,7 +617,7 @@ def _image_for(run_dir: Path, image: Path):
     if len(shape) != 3:
         raise DataError(f"{printable(model.spec.name)} takes {shape} inputs, not images")
     digits = info.get("dataset") == "mnist" and shape[0] == 1
-    return model, image_input(read_image(image), shape, digits=digits)
+    return model, image_input(read_image(image), shape, digits=digits, preprocess=model.spec.preprocess)
 
 
 def _write_png(path: Path, pixels) -> None:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import DataError
+from engine.spec.preprocess import Preprocess
 
 
 def to_gray(pixels: np.ndarray) -> np.ndarray:
@@ -58,10 +59,15 @@ def digit_input(pixels: np.ndarray, size: int = 28) -> torch.Tensor:
     return torch.from_numpy(frame)[None, None]
 
 
-def image_input(pixels: np.ndarray, input_shape: tuple[int, ...], digits: bool) -> torch.Tensor:
-    """A model input (1×C×H×W) from decoded pixels; ``digits`` asks for MNIST-style preparation."""
+def image_input(
+    pixels: np.ndarray, input_shape: tuple[int, ...], digits: bool, preprocess: Preprocess | None = None
+) -> torch.Tensor:
+    """A model input (1×C×H×W) from decoded pixels; ``digits`` asks for MNIST-style preparation; a spec's
+    ``preprocess`` (grey or RGB, resize and centre crop, mean and std) replaces the default preparation."""
     if len(input_shape) != 3:
         raise DataError(f"this model takes {input_shape} inputs, not images")
+    if preprocess is not None:
+        return prepared_input(pixels, input_shape, preprocess)
     channels, height, width = input_shape
     if digits and channels == 1 and height == width:
         return digit_input(pixels, height)
@@ -72,6 +78,58 @@ def image_input(pixels: np.ndarray, input_shape: tuple[int, ...], digits: bool) 
         planes = np.moveaxis(rgb.astype(np.float32) / 255.0, 2, 0)[:channels]
     resized = np.stack([_resize(p, height, width) for p in planes])
     return torch.from_numpy(np.clip(resized, 0.0, 1.0))[None]
+
+
+def _planes(pixels: np.ndarray, channels: int, gray: bool) -> np.ndarray:
+    """C×H×W float32 in [0, 1]: grey (repeated to ``channels``) or RGB (its grey average for one channel)."""
+    if gray or channels == 1:
+        return np.repeat(to_gray(pixels)[None], channels, 0)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, 2)
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise DataError(f"expected a grey, RGB or RGBA image, got an array of shape {pixels.shape}")
+    rgb = pixels[:, :, :3].astype(np.float32) / 255.0
+    if pixels.shape[2] == 4:  # transparency over white paper, as to_gray does
+        alpha = pixels[:, :, 3:].astype(np.float32) / 255.0
+        rgb = rgb * alpha + (1.0 - alpha)
+    planes = np.moveaxis(rgb, 2, 0)
+    return planes[:channels] if channels <= 3 else np.concatenate([planes, planes[: channels - 3]])
+
+
+def prepared_input(pixels: np.ndarray, input_shape: tuple[int, ...], preprocess: Preprocess) -> torch.Tensor:
+    """1×C×H×W as ``preprocess`` says: grey or RGB; the shorter side scaled to ``resize`` (scaled in proportion
+    when the model's input is not ``size``) and the centre cut out, or the whole picture stretched to the input
+    without ``resize``; then ``(x − mean) / std`` per channel."""
+    channels, height, width = input_shape
+    if preprocess.mode == "digit":
+        x = digit_input(pixels, height) if height == width else image_input(pixels, input_shape, False)
+        return x if channels == 1 else x.repeat(1, channels, 1, 1)
+    planes = torch.from_numpy(np.ascontiguousarray(_planes(pixels, channels, preprocess.mode == "gray")))[None]
+    if preprocess.resize is not None:
+        crop_h = preprocess.size[0] if preprocess.size is not None else height
+        shorter = max(1, round(preprocess.resize * height / crop_h))  # 256 for a 224 crop, 73 for a 64 input
+        h, w = planes.shape[-2:]
+        scale = shorter / min(h, w)
+        new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+        planes = F.interpolate(planes, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+        top, left = (new_h - height) // 2, (new_w - width) // 2
+        planes = planes[:, :, top : top + height, left : left + width]
+    else:
+        planes = F.interpolate(planes, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    x = planes.clamp(0.0, 1.0)
+    if preprocess.mean is not None and preprocess.std is not None:
+        mean, std = _per_channel(preprocess.mean, channels), _per_channel(preprocess.std, channels)
+        x = (x - mean) / std
+    return x.contiguous()
+
+
+def _per_channel(values: tuple[float, ...], channels: int) -> torch.Tensor:
+    picked = [values[i % len(values)] for i in range(channels)] if len(values) != channels else list(values)
+    if len(values) not in (1, channels):  # ImageNet's three for a one-channel model: their average
+        picked = [sum(values) / len(values)] * channels
+    return torch.tensor(picked, dtype=torch.float32)[None, :, None, None]
 
 
 def affine(

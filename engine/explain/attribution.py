@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,6 +33,8 @@ BASELINES = ("black", "blur", "noise")  # named baselines; a tensor or array sha
 
 
 Result = tuple[torch.Tensor, float | None, str | None]  # the map, the convergence delta, the layer used
+Progress = tuple[int, int]  # (done, total) of a long method's steps
+STEP_ELEMENTS = 2**19  # input numbers per slice of a stepped method: ~3 IG steps at 3×224², all 50 at 1×28²
 
 
 class ExplainError(LumenError):
@@ -81,6 +83,13 @@ class Method:
     def compute(self, model: nn.Module, x: torch.Tensor, target: int, options: Mapping[str, Any]) -> Result:
         """The map (the batch's first item), the convergence delta or None, the layer used or None."""
         raise NotImplementedError
+
+    def compute_steps(
+        self, model: nn.Module, x: torch.Tensor, target: int, options: Mapping[str, Any]
+    ) -> Generator[Progress, None, Result] | None:
+        """For a method that can run in slices: a generator of (done, total) that returns ``compute``'s result;
+        None for methods that run in one go."""
+        return None
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -195,6 +204,40 @@ class IntegratedGradients(Method):
         )  # fmt: skip
         return result[0], float(delta.reshape(-1)[0]), None
 
+    def compute_steps(
+        self, model: nn.Module, x: torch.Tensor, target: int, options: Mapping[str, Any]
+    ) -> Generator[Progress, None, Result]:
+        """The same sum in slices of ``chunk`` steps, as Captum's own internal batching does it (its
+        ``_batch_attribution``: the Gauss–Legendre points and weights for all steps, cut into runs, each run's
+        ``_attribute`` added up); equal to ``IntegratedGradients.attribute(internal_batch_size=chunk)``."""
+        from captum.attr import IntegratedGradients as CaptumIG
+        from captum.attr._utils.approximation_methods import approximation_parameters
+
+        steps = int(options["steps"])
+        chunk = int(options.get("chunk") or step_chunk(x, steps))
+        baseline = baseline_for(x, options["baseline"], options.get("black"))
+        ig = CaptumIG(model)
+        sizes_of, alphas_of = approximation_parameters("gausslegendre")
+        sizes, alphas = sizes_of(steps), alphas_of(steps)
+        total: torch.Tensor | None = None
+        for start in range(0, steps, chunk):
+            end = min(start + chunk, steps)
+            (part,) = ig._attribute(
+                inputs=(x,), baselines=(baseline,), target=target, n_steps=end - start,
+                step_sizes_and_alphas=(sizes[start:end], alphas[start:end]),
+            )  # fmt: skip
+            total = part.detach() if total is None else total + part.detach()
+            yield end, steps
+        assert total is not None
+        delta = ig.compute_convergence_delta((total,), (baseline,), (x,), target=target)
+        return total[0], float(delta.reshape(-1)[0]), None
+
+
+def step_chunk(x: torch.Tensor, steps: int) -> int:
+    """How many IG steps one slice takes: ~``STEP_ELEMENTS`` input numbers (a slice of a full-size model takes
+    a fraction of a second on a CPU), at most 64 (Captum's internal batch here), at least 1."""
+    return max(1, min(steps, 64, STEP_ELEMENTS // max(1, x[0].numel())))
+
 
 class GradCam(Method):
     name = "gradcam"
@@ -268,7 +311,7 @@ class GuidedBackprop(Method):
 METHODS: dict[str, Method] = {
     m.name: m for m in [Saliency(), SmoothGrad(), IntegratedGradients(), GradCam(), Occlusion(), GuidedBackprop()]
 }
-INTERNAL_OPTIONS = ("black",)  # the prepared black picture, passed by callers that prepare images
+INTERNAL_OPTIONS = ("black", "chunk")  # the prepared black picture (callers that prepare images); IG steps a slice
 
 
 def method(name: str) -> Method:
@@ -331,6 +374,22 @@ def attribute(
     ``options`` are the method's (``METHODS[name].options``); ``black=`` may carry the model input of an
     all-black picture prepared like ``x`` (integrated gradients' ``black`` baseline, occlusion's patch).
     """
+    steps = attribute_steps(model, x, method_name, target, **options)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            result: Attribution = stop.value
+            return result
+
+
+def attribute_steps(
+    model: nn.Module, x: torch.Tensor, method_name: str, target: int | None = None, **options: Any
+) -> Generator[Progress, None, Attribution]:
+    """``attribute`` in slices: yields (done, total) between slices of a long method (integrated gradients'
+    steps, ``step_chunk`` at a time) and returns the ``Attribution``; closing it stops the work. Other methods
+    run in one go. The model is in eval mode only while a slice runs (a model that trains between slices gets
+    its mode back), and random numbers are drawn before the first slice, from the forked generator."""
     m = method(method_name)
     settings = resolved_options(m, options)
     if x.dim() != 4 or x.shape[0] != 1:
@@ -346,15 +405,38 @@ def attribute(
         elif not 0 <= int(target) < classes:
             raise ExplainError(f"target class {target} does not exist (the model has classes 0 to {classes - 1})")
         target = int(target)
-        if m.random or (isinstance(settings.get("baseline"), str) and settings["baseline"] == "noise"):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(settings.get("seed") or 0))
+        noise_baseline = isinstance(settings.get("baseline"), str) and settings["baseline"] == "noise"
+        stepped = m.compute_steps(model, x, target, settings) if not m.random else None
+        if stepped is None:
+            if m.random or noise_baseline:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(settings.get("seed") or 0))
+                    result, delta, layer = m.compute(model, x, target, settings)
+            else:
                 result, delta, layer = m.compute(model, x, target, settings)
-        else:
-            result, delta, layer = m.compute(model, x, target, settings)
     finally:
         if was_training:
             model.train()
+    if stepped is not None:
+        if noise_baseline:  # drawn now, so no slice touches the random stream
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(settings.get("seed") or 0))
+                settings["baseline"] = baseline_for(x, "noise")
+            stepped = m.compute_steps(model, x, target, settings)
+        assert stepped is not None
+        while True:
+            was_training = model.training
+            if was_training:
+                model.eval()
+            try:
+                progress = next(stepped)
+            except StopIteration as stop:
+                result, delta, layer = stop.value
+                break
+            finally:
+                if was_training:
+                    model.train()
+            yield progress
     array = np.ascontiguousarray(result.detach().float().numpy(), dtype=np.float32)
     return Attribution(m.name, target, array, x.detach().numpy(), delta, layer)
 
@@ -382,7 +464,7 @@ class AttributionSettings:
             raise ExplainError(f"target class {self.target} does not exist")
         for name in self.methods:
             resolved_options(method(name), options_for(method(name), self.options))
-        unknown = set(self.options) - {o.name for m in METHODS.values() for o in m.options}
+        unknown = set(self.options) - {o.name for m in METHODS.values() for o in m.options} - {"chunk"}
         if unknown:
             raise ExplainError(f"no attribution method takes {', '.join(sorted(unknown))}")
 

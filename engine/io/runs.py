@@ -281,9 +281,14 @@ def _flat_tensors(loaded: Any, name: str) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
-def import_run(spec: ModelSpec, weights_path: str | Path, run_dir: str | Path, force: bool = False) -> Path:
+def import_run(
+    spec: ModelSpec, weights_path: str | Path, run_dir: str | Path, force: bool = False, classes: str | None = None
+) -> Path:
     """A run folder (as ``train`` writes) holding ``spec`` with the weights read from ``weights_path``;
-    nothing is written unless every tensor fits the model. An existing run is replaced only with ``force``."""
+    nothing is written unless every tensor fits the model. An existing run is replaced only with ``force``.
+    ``classes`` ("imagenet") names the outputs: run.json carries it and ``run_classes`` reads it back."""
+    if classes is not None and classes not in CLASS_LISTS:
+        raise DataError(f"unknown class names {classes!r} (known: {', '.join(CLASS_LISTS)})")
     weights_path = Path(weights_path)
     check_run_dir(run_dir, force)
     tensors = read_state_dict(weights_path)
@@ -298,7 +303,11 @@ def import_run(spec: ModelSpec, weights_path: str | Path, run_dir: str | Path, f
         spec,
         model,
         [],
-        {"imported_from": str(weights_path.resolve()), "sha256": digest.hexdigest()},
+        {
+            "imported_from": str(weights_path.resolve()),
+            "sha256": digest.hexdigest(),
+            **({"classes": classes} if classes is not None else {}),
+        },
         force=force,
     )
 
@@ -319,6 +328,28 @@ def read_run_info(run_dir: str | Path) -> dict:
     if not isinstance(info, dict):
         raise DataError(f"{name} is an incomplete or damaged run folder: {RUN_FILE} does not hold an object")
     return info
+
+
+CLASS_LISTS = {"imagenet": "imagenet_classes.txt"}  # bundled class names a run may refer to, in resources/
+MAX_CLASSES = 100_000
+
+
+def class_list(name: str) -> tuple[str, ...]:
+    """A bundled list of class names (``CLASS_LISTS``), one a line, in output order."""
+    from engine.resources import resource_path
+
+    return tuple(resource_path(CLASS_LISTS[name]).read_text(encoding="utf-8").splitlines())
+
+
+def run_classes(info: dict) -> tuple[str, ...]:
+    """The class names a run carries (run.json's "classes": a bundled list's name or a list of names); () when
+    it carries none or they are malformed (a run's outputs are then shown by index)."""
+    classes = info.get("classes")
+    if isinstance(classes, str) and classes in CLASS_LISTS:
+        return class_list(classes)
+    if isinstance(classes, list) and len(classes) <= MAX_CLASSES and all(isinstance(c, str) for c in classes):
+        return tuple(printable(c[:200]) for c in classes)
+    return ()
 
 
 def open_run(run_dir: str | Path) -> GraphModel:

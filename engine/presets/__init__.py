@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.errors import SpecError
-from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS, SMALL_PRESETS
+from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS, PICTURE_PRESETS, SMALL_PRESETS
 from engine.presets.generative import GENERATIVE_PRESETS
 from engine.presets.preset import Preset
 from engine.presets.sequence import SEQUENCE_PRESETS
@@ -44,6 +44,7 @@ _CNN = {p.name: p for p in CNN_PRESETS}
 # Families, in the order menus list them.
 PRESET_GROUPS: dict[str, list[Preset]] = {
     "CNNs for digits": [LENET5, *(_CNN[name] for name in SMALL_PRESETS)],
+    "CNNs for pictures": [_CNN[name] for name in PICTURE_PRESETS],
     "CNNs, full size": [_CNN[name] for name in FULL_SIZE_PRESETS],
     "Recurrent": SEQUENCE_PRESETS,
     "Autoencoders and Boltzmann machines": GENERATIVE_PRESETS,

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.presets.preset import Preset
 from engine.spec.model_spec import ModelSpec, Node
+from engine.spec.preprocess import IMAGENET, Preprocess
 
 SMALL_INPUT = (1, 28, 28)
 SMALL_CLASSES = 10
@@ -26,7 +27,8 @@ IMAGENET_CLASSES = 1000
 class GraphBuilder:
     """Appends nodes and edges; ``add`` returns the new node's id, so calls chain into paths and blocks."""
 
-    def __init__(self, input_shape: tuple[int, ...]):
+    def __init__(self, input_shape: tuple[int, ...], preprocess: Preprocess | None = None):
+        self.preprocess = preprocess  # how pictures become inputs (the full-size models: ImageNet's)
         self.nodes: list[Node] = [Node("input", "input", {"shape": list(input_shape)})]
         self.edges: list[tuple[str, str]] = []
 
@@ -41,7 +43,7 @@ class GraphBuilder:
         return src
 
     def spec(self, name: str, description: str) -> ModelSpec:
-        return ModelSpec(name, tuple(self.nodes), tuple(self.edges), description)
+        return ModelSpec(name, tuple(self.nodes), tuple(self.edges), description, self.preprocess)
 
 
 # ---- shared blocks -------------------------------------------------------------------------------
@@ -374,7 +376,7 @@ def mobilenet_small() -> ModelSpec:
 
 
 def alexnet() -> ModelSpec:
-    g = GraphBuilder(IMAGENET_INPUT)
+    g = GraphBuilder(IMAGENET_INPUT, IMAGENET)
     convs = {0: (64, 11, 4, 2), 3: (192, 5, 1, 2), 6: (384, 3, 1, 1), 8: (256, 3, 1, 1), 10: (256, 3, 1, 1)}
     x = "input"
     for i in range(13):
@@ -414,7 +416,7 @@ _VGG_CONFIGS = {
 
 
 def _vgg(name: str) -> ModelSpec:
-    g = GraphBuilder(IMAGENET_INPUT)
+    g = GraphBuilder(IMAGENET_INPUT, IMAGENET)
     x, i = "input", 0
     for item in _VGG_CONFIGS[name]:
         if item == "M":
@@ -456,7 +458,7 @@ def vgg16() -> ModelSpec:
 
 
 def resnet18() -> ModelSpec:
-    g = GraphBuilder(IMAGENET_INPUT)
+    g = GraphBuilder(IMAGENET_INPUT, IMAGENET)
     x = g.chain(
         "input",
         [
@@ -478,7 +480,7 @@ def resnet18() -> ModelSpec:
 
 
 def mobilenet_v2() -> ModelSpec:
-    g = GraphBuilder(IMAGENET_INPUT)
+    g = GraphBuilder(IMAGENET_INPUT, IMAGENET)
     x = g.chain("input", _conv_bn_act("features.0", 32, 3, 2, 1))
     channels, index = 32, 1
     # (expansion t, output channels c, repeats n, first stride s), the table of Sandler et al. 2018
@@ -513,7 +515,7 @@ def mobilenet_v2() -> ModelSpec:
 
 
 def googlenet() -> ModelSpec:
-    g = GraphBuilder(IMAGENET_INPUT)
+    g = GraphBuilder(IMAGENET_INPUT, IMAGENET)
     eps = 0.001  # torchvision's BasicConv2d
     x = conv_unit(g, "conv1", "input", 64, 7, 2, 3, bn_eps=eps)
     x = g.add("maxpool1", "maxpool2d", x, kernel_size=3, stride=2, ceil_mode=True)
@@ -556,7 +558,38 @@ def googlenet() -> ModelSpec:
     )
 
 
+def shapes_gap_cnn() -> ModelSpec:
+    g = GraphBuilder((3, 32, 32))
+    x = conv_unit(g, "block1", "input", 32, 3, padding=1, bn_eps=1e-5)
+    x = conv_unit(g, "block2", x, 32, 3, padding=1, bn_eps=1e-5)
+    x = g.add("pool", "maxpool2d", x, kernel_size=2)  # 32 -> 16
+    for block in ("block3", "block4"):  # dilated: each sees 22×22 input pixels at the 16×16 grid
+        x = g.chain(
+            x,
+            [
+                (f"{block}.conv", "conv2d", dict(out_channels=64, kernel_size=3, padding=2, dilation=2, bias=False)),
+                (f"{block}.bn", "batchnorm2d", {}),
+                (f"{block}.relu", "relu", {}),
+            ],
+        )
+    x = g.add("gap", "global_avgpool", x)
+    g.add("fc", "linear", x, out_features=5)
+    return g.spec(
+        "Shapes GAP CNN",
+        (
+            "A CNN built to be looked inside, for the 3×32×32 synthetic shapes: four 3×3 convolutions with batch "
+            "norm (32-32-64-64 channels), one 2×2 max pooling, so the last conv layer is still a 16×16 grid (its "
+            "two convolutions dilated, so each cell sees 22×22 pixels), then global average pooling and one linear "
+            "layer over the 5 classes: the class activation mapping design (Zhou et al. 2016) that Grad-CAM "
+            "assumes, so Grad-CAM on the last conv layer points at the object at half the input's resolution. "
+            "Changed from a classic CNN: no fully connected hidden layers and only one pooling step, which keep "
+            "the where as well as the what. Trains to ~100 % in 8 epochs with Adam (lr 3e-3 to 5e-3)."
+        ),
+    )
+
+
 SMALL_PRESETS = ["alexnet_small", "zfnet_small", "vgg_small", "googlenet_small", "resnet_small", "mobilenet_small"]
+PICTURE_PRESETS = ["shapes_gap_cnn"]
 FULL_SIZE_PRESETS = ["alexnet", "vgg11", "vgg16", "resnet18", "mobilenet_v2", "googlenet"]
 
 CNN_PRESETS: list[Preset] = [
@@ -570,6 +603,12 @@ CNN_PRESETS: list[Preset] = [
     ),
     Preset("resnet_small", "ResNet, small (1×28×28): 6 basic residual blocks, projection shortcuts", resnet_small),
     Preset("mobilenet_small", "MobileNet v1, small (1×28×28): 5 depthwise-separable blocks", mobilenet_small),
+    Preset(
+        "shapes_gap_cnn",
+        "Shapes GAP CNN (3×32×32): 4 conv with batch norm, global average pooling; Grad-CAM at 16×16",
+        shapes_gap_cnn,
+        dataset="shapes",
+    ),
     Preset(
         "alexnet",
         "AlexNet, full size (3×224×224), torchvision's names and weights",

@@ -6,17 +6,24 @@ What it computes (methods, target class, their options) is the worker's ``Attrib
 ``engine.explain.attribution.attribute`` (Captum underneath; hooks off, mode restored, no graph kept). A method
 that cannot explain this model (Grad-CAM without a conv layer, say) gives a map with its message instead, and
 the other one still shows. At most 10 frames a second, and at most ``budget`` of the worker's time.
+
+A long computation (integrated gradients on a full-size model) does not hold the worker: after ``slice_s`` the
+probe hands back a frame with ``progress`` set and keeps the rest as ``pending``, which the worker runs in
+slices between commands (``AttributionJob``), with progress frames, until it ends or ``CancelJob`` stops it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 
 from engine.errors import LumenError
-from engine.explain.attribution import METHODS, attribute, options_for
+from engine.explain.attribution import METHODS, attribute_steps, conv_layers, options_for
 from engine.probes.base import Probe, ProbeContext
 from engine.runtime.events import Frame
 
@@ -46,12 +53,24 @@ class AttributionFrame(Frame):
     classes: tuple[str, ...] = ()  # every class name, for the target picker
     label: str | None = None  # the true class, when known
     note: str = ""  # why there are no maps, when there are none
+    progress: float | None = None  # a long computation under way: the share done (maps so far); None: finished
+    layers: tuple[str, ...] = ()  # the model's conv layers (Grad-CAM's choices), deepest last
+    preparation: str = ""  # how the picture was prepared for the model, for people
 
     @property
     def target_name(self) -> str:
         if self.target is None:
             return ""
         return self.classes[self.target] if self.target < len(self.classes) else str(self.target)
+
+
+@dataclass(frozen=True, eq=False)
+class BaselinePicture:
+    """Integrated gradients' baseline as a picture the user chose (decoded pixels); the probe prepares it
+    exactly as the probe input was prepared."""
+
+    pixels: np.ndarray
+    name: str
 
 
 def display_image(x: torch.Tensor) -> np.ndarray:
@@ -73,13 +92,44 @@ def method_map(name: str, result_heat: np.ndarray, delta: float | None, layer: s
     return MethodMap(name, m.title, result_heat, levels, m.signed, delta, layer)
 
 
+FrameSteps = Generator[AttributionFrame, None, AttributionFrame]
+
+
 class AttributionProbe(Probe):
     name = "attribution"
     frame_type = AttributionFrame
     interval_s = 0.1  # at most 10 frames a second
     budget = 0.15  # of the worker's time while training
+    slice_s = 0.3  # a computation longer than this goes on in slices, with progress (``pending``)
 
-    def frame(self, context: ProbeContext) -> AttributionFrame:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.pending: AttributionJob | None = None  # the rest of a long computation, for the worker to run
+        self._pending_for: tuple[int, int] = (0, 0)  # the (input, settings) it explains
+
+    def frame(self, context: ProbeContext) -> AttributionFrame | None:
+        """The frame, or, when it takes longer than ``slice_s``, a progress frame (the rest in ``pending``).
+        While a pending computation for the same input and settings goes on, nothing (it brings the frames)."""
+        key = (id(context.input), id(context.attribution))
+        if self.pending is not None:
+            if not self.pending.finished and key == self._pending_for:
+                return None
+            self.pending.cancel()
+            self.pending = None
+        steps = self.frame_steps(context)
+        began = self._clock()
+        while True:
+            try:
+                partial = next(steps)
+            except StopIteration as stop:
+                done: AttributionFrame = stop.value
+                return done
+            if self._clock() - began >= self.slice_s:
+                self.pending, self._pending_for = AttributionJob(steps, partial, clock=self._clock), key
+                return partial
+
+    def frame_steps(self, context: ProbeContext) -> FrameSteps:
+        """Yields progress frames (``progress`` set, the maps done so far) between slices; returns the frame."""
         settings = context.attribution
         if context.input is None:
             return AttributionFrame(context.step, NO_INPUT, np.zeros((1, 1), np.float32), None, (), (), note=NO_INPUT)
@@ -101,13 +151,30 @@ class AttributionProbe(Probe):
         predictions = tuple((classes[i], float(p)) for p, i in zip(top.values, top.indices))
         target = settings.target if settings.target is not None and settings.target < out.shape[1] else None
         target = int(probs.argmax()) if target is None else target
-        maps = []
-        for name in settings.methods:
-            options = options_for(METHODS[name], settings.options)
+        layers = tuple(conv_layers(model))
+        preparation = probe.preparation
+        maps: list[MethodMap] = []
+        base = AttributionFrame(
+            context.step, probe.source, image, target, predictions, (), classes, probe.label,
+            progress=0.0, layers=layers, preparation=preparation,
+        )  # fmt: skip
+        for index, name in enumerate(settings.methods):
+            options: dict[str, Any] = options_for(METHODS[name], settings.options)
             if probe.black is not None:
                 options["black"] = probe.black
             try:
-                result = attribute(model, probe.x, name, target, **options)
+                if isinstance(options.get("baseline"), BaselinePicture):
+                    options["baseline"] = prepared_baseline(options["baseline"], probe.prepare)
+                steps = attribute_steps(model, probe.x, name, target, **options)
+                try:
+                    while True:
+                        done, total = next(steps)
+                        share = (index + done / max(1, total)) / len(settings.methods)
+                        yield replace(base, maps=tuple(maps), progress=share)
+                except StopIteration as stop:
+                    result = stop.value
+                finally:
+                    steps.close()
             except LumenError as exc:
                 m = METHODS[name]
                 maps.append(
@@ -115,6 +182,64 @@ class AttributionProbe(Probe):
                 )
                 continue
             maps.append(method_map(name, result.heat(), result.delta, result.layer))
-        return AttributionFrame(
-            context.step, probe.source, image, target, predictions, tuple(maps), classes, probe.label
-        )
+        return replace(base, maps=tuple(maps), progress=None)
+
+
+class AttributionJob:
+    """The rest of a long attribution, which the worker runs in slices between commands: ``advance`` gives a
+    progress frame at most every ``interval_s`` and the finished frame at the end; ``cancel`` stops it and
+    gives the frame so far, marked stopped."""
+
+    def __init__(
+        self,
+        steps: FrameSteps,
+        last: AttributionFrame,
+        *,
+        interval_s: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._steps, self._last = steps, last
+        self._interval_s, self._clock = interval_s, clock
+        self._last_emit = clock()
+        self.finished = False
+
+    def advance(self, slice_s: float = 0.05) -> AttributionFrame | None:
+        """Work for up to ``slice_s`` seconds (one slice at least)."""
+        if self.finished:
+            return None
+        began = self._clock()
+        while True:
+            try:
+                self._last = next(self._steps)
+            except StopIteration as stop:
+                self.finished = True
+                done: AttributionFrame = stop.value
+                return done
+            except BaseException:
+                self.finished = True
+                raise
+            if self._clock() - began >= slice_s:
+                break
+        if self._clock() - self._last_emit >= self._interval_s:
+            self._last_emit = self._clock()
+            return self._last
+        return None
+
+    def cancel(self) -> AttributionFrame | None:
+        """Stop; the frame so far (the maps that were done), or None when it had already ended."""
+        if self.finished:
+            return None
+        self.finished = True
+        self._steps.close()
+        share = f"{self._last.progress:.0%}" if self._last.progress is not None else "part"
+        return replace(self._last, progress=None, note=f"stopped at {share}; change a setting to start again")
+
+
+def prepared_baseline(picture: BaselinePicture, prepare: Callable[[np.ndarray], torch.Tensor] | None) -> torch.Tensor:
+    """A user's baseline picture as a model input, prepared as the probe input was."""
+    if prepare is None:
+        raise LumenError(f"cannot use {picture.name} as a baseline: this input was not prepared from a picture")
+    try:
+        return prepare(picture.pixels)
+    except LumenError as exc:
+        raise LumenError(f"cannot use {picture.name} as a baseline: {exc}") from None

@@ -9,9 +9,11 @@ listed in ``engine/probes/__init__.py``; the worker runs them through ``ProbeRun
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from engine.explain.attribution import AttributionSettings
@@ -27,6 +29,8 @@ class ProbeInput:
     source: str  # what it is, for people: "validation digit #17", a file name
     label: str | None = None  # its true class, when known
     black: torch.Tensor | None = None  # an all-black picture prepared the same way (attribution's baseline)
+    prepare: Callable[[np.ndarray], torch.Tensor] | None = None  # how a picture became ``x`` (for baselines)
+    preparation: str = ""  # the same, for people ("RGB, shorter side 256, centre 224×224, mean ... std ...")
 
 
 @dataclass(frozen=True)

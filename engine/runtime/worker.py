@@ -35,6 +35,7 @@ from engine.graph import budget
 from engine.graph.model import GraphModel, build_model
 from engine.io.runs import save_run
 from engine.io.store import RunRecorder, RunStore
+from engine.probes.attribution import AttributionJob, AttributionProbe
 from engine.probes.base import LayerChoice, Probe, ProbeContext, ProbeInput
 from engine.probes.runner import ProbeRunner
 from engine.runtime.commands import (
@@ -131,6 +132,7 @@ class EngineWorker:
         self._attribution = AttributionSettings()  # what the attribution probe computes
         self._transform = TransformProbe()  # the invariance probe's shift, rotation and scale
         self._job: Job | None = None  # a long job (maximize, dream) run in slices between commands
+        self._explain: AttributionJob | None = None  # a long attribution, run in slices likewise
 
     # ---- commands: safe to call from any thread, they return at once ------------------------------
     def start(self) -> None:
@@ -219,7 +221,7 @@ class EngineWorker:
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
         while True:
-            running = self._state is RunState.TRAINING or self._job is not None
+            running = self._state is RunState.TRAINING or self._job is not None or self._explain is not None
             command: Command | None
             try:
                 command = self._commands.get_nowait() if running else self._commands.get()
@@ -237,6 +239,8 @@ class EngineWorker:
                 elif running:
                     if self._job is not None:
                         self._advance_job()
+                    if self._explain is not None:
+                        self._advance_explain()
                     if self._state is RunState.TRAINING:
                         self._advance()
             except LumenError as exc:
@@ -318,9 +322,15 @@ class EngineWorker:
             self._probe_input = ProbeInput(data.val_x[index : index + 1], f"validation {what} #{index}", label)
         elif isinstance(choice, ProbeImage) and len(self._spec.input_shape) == 3:
             shape, digits = self._spec.input_shape, self._data_fits() and self._data.name == "mnist"
-            x = image_input(choice.pixels, shape, digits=digits)
-            black = black_picture_input(lambda pixels: image_input(pixels, shape, digits=digits), choice.pixels)
-            self._probe_input = ProbeInput(x, choice.name, black=black)
+            prep = self._spec.preprocess
+
+            def prepare(pixels: np.ndarray) -> torch.Tensor:
+                return image_input(pixels, shape, digits=digits, preprocess=prep)
+
+            x = prepare(choice.pixels)
+            black = black_picture_input(prepare, choice.pixels)
+            preparation = prep.describe() if prep is not None else ("MNIST-style digit" if digits else "")
+            self._probe_input = ProbeInput(x, choice.name, black=black, prepare=prepare, preparation=preparation)
         if self._probe_input is not None and self._transform != TransformProbe():
             t = self._transform
             moved = affine(self._probe_input.x, shift_x=t.shift_x, shift_y=t.shift_y, angle=t.angle, scale=t.scale)
@@ -487,6 +497,26 @@ class EngineWorker:
 
     def _cancel_job_command(self, _: CancelJob) -> None:
         self._cancel_job()
+        explain, self._explain = self._explain, None
+        if explain is not None:
+            frame = explain.cancel()
+            if frame is not None:
+                self._emit(frame)
+                self._emit(StatusChanged(self._state, "attribution stopped"))
+
+    def _advance_explain(self) -> None:
+        job = self._explain
+        if job is None:
+            return
+        try:
+            frame = job.advance()
+        except Exception:
+            self._explain = None
+            raise
+        if frame is not None:
+            self._emit(frame)
+        if job.finished:
+            self._explain = None
 
     # ---- training -------------------------------------------------------------------------------
     def _advance(self, force_probes: bool = False) -> None:
@@ -586,6 +616,9 @@ class EngineWorker:
         )
         for event in self._probes.run(context, force=force, min_interval_s=self._config.frame_interval_s or 0.0):
             self._emit(event)
+        for probe in self._probes.probes:  # a long attribution goes on in slices (_advance_explain)
+            if isinstance(probe, AttributionProbe) and probe.pending is not None and not probe.pending.finished:
+                self._explain = probe.pending
 
 
 def _readable(name: str, value: float) -> str:

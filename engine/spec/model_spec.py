@@ -17,9 +17,11 @@ from typing import Any
 
 from engine.errors import DataError, SpecError
 from engine.io.untrusted import control_characters, parse_json, printable, read_json, shown, write_text_atomic
+from engine.spec.preprocess import Preprocess
 
 FORMAT = "lumen.model"
-VERSION = 1
+VERSION = 2  # 2 added "preprocess"; a spec without it is still written as 1, which every version reads
+VERSIONS = (1, 2)
 # Limits on what a spec may hold (a spec is untrusted input: a file, a paste, the builder's fields).
 MAX_NODES = 5_000  # the largest preset has a few hundred; every spec step is linear, 5,000 loads in well under 1 s
 MAX_EDGES = 4 * MAX_NODES
@@ -48,6 +50,7 @@ class ModelSpec:
     nodes: tuple[Node, ...]
     edges: tuple[tuple[str, str], ...]
     description: str = ""
+    preprocess: Preprocess | None = None  # how a picture becomes the input; None: Lumen's default preparation
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
@@ -131,14 +134,17 @@ class ModelSpec:
 
     # ---- (de)serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if self.preprocess is not None else 1,
             "name": self.name,
             "description": self.description,
             "nodes": [{"id": n.id, "type": n.type, "params": copy.deepcopy(n.params)} for n in self.nodes],
             "edges": [list(edge) for edge in self.edges],
         }
+        if self.preprocess is not None:
+            data["preprocess"] = self.preprocess.to_dict()
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -151,8 +157,12 @@ class ModelSpec:
     def from_dict(cls, data: Any) -> ModelSpec:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise SpecError(f'not a Lumen model spec (expected "format": "{FORMAT}")')
-        if data.get("version") != VERSION:
-            raise SpecError(f"spec version {data.get('version')!r} is not supported (this Lumen reads {VERSION})")
+        version = data.get("version")
+        if isinstance(version, bool) or version not in VERSIONS:
+            raise SpecError(f"spec version {version!r} is not supported (this Lumen reads 1 to {VERSION})")
+        if version == 1 and "preprocess" in data:
+            raise SpecError('"preprocess" needs a version 2 spec')
+        preprocess = Preprocess.from_dict(data["preprocess"]) if data.get("preprocess") is not None else None
         raw_nodes, raw_edges = data.get("nodes"), data.get("edges")
         if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list):
             raise SpecError('a spec needs a list of "nodes" and a list of "edges"')
@@ -204,7 +214,7 @@ class ModelSpec:
                         f"does not exist: {printable(end[:80])}"
                     )
             edges.append((raw[0], raw[1]))
-        return cls(name, tuple(nodes), tuple(edges), description)
+        return cls(name, tuple(nodes), tuple(edges), description, preprocess)
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:

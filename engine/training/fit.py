@@ -73,6 +73,11 @@ def fit_to_data(spec: ModelSpec, data: Dataset, objective: str) -> FitReport:
             raise SpecError(f"{exc.reason} (with the input resized to {data.name}'s {fmt(has)})", exc.node) from None
         changes.append(f"input {fmt(takes)} → {fmt(has)}")
         spec = _fit_output(spec, need, changes)
+    if spec.preprocess is not None:
+        # Trained on Lumen's data, the model sees that data's values ([0, 1], no mean/std): a dropped picture is
+        # prepared the same way, not as the spec's original weights wanted (ImageNet's, for the full-size ones).
+        changes.append(f"picture preparation: {data.name}'s, not {spec.preprocess.describe()}")
+        spec = dataclasses.replace(spec, preprocess=None)
     cls.check(spec, data, _shapes(spec))
     return FitReport(spec, objective, tuple(changes))
 

@@ -5,6 +5,11 @@ options) and are sent to the worker as one ``SetAttribution`` command; the probe
 10 times a second. Each panel is the input as the model sees it with the map on top: an ImageItem with
 explicit levels and a 256-entry RGBA lookup table whose alpha grows with the attribution, so weak
 attribution lets the picture through; the opacity slider fades the whole overlay.
+
+Integrated gradients can start from a picture of the user's (*picture…* in the baseline list: the engine prepares
+it as it prepared the input); Grad-CAM can weigh any conv layer (the list follows the model). A long computation
+(integrated gradients on a full-size model) runs on the worker in slices: its frames carry ``progress``, shown
+with a bar and a *Stop* button (``CancelJob``). *Export* saves the panels as PNG or the maps as ``.npy``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
+    QPushButton,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -25,11 +33,16 @@ from PySide6.QtWidgets import (
 
 from engine.errors import LumenError
 from engine.explain.attribution import BASELINES, METHODS, AttributionSettings
-from engine.probes.attribution import AttributionFrame, MethodMap
-from engine.runtime.commands import SetAttribution
+from engine.io.image_files import read_image
+from engine.probes.attribution import AttributionFrame, BaselinePicture, MethodMap
+from engine.runtime.commands import CancelJob, SetAttribution
 from gui.views.base import View
+from gui.widgets.export import ExportButton
 
 NONE = "(none)"
+PICTURE = "picture…"  # the baseline item that asks for a file
+LAST_CONV = "last conv layer"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp)"
 SIGNED_CMAP, UNSIGNED_CMAP = "CET-D1", "CET-L3"  # blue–white–red for signed maps, black–red–yellow otherwise
 SEND_DELAY_MS = 150  # typing "128" in a spin box sends one command, not three
 
@@ -55,11 +68,11 @@ class MapPanel:
         self.luts = {signed: overlay_lut(signed) for signed in (False, True)}
         self.signed: bool | None = None
 
-    def show(self, image: np.ndarray, shown: MethodMap | None, opacity: float) -> None:
+    def show(self, image: np.ndarray, shown: MethodMap | None, opacity: float, waiting: str = "") -> None:
         self.image.setImage(image, levels=(0.0, 1.0), autoLevels=False)
         if shown is None or shown.error:
             self.overlay.clear()
-            self.title.setText(f"<b>{shown.title}</b>: {shown.error}" if shown else "")
+            self.title.setText(f"<b>{shown.title}</b>: {shown.error}" if shown else waiting)
             return
         if shown.signed != self.signed:
             self.signed = shown.signed
@@ -100,12 +113,19 @@ class AttributionView(View):
         self.target.setToolTip("The class whose score is explained")
         self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=70)
         self.opacity.setToolTip("Opacity of the attribution over the picture")
+        self.opacity.setMinimumWidth(90)
         # Method options (each method reads the ones it takes).
         self.steps = QSpinBox(minimum=1, maximum=1024, value=50)
         self.steps.setToolTip("Integrated gradients: points on the path from the baseline to the input")
         self.baseline = QComboBox()
-        self.baseline.addItems(list(BASELINES))
-        self.baseline.setToolTip("Integrated gradients: the picture the path starts from")
+        self.baseline.addItems([*BASELINES, PICTURE])
+        self.baseline.setToolTip(
+            "Integrated gradients: the picture the path starts from (picture…: a file of yours, prepared as the input)"
+        )
+        self.baseline_picture: BaselinePicture | None = None
+        self.layer = QComboBox()
+        self.layer.addItem(LAST_CONV, None)
+        self.layer.setToolTip("Grad-CAM: the conv layer whose activations are weighed (usually the last one)")
         self.samples = QSpinBox(minimum=1, maximum=256, value=16)
         self.samples.setToolTip("SmoothGrad: noisy copies averaged")
         self.noise = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, value=0.15, decimals=2)
@@ -126,6 +146,7 @@ class AttributionView(View):
         for method, widgets in (
             ("integrated-gradients", (("steps", self.steps), ("baseline", self.baseline))),
             ("smoothgrad", (("samples", self.samples), ("noise σ", self.noise))),
+            ("gradcam", (("layer", self.layer),)),
             ("occlusion", (("window", self.window), ("stride", self.stride))),
         ):
             box = QWidget()
@@ -141,6 +162,20 @@ class AttributionView(View):
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setAcceptDrops(False)  # drops go to the pane
         self.panels = [MapPanel(self.canvas.ci, 0), MapPanel(self.canvas.ci, 1)]
+        self.export = ExportButton(lambda: self.canvas.ci, self.export_array, self.export_name, self._report)
+        rows.addWidget(self.export)
+        self.progress = QProgressBar(minimum=0, maximum=1000)
+        self.progress.setFormat("computing… %p%")
+        self.stop = QPushButton("Stop")
+        self.stop.setToolTip("Stop this computation (the maps done so far stay)")
+        self.stop.clicked.connect(lambda: self.command.emit(CancelJob()))
+        busy = QHBoxLayout()
+        busy.addWidget(self.progress, 1)
+        busy.addWidget(self.stop)
+        self.busy = QWidget()
+        self.busy.setLayout(busy)
+        busy.setContentsMargins(0, 0, 0, 0)
+        self.busy.setVisible(False)
         self.predictions = QLabel()
         self.predictions.setWordWrap(True)
         self.problem = QLabel()
@@ -150,13 +185,15 @@ class AttributionView(View):
         layout.addLayout(controls)
         layout.addLayout(rows)
         layout.addWidget(self.problem)
+        layout.addWidget(self.busy)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.predictions)
 
         self._send_timer = QTimer(self, singleShot=True, interval=SEND_DELAY_MS)
         self._send_timer.timeout.connect(self.send_settings)
-        for combo in (self.method_a, self.method_b, self.target, self.baseline):
+        for combo in (self.method_a, self.method_b, self.target, self.layer):
             combo.currentIndexChanged.connect(self._changed)
+        self.baseline.currentIndexChanged.connect(self._baseline_changed)
         for spin in (self.steps, self.samples, self.noise, self.window, self.stride):
             spin.valueChanged.connect(self._changed)
         self.opacity.valueChanged.connect(self._opacity_changed)
@@ -168,9 +205,13 @@ class AttributionView(View):
         methods = [self.method_a.currentText()]
         if self.method_b.currentText() not in (NONE, methods[0]):
             methods.append(self.method_b.currentText())
+        baseline: object = self.baseline.currentText()
+        if baseline == PICTURE:
+            baseline = self.baseline_picture if self.baseline_picture is not None else "black"
         options = {
             "steps": self.steps.value(),
-            "baseline": self.baseline.currentText(),
+            "baseline": baseline,
+            "layer": self.layer.currentData(),
             "samples": self.samples.value(),
             "noise": self.noise.value(),
             "window": self.window.value() or None,
@@ -181,6 +222,38 @@ class AttributionView(View):
     def _changed(self) -> None:
         self._show_relevant_options()
         self._send_timer.start()
+
+    def _baseline_changed(self) -> None:
+        if self.baseline.currentText() == PICTURE:
+            path, _ = QFileDialog.getOpenFileName(self, "A picture for the baseline", "", IMAGE_FILTER)
+            if path:
+                self.use_baseline_picture(path)
+            elif self.baseline_picture is None:
+                self.baseline.setCurrentIndex(0)  # nothing chosen: back to black
+                return
+        self._changed()
+
+    def use_baseline_picture(self, path: str) -> bool:
+        """Read ``path`` as integrated gradients' baseline; a file that is not a picture is refused with a message."""
+        from pathlib import Path
+
+        try:
+            pixels = read_image(Path(path))
+        except LumenError as exc:
+            self._report(str(exc))
+            return False
+        self.baseline_picture = BaselinePicture(pixels, Path(path).name)
+        index = self.baseline.findText(PICTURE)
+        self.baseline.setItemText(index, PICTURE)
+        self.baseline.setToolTip(f"Integrated gradients starts from {Path(path).name}")
+        self.baseline.blockSignals(True)
+        self.baseline.setCurrentIndex(index)
+        self.baseline.blockSignals(False)
+        self._changed()
+        return True
+
+    def _report(self, message: str) -> None:
+        self.problem.setText(message)
 
     def send_settings(self) -> None:
         try:
@@ -210,14 +283,53 @@ class AttributionView(View):
     def show_frame(self, frame: AttributionFrame) -> None:  # type: ignore[override]
         self.frame = frame
         self._update_classes(frame.classes)
+        self._update_layers(frame.layers)
         opacity = self.opacity.value() / 100
+        waiting = "<i>computing…</i>" if frame.progress is not None else ""
         for i, panel in enumerate(self.panels):
             shown = frame.maps[i] if i < len(frame.maps) else None
-            panel.show(frame.image, shown, opacity)
+            panel.show(frame.image, shown, opacity, waiting)
+        # The engine sends progress only for a computation that has already taken ~0.3 s.
+        self.busy.setVisible(frame.progress is not None)
+        if frame.progress is not None:
+            self.progress.setValue(round(1000 * frame.progress))
+        prepared = f" · input prepared: {frame.preparation}" if frame.preparation else ""
         if frame.note:
-            self.predictions.setText(frame.note)
+            self.predictions.setText(frame.note + prepared)
         else:
-            self.predictions.setText("Predictions: " + ", ".join(f"{name} {p:.0%}" for name, p in frame.predictions))
+            top = ", ".join(f"{name} {p:.0%}" for name, p in frame.predictions)
+            self.predictions.setText(f"Predictions: {top}{prepared}")
+
+    def _update_layers(self, layers: tuple[str, ...]) -> None:
+        current = tuple(self.layer.itemText(i) for i in range(1, self.layer.count()))
+        if not layers or current == layers:
+            return
+        chosen = self.layer.currentData()
+        self.layer.blockSignals(True)
+        try:
+            while self.layer.count() > 1:
+                self.layer.removeItem(1)
+            for name in layers:
+                self.layer.addItem(name, name)
+            self.layer.setCurrentIndex(max(0, self.layer.findData(chosen)) if chosen in layers else 0)
+        finally:
+            self.layer.blockSignals(False)
+
+    # ---- export --------------------------------------------------------------------------------------
+    def export_array(self) -> np.ndarray | None:
+        """The maps shown (H×W, or 2×H×W side by side), float32 at the input's resolution."""
+        if self.frame is None:
+            return None
+        maps = [m.heat for m in self.frame.maps if m.error is None and m.heat.size]
+        if not maps:
+            return None
+        return maps[0] if len(maps) == 1 else np.stack(maps) if maps[0].shape == maps[1].shape else maps[0]
+
+    def export_name(self) -> str:
+        if self.frame is None or not self.frame.maps:
+            return "attribution"
+        stem = self.frame.source.rsplit(".", 1)[0] or "input"
+        return f"{stem}-" + "-".join(m.method for m in self.frame.maps)
 
     def _update_classes(self, classes: tuple[str, ...]) -> None:
         current = tuple(self.target.itemText(i) for i in range(1, self.target.count()))

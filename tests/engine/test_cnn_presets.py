@@ -13,7 +13,7 @@ from engine.data.datasets import Dataset
 from engine.errors import DataError
 from engine.graph.model import GraphModel, build_model, infer_shapes, summarize
 from engine.io.runs import load_weights
-from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS, SMALL_PRESETS
+from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS, PICTURE_PRESETS, SMALL_PRESETS
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig, Training
 
@@ -23,7 +23,7 @@ MAKE = {p.name: p.make for p in CNN_PRESETS}
 
 def test_every_preset_is_listed_once_with_a_summary():
     names = [p.name for p in CNN_PRESETS]
-    assert sorted(names) == sorted(SMALL_PRESETS + FULL_SIZE_PRESETS)
+    assert sorted(names) == sorted(SMALL_PRESETS + PICTURE_PRESETS + FULL_SIZE_PRESETS)
     assert len(set(names)) == len(names)
     assert all(p.summary and p.make().description for p in CNN_PRESETS)
 
@@ -158,3 +158,27 @@ def test_fitting_weights_load_and_give_the_same_outputs(tmp_path):
     x = torch.rand(2, 1, 28, 28)
     source.eval(), target.eval()
     torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", FULL_SIZE_PRESETS)
+def test_full_size_presets_carry_imagenets_preparation(name):
+    from engine.spec.preprocess import IMAGENET
+
+    spec = MAKE[name]()
+    assert spec.preprocess == IMAGENET
+    assert IMAGENET.mean == (0.485, 0.456, 0.406) and IMAGENET.std == (0.229, 0.224, 0.225)
+    assert ModelSpec.from_json(spec.to_json()).preprocess == IMAGENET  # written (as version 2) and read back
+
+
+def test_shapes_gap_cnn_keeps_a_16x16_grid_up_to_global_average_pooling():
+    from engine.explain.attribution import suggested_layer
+    from engine.presets import PRESETS
+
+    spec = MAKE["shapes_gap_cnn"]()
+    assert spec.input_shape == (3, 32, 32) and spec.preprocess is None
+    assert PRESETS["shapes_gap_cnn"].dataset == "shapes"
+    shapes = infer_shapes(spec)
+    model = build_model(spec)
+    layer = suggested_layer(model)
+    assert layer == "block4.conv" and shapes[layer] == (64, 16, 16)  # Grad-CAM's layer: half the input's side
+    assert spec.node("gap").type == "global_avgpool" and shapes[spec.output_id] == (5,)

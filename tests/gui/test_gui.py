@@ -196,7 +196,13 @@ def test_presets_menu_groups_every_preset_by_family(qtbot, window):
 
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Presets")
     families = {a.text(): a.menu() for a in menu.actions()}
-    assert list(families) == ["CNNs for digits", "CNNs, full size", "Recurrent", "Autoencoders and Boltzmann machines"]
+    assert list(families) == [
+        "CNNs for digits",
+        "CNNs for pictures",
+        "CNNs, full size",
+        "Recurrent",
+        "Autoencoders and Boltzmann machines",
+    ]
     entries = [action for submenu in families.values() for action in submenu.actions()]
     assert len(entries) == len(PRESETS)
     resnet = next(a for a in families["CNNs for digits"].actions() if a.text().startswith("ResNet"))

@@ -59,14 +59,14 @@ def add_nodes(spec: ModelSpec, nodes: list[Node], edges: list[tuple[str, str]] =
         if node.id in taken:
             raise EditError(f"there is already a node called {node.id}")
         taken.add(node.id)
-    return ModelSpec(spec.name, spec.nodes + tuple(nodes), spec.edges + tuple(edges), spec.description)
+    return ModelSpec(spec.name, spec.nodes + tuple(nodes), spec.edges + tuple(edges), spec.description, spec.preprocess)
 
 
 def remove(spec: ModelSpec, node_ids: set[str], edges: set[tuple[str, str]] = frozenset()) -> ModelSpec:
     """Without the nodes (and every edge touching them) and without the given edges."""
     nodes = tuple(n for n in spec.nodes if n.id not in node_ids)
     kept = tuple(e for e in spec.edges if e not in edges and e[0] not in node_ids and e[1] not in node_ids)
-    return ModelSpec(spec.name, nodes, kept, spec.description)
+    return ModelSpec(spec.name, nodes, kept, spec.description, spec.preprocess)
 
 
 def _reaches(spec: ModelSpec, start: str, goal: str) -> bool:
@@ -97,11 +97,12 @@ def connect(spec: ModelSpec, src: str, dst: str) -> ModelSpec:
             f"{dst} takes {arity} input{'s' if arity > 1 else ''} and already has "
             f"{', '.join(inputs)}; remove that edge first, or feed a merge node (add, concat)"
         )
-    return ModelSpec(spec.name, spec.nodes, spec.edges + ((src, dst),), spec.description)
+    return ModelSpec(spec.name, spec.nodes, spec.edges + ((src, dst),), spec.description, spec.preprocess)
 
 
 def _replace_node(spec: ModelSpec, node_id: str, node: Node) -> ModelSpec:
-    return ModelSpec(spec.name, tuple(node if n.id == node_id else n for n in spec.nodes), spec.edges, spec.description)
+    nodes = tuple(node if n.id == node_id else n for n in spec.nodes)
+    return ModelSpec(spec.name, nodes, spec.edges, spec.description, spec.preprocess)
 
 
 def set_param(spec: ModelSpec, node_id: str, key: str, value: Any) -> ModelSpec:
@@ -123,6 +124,7 @@ def rename(spec: ModelSpec, old: str, new: str) -> ModelSpec:
         tuple(Node(new, n.type, n.params) if n.id == old else n for n in spec.nodes),
         tuple((new if s == old else s, new if d == old else d) for s, d in spec.edges),
         spec.description,
+        spec.preprocess,
     )
     try:
         ModelSpec.from_dict(renamed.to_dict())  # the same id rules as a file: letters, digits, dotted paths
