@@ -70,8 +70,11 @@ class GradientNormView(View):
         self.bars.setFillLevel(floor)
         self.bars.setData(np.arange(len(norms) + 1, dtype=np.float64) - 0.5, norms)
         self.ratio.setText(self.caption(frame))
-        if self._steps and frame.step <= self._steps[-1]:
+        if self._steps and frame.step < self._steps[-1]:
             self._restart(frame.layers)  # a new run (its steps start again)
+        elif self._steps and frame.step == self._steps[-1]:
+            self._steps.pop()  # the same step again (a refresh forced by Stop or a new probe input): replace it
+            self._norms.pop()
         self._steps.append(frame.step)
         self._norms.append(norms)
         steps = np.fromiter(self._steps, dtype=np.float64, count=len(self._steps))

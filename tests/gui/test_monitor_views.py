@@ -132,3 +132,25 @@ def test_checkpoint_now_and_closing_mid_run_leave_the_store_consistent(qtbot, se
         assert run.status == "stopped" and "closed" in run.message
         assert steps == list(range(1, run.step + 1))  # every step up to the last one, each once
         assert list((lumen_data_dir / "runs" / run_id / "checkpoints").glob("step-*.safetensors"))
+
+
+def test_gradient_history_keeps_its_lines_when_the_last_step_is_drawn_again(qtbot):
+    """A run's end forces every probe once more, at the same step: the lines over time must stay."""
+    from gui.views.gradients import GradientNormView
+
+    view = GradientNormView()
+    qtbot.addWidget(view)
+    layers = ("conv1", "fc1")
+
+    def frame(step: int, first: float) -> GradientNormFrame:
+        return GradientNormFrame(step, layers, np.array([first, 1.0]), np.ones(2), first)
+
+    for step in range(1, 11):
+        view.show_frame(frame(step, 0.1 * step))
+    view.show_frame(frame(10, 0.5))  # the forced refresh after Stop
+    steps, norms = view.lines["conv1"].getOriginalDataset()
+    assert list(steps) == list(range(1, 11))
+    assert norms[-1] == 0.5  # the refresh replaced the last point
+    view.show_frame(frame(1, 0.2))  # a new run starts again at step 1
+    steps, _ = view.lines["conv1"].getOriginalDataset()
+    assert list(steps) == [1]
