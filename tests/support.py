@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import queue
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -41,3 +43,32 @@ def all_presets() -> dict:
                 if isinstance(item, Preset):
                     found.setdefault(item.name, item)
     return found
+
+
+class Recorder:
+    """An engine worker's sink: every event, waited for by predicate."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+        self.seen = []
+
+    def __call__(self, event):
+        self.events.put(event)
+
+    def wait_for(self, predicate, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(event)
+            if predicate(event):
+                return event
+        raise AssertionError(f"no matching event within {timeout}s; last: {self.seen[-3:]}")
+
+    def drain(self, settle=0.3):
+        time.sleep(settle)
+        while not self.events.empty():
+            self.seen.append(self.events.get())
+        return self.seen

@@ -2,8 +2,6 @@
 and the worker's long jobs — all headless, no QApplication."""
 
 import itertools
-import queue
-import time
 
 import numpy as np
 import pytest
@@ -28,29 +26,7 @@ from engine.runtime.events import RunState, StatusChanged
 from engine.runtime.worker import EngineWorker
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig, Training
-
-
-class Recorder:
-    """The worker's sink: every event, waited for by predicate."""
-
-    def __init__(self):
-        self.events = queue.Queue()
-        self.seen = []
-
-    def __call__(self, event):
-        self.events.put(event)
-
-    def wait_for(self, predicate, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            self.seen.append(event)
-            if predicate(event):
-                return event
-        raise AssertionError(f"no matching event within {timeout}s; last: {self.seen[-3:]}")
+from tests.support import Recorder
 
 
 def state_is(state):

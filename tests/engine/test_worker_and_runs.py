@@ -1,7 +1,6 @@
 """The engine's worker thread driven through its commands, with no QApplication; run folders."""
 
 import json
-import queue
 import time
 
 import numpy as np
@@ -17,33 +16,7 @@ from engine.runtime.events import EngineError, RunState, StatusChanged, StepMetr
 from engine.runtime.worker import EngineWorker
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
-
-
-class Recorder:
-    def __init__(self):
-        self.events = queue.Queue()
-        self.seen = []
-
-    def __call__(self, event):
-        self.events.put(event)
-
-    def wait_for(self, predicate, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            self.seen.append(event)
-            if predicate(event):
-                return event
-        raise AssertionError(f"no matching event within {timeout}s; last: {self.seen[-3:]}")
-
-    def drain(self, settle=0.3):
-        time.sleep(settle)
-        while not self.events.empty():
-            self.seen.append(self.events.get())
-        return self.seen
+from tests.support import Recorder
 
 
 def state_is(state):
