@@ -34,7 +34,7 @@ from torch import nn
 from engine.errors import DataError
 from engine.graph.budget import memory_limit
 from engine.graph.model import GraphModel, build_model
-from engine.io.untrusted import atomic_write, fsync_dir, human_size, printable, read_json
+from engine.io.untrusted import atomic_write, fsync_dir, fsync_file, human_size, printable, read_json
 from engine.runtime.events import EpochMetrics, StepMetrics
 from engine.spec.model_spec import ModelSpec
 
@@ -67,7 +67,7 @@ def save_run(
         try:
             _write_run(partial, spec, model, history, info)
             for file in partial.iterdir():
-                _fsync(file)
+                fsync_file(file)
             fsync_dir(partial)
             _move_into_place(partial, run_dir)
         except SafetensorError as exc:  # the weights writer's own error type, e.g. for a full disk
@@ -95,14 +95,6 @@ def _move_into_place(partial: Path, run_dir: Path) -> None:
 
 def _hidden_sibling(run_dir: Path, kind: str) -> Path:
     return run_dir.parent / f".{run_dir.name}.{kind}-{secrets.token_hex(4)}"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _first_line(exc: Exception) -> str:

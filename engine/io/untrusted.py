@@ -247,7 +247,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     try:
         try:
             yield temp
-            _fsync_file(temp)
+            fsync_file(temp)
             os.replace(temp, path)
             fsync_dir(path.parent)
         finally:
@@ -269,7 +269,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a written file's contents to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
