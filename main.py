@@ -285,6 +285,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir
     from engine.io.untrusted import printable
+    from engine.training import distributed
     from engine.training.fit import load_run_data, plan_run
     from engine.training.loop import TrainConfig, Training, resolve_device
 
@@ -309,6 +310,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         beta=args.beta,
     )
     config.check()
+    group = distributed.init_from_env(config.device)  # under torch.distributed.run: one process of N
+    if group is not None:
+        config = group.config_for(config)
+        if not group.is_main:  # only rank 0 prints and writes the run folder
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # for the life of this process
     device = resolve_device(config.device)
     data, preferred = load_run_data(spec, args.data)
     plan = plan_run(spec, data, config.objective, preferred)  # resized to the data; refused naming the node
@@ -319,6 +325,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     model = build_model(spec)  # refuses, before allocating, a model too big for this machine
     budget.check_model(model, min(config.batch_size, len(data.train_x)), training=True)
     training = Training(model, data, config, plan.objective)
+    if group is not None:
+        group.wrap(training)  # DistributedDataParallel, and this rank's share of every global batch
+        if not group.is_main:
+            for _ in training.steps():
+                pass
+            group.close()
+            return
+        _note(f"data-parallel over {group.size} processes ({group.backend}); rank 0 writes the run\n")
     _note(
         f"training {printable(spec.name)} on {printable(data.name)} ({plan.objective}, {config.optimizer}, {device})\n"
     )
@@ -326,7 +340,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     # The run store keeps what --resume needs: how the data was named, where the run folder goes.
     kept = {**info, "data_arg": args.data, "out": str(args.out.absolute()), "force": args.force}
     recorder = _start_recording(spec, data.name, training, kept, args.checkpoint_every)
-    _train_and_save(training, spec, model, [], info, args.out, args.force, recorder)
+    try:
+        _train_and_save(training, spec, model, [], info, args.out, args.force, recorder)
+    finally:
+        if group is not None:
+            group.close()
 
 
 def _start_recording(spec, data_name: str, training, info: dict, checkpoint_every: int):

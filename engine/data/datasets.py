@@ -52,6 +52,9 @@ class Dataset:
     description: str = ""
     val_masks: torch.Tensor | None = None
     options: dict[str, Any] = field(default_factory=dict)  # how it was made (steps, seed, ...), for run.json
+    # One-hot sequences whose features are not ``classes``: each feature's text, for previews (recall's letters
+    # and its flag and query marks; brackets' "(" and ")"). Empty: the features are the classes, or not tokens.
+    input_tokens: tuple[str, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

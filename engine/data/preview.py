@@ -1,13 +1,23 @@
-"""What a dataset looks like before training: a grid of images, or a few sequences as arrays to plot."""
+"""What a dataset looks like before training: a grid of images, or a few sequences as curves or token rows.
+
+``Dataset.preview()`` gives the raw picture (an image grid, or count×T×F inputs); ``dataset_preview`` wraps it
+with what a viewer needs to draw it as a ``DatasetPreview`` frame, which the worker emits when it loads data (on
+its own thread) and the monitor shows beside its *Data* choice.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.runtime.events import Frame
+
 if TYPE_CHECKING:
     from engine.data.datasets import Dataset
+
+IMAGES, CURVES, TOKENS = "images", "curves", "tokens"
 
 
 def image_grid(images: np.ndarray, columns: int = 4) -> np.ndarray:
@@ -27,3 +37,59 @@ def preview(data: Dataset, count: int = 8) -> np.ndarray:
     if x.ndim == 4 and x.shape[1] in (1, 3):
         return image_grid(np.clip(x, 0, 1))
     return x
+
+
+@dataclass(frozen=True)
+class DatasetPreview(Frame):
+    """A few validation samples of the loaded data, ready to draw. ``kind``: ``images`` (``array`` is one grid,
+    H×W or H×W×3 in [0, 1]), ``curves`` (``array``: count×T×F real-valued sequences) or ``tokens`` (one-hot
+    sequences; ``rows`` holds each as text, ``array`` the inputs). ``labels``: each sample's target as text."""
+
+    name: str
+    description: str
+    kind: str
+    array: np.ndarray
+    rows: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
+def _is_one_hot(x: np.ndarray) -> bool:
+    return x.ndim == 3 and bool(np.isin(x, (0.0, 1.0)).all()) and bool((x.max(axis=2) == 1).all())
+
+
+def _token_names(data: Dataset, features: int) -> tuple[str, ...]:
+    if len(data.input_tokens) == features:
+        return data.input_tokens
+    if len(data.classes) == features:
+        return data.classes
+    return tuple(str(i) for i in range(features))
+
+
+def _text(names: tuple[str, ...], ids: np.ndarray, limit: int = 40) -> str:
+    joined = "".join(names[i] if len(names[i]) == 1 else f" {names[i]} " for i in ids[:limit])
+    return joined.replace("\n", "⏎") + ("…" if len(ids) > limit else "")
+
+
+def _labels(data: Dataset, count: int) -> tuple[str, ...]:
+    y = data.val_y[:count].detach().cpu().numpy()
+    if not data.classes or not np.issubdtype(y.dtype, np.integer):
+        return ()
+    if y.ndim == 1:
+        return tuple(data.classes[int(v)] for v in y)
+    return tuple(_text(data.classes, row.reshape(-1)) for row in y)
+
+
+def dataset_preview(data: Dataset, count: int = 8) -> DatasetPreview:
+    """``count`` validation samples of ``data`` as a frame to draw before training."""
+    array = preview(data, count)
+    labels = _labels(data, count)
+    if array.ndim in (2, 3) and not data.is_sequence:
+        return DatasetPreview(0, data.name, data.description, IMAGES, array, labels=labels)
+    if _is_one_hot(array):
+        names = _token_names(data, array.shape[2])
+        rows = tuple(_text(names, sample.argmax(axis=1)) for sample in array)
+        return DatasetPreview(0, data.name, data.description, TOKENS, array, rows, labels)
+    if array.ndim == 2:  # one vector per sample (a one-to-many model's input): each as a one-step sequence
+        array = array[:, None, :]
+    array = array.reshape(len(array), -1, array.shape[-1])
+    return DatasetPreview(0, data.name, data.description, CURVES, array, (), labels)

@@ -7,8 +7,8 @@ Inputs are float32 N×T×F: real values (``sine``, ``adding``) or one-hot tokens
   ``form="generate"``: the wave's parameters in, the wave out (one-to-many).
 - ``adding``: the adding problem (Hochreiter & Schmidhuber 1997): numbers and a marker channel; the target is
   the sum of the two marked numbers (regression, many-to-one).
-- ``recall``: a key token first, then distractors, then a query mark: name the key (many-to-one classes). A
-  vanilla RNN forgets it over a long gap; an LSTM keeps it.
+- ``recall``: a flagged key letter first, then distractors from the same letters, then a query mark: name the
+  key (many-to-one classes). A vanilla RNN forgets it over a long gap; an LSTM keeps it.
 - ``copy`` / ``reverse``: a token string in, the same string (or reversed) out (sequence-to-sequence).
 - ``brackets``: a string of ( and ); the nesting depth after each step (per-step classes).
 - ``text``: windows of a bundled public-domain text (``resources/text/``), one-hot characters; the next
@@ -39,11 +39,29 @@ def _one_hot(tokens: np.ndarray, size: int) -> np.ndarray:
 
 
 def _dataset(
-    name: str, classes: tuple[str, ...], x: np.ndarray, y: np.ndarray, task: str, description: str, **options: object
+    name: str,
+    classes: tuple[str, ...],
+    x: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    description: str,
+    input_tokens: tuple[str, ...] = (),
+    **options: object,
 ) -> Dataset:
     train, val = split(x, y, VAL_FRACTION)
     tx, ty = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
-    return Dataset(name, classes, tx[train], ty[train], tx[val], ty[val], task, description, options=dict(options))
+    return Dataset(
+        name,
+        classes,
+        tx[train],
+        ty[train],
+        tx[val],
+        ty[val],
+        task,
+        description,
+        options=dict(options),
+        input_tokens=input_tokens,
+    )
 
 
 def sine(count: int = 1200, steps: int = 40, seed: int = 0, form: str = "forecast") -> Dataset:
@@ -87,29 +105,41 @@ def adding(count: int = 2000, steps: int = 30, seed: int = 0) -> Dataset:
     return _dataset("adding", (), x, y, REGRESSION, f"adding problem, {steps} steps: sum of the two marked numbers")
 
 
-RECALL_KEYS = ("A", "B", "C", "D")
-RECALL_DISTRACTORS = ("w", "x", "y", "z")
+RECALL_LETTERS = "ABCDEFGHIJKLMNOP"
 
 
-def recall(count: int = 2000, steps: int = 20, seed: int = 0) -> Dataset:
-    """A key (one of A–D), ``steps − 2`` distractors (w–z), a query mark ``?``; the target is the key.
-    One-hot features: the keys, the distractors, the query (9)."""
+def recall(count: int = 2000, steps: int = 20, seed: int = 0, symbols: int = 8) -> Dataset:
+    """A key (one of ``symbols`` letters A, B, ...) flagged "remember this", ``steps − 2`` distractors drawn from
+    the *same* letters, then a query mark ``?``; the target is the key. Features (``symbols + 2``): the letters
+    one-hot, the flag (1 at the key only), the query (1 at the last step only).
+
+    The distractors share the key's alphabet, so a model cannot learn to ignore them: it must write the flagged
+    letter and refuse every later one for ``steps − 2`` steps — like "born in Japan … I speak fluent ___", where
+    "born in" says what to keep. An LSTM's input gate, opened by the flag, does that; a vanilla RNN's state is
+    pushed by every letter and the gradient from the query back to the key vanishes over the gap, so beyond a
+    few dozen steps it stays near chance (1/symbols). ``benchmarks/recall_rnn_vs_lstm.py`` measures both."""
     _check("recall", count=count, steps=steps)
     if steps < 2:
         raise DataError("recall: steps must be at least 2 (the key and the query)")
+    if not (isinstance(symbols, int) and 2 <= symbols <= len(RECALL_LETTERS)):
+        raise DataError(f"recall: symbols must be a whole number from 2 to {len(RECALL_LETTERS)}, got {symbols!r}")
     rng = np.random.default_rng(seed)
-    keys = rng.integers(0, len(RECALL_KEYS), count)
-    tokens = len(RECALL_KEYS) + rng.integers(0, len(RECALL_DISTRACTORS), (count, steps))
-    tokens[:, 0] = keys
-    tokens[:, -1] = len(RECALL_KEYS) + len(RECALL_DISTRACTORS)  # the query
-    x = _one_hot(tokens, len(RECALL_KEYS) + len(RECALL_DISTRACTORS) + 1)
+    tokens = rng.integers(0, symbols, (count, steps))
+    keys = tokens[:, 0].copy()
+    x = np.zeros((count, steps, symbols + 2), dtype=np.float32)
+    x[np.arange(count)[:, None], np.arange(steps)[None], tokens] = 1
+    x[:, 0, symbols] = 1  # the flag: remember this one
+    x[:, -1, :] = 0
+    x[:, -1, symbols + 1] = 1  # the query
     return _dataset(
         "recall",
-        RECALL_KEYS,
+        tuple(RECALL_LETTERS[:symbols]),
         x,
         keys.astype(np.int64),
         CLASSIFICATION,
-        f"recall the first token after {steps - 2} distractors",
+        f"recall the flagged first of {symbols} letters after {steps - 2} distractors from the same letters",
+        input_tokens=(*RECALL_LETTERS[:symbols], "!", "?"),
+        symbols=symbols,
     )
 
 
@@ -160,6 +190,7 @@ def brackets(count: int = 2000, steps: int = 20, seed: int = 0, max_depth: int =
         depths,
         PER_STEP,
         f"strings of {steps} brackets: the nesting depth after each",
+        input_tokens=("(", ")"),
     )
 
 

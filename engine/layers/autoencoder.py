@@ -24,6 +24,12 @@ def _nonnegative(params: Params, key: str, below: float | None = None) -> None:
 def _bottleneck_infer(params: Params, in_shapes: list[Shape]) -> Shape:
     _nonnegative(params, "sparsity_weight")
     _nonnegative(params, "contractive_weight")
+    _nonnegative(params, "sparsity_target", 1)
+    if params["sparsity_target"] and params["activation"] != "sigmoid":
+        raise ShapeError(
+            "a sparsity target ρ is a mean activation in (0, 1), so it needs activation sigmoid, "
+            f"got {params['activation']!r} (or set sparsity_target 0 for an L1 penalty)"
+        )
     flat_vector(in_shapes[0], "bottleneck")
     return (params["code_size"],)
 
@@ -43,12 +49,19 @@ LAYER_TYPES = [
         name="bottleneck",
         family="autoencoder",
         description="An autoencoder's code: linear to code_size, an activation, optional "
-        "sparsity (L1) and contractive penalties for the loss",
-        defaults={"code_size": None, "activation": "none", "sparsity_weight": 0.0, "contractive_weight": 0.0},
+        "sparsity (L1, or KL to a target ρ) and contractive penalties for the loss",
+        defaults={
+            "code_size": None,
+            "activation": "none",
+            "sparsity_weight": 0.0,
+            "sparsity_target": 0.0,
+            "contractive_weight": 0.0,
+        },
         domains={
             "code_size": "posint",
             "activation": choice(*ACTIVATIONS),
             "sparsity_weight": "float",
+            "sparsity_target": "float",
             "contractive_weight": "float",
         },
         infer=_bottleneck_infer,
@@ -57,7 +70,9 @@ LAYER_TYPES = [
         docs={
             "code_size": "units in the code",
             "activation": "none, relu, sigmoid or tanh, applied to the code",
-            "sparsity_weight": "weight of the L1 norm of the code in the loss (sparse autoencoder)",
+            "sparsity_weight": "weight of the sparsity penalty in the loss (sparse autoencoder)",
+            "sparsity_target": "0: the penalty is the code's L1 norm; ρ in (0, 1): Σ KL(ρ ‖ ρ̂_j), ρ̂_j a sigmoid "
+            "unit's mean activation over the batch (Ng's sparse autoencoder)",
             "contractive_weight": "weight of ‖∂code/∂input‖² in the loss (contractive autoencoder)",
         },
         macs=lambda params, in_shapes, out: in_shapes[0][0] * out[0],

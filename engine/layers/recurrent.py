@@ -42,6 +42,7 @@ _RECURRENT_DOMAINS = {
     "combine": choice("concat", "sum"),
     "returns": choice("sequence", "last"),
     "nonlinearity": choice("tanh", "relu"),
+    "forget_bias": "float",
 }
 _RECURRENT_DOCS = {
     "hidden_size": "units in the hidden state h_t (per direction)",
@@ -51,6 +52,7 @@ _RECURRENT_DOCS = {
     "combine": "bidirectional only: concat (2H features) or sum (p_t = p_t^f + p_t^b, H features)",
     "returns": "sequence: every step (T×H); last: one vector (forward's last step, backward's first)",
     "nonlinearity": "tanh or relu",
+    "forget_bias": "lstm: the forget gates' initial bias (1 keeps the cell's contents from the start; 0 is torch's)",
 }
 
 
@@ -102,6 +104,8 @@ def _recurrent_type(cell: str, description: str) -> LayerType:
     }
     if cell == "rnn":
         defaults["nonlinearity"] = "tanh"
+    if cell == "lstm":
+        defaults["forget_bias"] = 1.0
     return LayerType(
         name=cell,
         family="recurrent",

@@ -37,11 +37,13 @@ class Bottleneck(_Transient):
         activation: str = "none",
         sparsity_weight: float = 0.0,
         contractive_weight: float = 0.0,
+        sparsity_target: float = 0.0,
     ):
         super().__init__()
         self.linear = nn.Linear(in_features, code_size)
         self.activation = activation
         self.sparsity_weight, self.contractive_weight = sparsity_weight, contractive_weight
+        self.sparsity_target = sparsity_target  # 0: L1 on the code; ρ in (0, 1): KL(ρ ‖ mean activation)
         self.code: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,7 +51,8 @@ class Bottleneck(_Transient):
         return self.code
 
     def penalty(self, code: torch.Tensor | None = None) -> torch.Tensor:
-        """sparsity_weight·‖h‖₁ + contractive_weight·‖∂h/∂x‖²_F, averaged over the batch.
+        """sparsity_weight·‖h‖₁ (or, with a sparsity_target ρ, Σ_j KL(ρ ‖ ρ̂_j) over the batch's mean activations
+        ρ̂) + contractive_weight·‖∂h/∂x‖²_F, averaged over the batch.
 
         For h = a(Wx + b) the Jacobian is diag(a′)·W, so ‖J‖²_F = Σ_j a′_j² Σ_i W_ji², with a′ read off
         the code itself (σ′ = h(1 − h), tanh′ = 1 − h², relu′ = [h > 0]).
@@ -60,13 +63,18 @@ class Bottleneck(_Transient):
         slope = {"none": torch.ones_like(h), "relu": (h > 0).to(h.dtype), "sigmoid": h * (1 - h), "tanh": 1 - h * h}[
             self.activation
         ]
-        sparsity = h.abs().sum(dim=-1)
         contractive = (slope**2) @ (self.linear.weight**2).sum(dim=1)
+        if self.sparsity_target:
+            rho, rho_hat = self.sparsity_target, h.mean(0).clamp(1e-6, 1 - 1e-6)
+            kl = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+            return self.sparsity_weight * kl + (self.contractive_weight * contractive).mean()
+        sparsity = h.abs().sum(dim=-1)
         return (self.sparsity_weight * sparsity + self.contractive_weight * contractive).mean()
 
     def extra_repr(self) -> str:
         return (
             f"activation={self.activation}, sparsity_weight={self.sparsity_weight}, "
+            f"sparsity_target={self.sparsity_target}, "
             f"contractive_weight={self.contractive_weight}"
         )
 

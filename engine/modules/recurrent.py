@@ -59,7 +59,11 @@ class Recurrent(nn.Module):
 
 
 class LSTMLayer(Recurrent):
-    """An lstm ``Recurrent`` that can also replay its gates (``lstm_trace``)."""
+    """An lstm ``Recurrent`` that can also replay its gates (``lstm_trace``).
+
+    ``forget_bias``: the forget gates' bias starts here (in ``bias_ih``; ``bias_hh`` keeps torch's small random
+    values), so the cell keeps what it holds from the first step (Gers et al. 2000; Jozefowicz et al. 2015
+    recommend 1). 0 is torch's own initialisation."""
 
     def __init__(
         self,
@@ -70,6 +74,7 @@ class LSTMLayer(Recurrent):
         dropout: float = 0.0,
         combine: str = "concat",
         returns: str = "sequence",
+        forget_bias: float = 0.0,
     ):
         super().__init__(
             "lstm",
@@ -81,6 +86,13 @@ class LSTMLayer(Recurrent):
             combine=combine,
             returns=returns,
         )
+        self.forget_bias = forget_bias
+        if forget_bias and self.rnn.bias:
+            hidden = self.rnn.hidden_size
+            with torch.no_grad():
+                for name, bias in self.rnn.named_parameters():
+                    if name.startswith("bias_ih"):
+                        bias[hidden : 2 * hidden] = forget_bias  # torch's gate order: input, forget, cell, output
 
     def lstm_trace(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates and cell states of layer 0's forward direction at every step, each B×T×H.

@@ -58,10 +58,18 @@ def ae_undercomplete() -> ModelSpec:
 def ae_sparse() -> ModelSpec:
     return _autoencoder(
         "Sparse autoencoder",
-        [("code", "bottleneck", {"code_size": 128, "activation": "relu", "sparsity_weight": 1e-3})],
-        "784-256-128-256-784: a code wider than the undercomplete one, kept sparse by an L1 penalty on the code "
-        "(weight 1e-3). Unlike Ng's sparse autoencoder (sigmoid units, KL divergence to a target mean "
-        "activation ρ): ReLU codes and an L1 penalty.",
+        [
+            (
+                "code",
+                "bottleneck",
+                {"code_size": 128, "activation": "sigmoid", "sparsity_weight": 1e-3, "sparsity_target": 0.05},
+            )
+        ],
+        "784-256-128-256-784: a code wider than the undercomplete one, kept sparse as in Ng's sparse autoencoder: "
+        "sigmoid code units whose mean activation over a batch, ρ̂_j, is pulled to a target ρ = 0.05 by "
+        "Σ_j KL(ρ ‖ ρ̂_j) (weight 1e-3; the run's sparsity target, if set, replaces ρ). Unlike Ng's: ReLU "
+        "layers around the code, and the reconstruction is a mean over pixels rather than a sum (hence the small "
+        "weight). An L1 penalty on a ReLU code instead (sparsity_target 0) tends to kill the code's units.",
     )
 
 
@@ -146,7 +154,10 @@ GENERATIVE_PRESETS: list[Preset] = [
         objective="autoencoder",
     ),
     Preset(
-        "ae_sparse", "Sparse autoencoder: 128-unit ReLU code with an L1 penalty", ae_sparse, objective="autoencoder"
+        "ae_sparse",
+        "Sparse autoencoder: 128 sigmoid code units, KL to a mean activation of 0.05",
+        ae_sparse,
+        objective="autoencoder",
     ),
     Preset(
         "ae_contractive",

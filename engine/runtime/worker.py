@@ -26,6 +26,7 @@ import torch
 from engine import probes as probe_registry
 from engine.data.datasets import Dataset
 from engine.data.images import affine, image_input
+from engine.data.preview import dataset_preview
 from engine.errors import LumenError, SpecError
 from engine.explain.attribution import AttributionSettings, black_picture_input
 from engine.explain.dream import dream_steps
@@ -291,6 +292,7 @@ class EngineWorker:
             self._set_state(
                 RunState.IDLE, f"{spec.name} loaded; it can be inspected but not trained on {data.name}: {unfit}"
             )
+        self._emit(dataset_preview(data))  # a few samples of the data, drawn beside the monitor's Data choice
         self._run_probes(force=True)
 
     def _dataset_for(self, spec: ModelSpec, dataset: str | None) -> Dataset:

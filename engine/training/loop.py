@@ -91,6 +91,9 @@ class Training:
         self.epoch_sums: dict[str, float] = {}
         self.epoch_seen = 0
         self.resume_at: tuple[int, torch.Tensor, dict[str, float], int] | None = None  # epoch, rng, sums, seen
+        # Data-parallel (engine.training.distributed): this process's (rank, world size); it computes every
+        # world-size-th sample of each global batch, from its rank on.
+        self.shard: tuple[int, int] | None = None
 
     @property
     def lr(self) -> float:
@@ -131,6 +134,8 @@ class Training:
                     break  # max_steps reached: this part epoch is validated and the run ends
                 began = time.perf_counter()
                 batch = order[start : start + self.config.batch_size]
+                if self.shard is not None:
+                    batch = batch[self.shard[0] :: self.shard[1]]
                 values = self._train_batch(x_all[batch], y_all[batch], epoch)
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * len(batch)

@@ -289,9 +289,12 @@ class Autoencoder(Objective):
             if h is None:
                 continue
             if code.sparsity_weight > 0:
-                rho = self.config.sparsity_target
+                # the run's ρ (TrainConfig) wins over the layer's; neither: an L1 penalty
+                rho = self.config.sparsity_target or code.sparsity_target or None
                 penalty = kl_sparsity(h, rho) if rho is not None else h.abs().sum(-1).mean()
                 sparsity.append(code.sparsity_weight * penalty)
+                if rho is not None:
+                    terms["mean_activation"] = h.mean().item()  # what the KL term pulls towards ρ
             if code.contractive_weight > 0:
                 contractive.append(
                     code.contractive_weight * contractive_penalty(h, code.linear.weight, code.activation).mean()

@@ -36,11 +36,13 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data.datasets import DATASETS
+from engine.data.preview import DatasetPreview
 from engine.runtime.events import EpochMetrics, Frame, StepMetrics
 from engine.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from gui import views as view_registry
 from gui.panes.monitor_runs import RunsPanel
 from gui.views.base import View
+from gui.widgets.dataset_preview import DatasetPreviewWidget
 from gui.widgets.decimate import Decimated, DecimatedMean
 
 DEFAULT_DATA = "the model's own"  # the dataset box's first entry: the preset's default data
@@ -220,6 +222,8 @@ class MonitorPane(QWidget):
         settings.addRow("Device", self.device)
         header = QHBoxLayout()
         header.addLayout(settings)
+        self.data_preview = DatasetPreviewWidget()  # the loaded data's samples (a DatasetPreview frame)
+        header.addWidget(self.data_preview)
         header.addWidget(self.readout, 1)
 
         self._layout = QVBoxLayout(self)
@@ -281,9 +285,12 @@ class MonitorPane(QWidget):
 
     def hosts(self, frame_type: type) -> bool:
         """Whether a view here draws frames of ``frame_type`` (the window routes the rest to the viewer)."""
-        return frame_type in self.views
+        return frame_type in self.views or frame_type is DatasetPreview
 
     def show_frame(self, frame: Frame) -> None:
+        if isinstance(frame, DatasetPreview):
+            self.data_preview.show_preview(frame)
+            return
         view = self.views.get(type(frame))
         if view is not None:
             view.show_frame(frame)

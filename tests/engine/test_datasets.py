@@ -45,11 +45,18 @@ def test_the_dataset_list_answers_without_torch():
     assert names == ["mnist", "shapes", "sine", "adding", "recall", "copy", "reverse", "brackets", "text"]
 
 
-def test_recall_asks_for_the_first_token():
-    data = sequences.recall(count=50, steps=12)
-    assert data.input_shape == (12, 9) and data.classes == ("A", "B", "C", "D")
-    assert torch.equal(data.train_x[:, 0, :4].argmax(1), data.train_y)
-    assert (data.train_x[:, 1:-1, :4].sum() == 0) and (data.train_x[:, -1, 8] == 1).all()
+def test_recall_asks_for_the_flagged_first_token_among_distractors_of_the_same_letters():
+    data = sequences.recall(count=200, steps=12)
+    assert data.input_shape == (12, 10) and data.classes == tuple("ABCDEFGH")
+    x = data.train_x
+    assert torch.equal(x[:, 0, :8].argmax(1), data.train_y)
+    assert (x[:, 0, 8] == 1).all() and x[:, 1:, 8].sum() == 0  # the flag marks the key only
+    assert (x[:, -1, 9] == 1).all() and x[:, -1, :9].sum() == 0  # the query
+    assert (x[:, 1:-1, :8].sum(2) == 1).all()  # every distractor is one of the key's letters ...
+    assert len(set(x[:, 1:-1, :8].argmax(2).flatten().tolist())) == 8  # ... all of them
+    assert sequences.recall(count=20, steps=5, symbols=3).input_shape == (5, 5)
+    with pytest.raises(DataError, match="symbols"):
+        sequences.recall(count=20, symbols=1)
 
 
 def test_adding_sums_the_two_marked_numbers():

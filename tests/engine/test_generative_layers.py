@@ -142,6 +142,17 @@ def test_bottleneck_penalty_matches_l1_and_the_autograd_jacobian(activation):
     torch.testing.assert_close(layer.penalty(), expected)
 
 
+def test_a_bottleneck_with_a_sparsity_target_penalises_the_kl_to_it():
+    torch.manual_seed(3)
+    layer = one_layer("bottleneck", code_size=3, activation="sigmoid", sparsity_weight=0.5, sparsity_target=0.1)
+    code = layer(torch.randn(8, 6))
+    rho, rho_hat = 0.1, code.mean(0)
+    kl = (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+    torch.testing.assert_close(layer.penalty(), 0.5 * kl)
+    with pytest.raises(SpecError, match="needs activation sigmoid"):
+        one_layer("bottleneck", code_size=3, activation="relu", sparsity_weight=0.5, sparsity_target=0.1)
+
+
 def test_noise_is_the_identity_in_eval_mode():
     x = torch.rand(8, 1, 28, 28)
     for noise, amount in (("gaussian", 0.5), ("masking", 0.5)):
