@@ -4,7 +4,7 @@ The ``recall`` data (engine/data/sequences.py): the first token is one of 8 lett
 distractors drawn from the same letters, then a query mark; the target is the first letter (chance: 12.5 %).
 For each length, the ``rnn_many_to_one`` and ``lstm_many_to_one`` presets (hidden size 32; the LSTM's forget
 bias starts at 1) are fitted to the data and trained through ``engine.training.Training`` exactly as
-``main.py train`` does (Adam, learning rate 3e-3, batch 64) on 10,000 sequences (8,500 train, 1,500 held out),
+``main.py train --lr 0.003`` does (Adam, batch 64) on 10,000 sequences (8,500 train, 1,500 held out),
 for ``--epochs`` epochs or ``--budget`` seconds, whichever ends first, on one thread; each pair runs with
 several seeds (weights and batch order) and the held-out accuracy is reported per seed and as the mean.
 
