@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=_whole(0, 10**9), default=0, help="stop after N batches (0: every epoch)")
     train.add_argument("--patience", type=_whole(0, 10**6), default=0, help="early stopping after N epochs (0: off)")
     train.add_argument("--clip", type=float, default=0.0, help="clip the gradient norm to this (0: off)")
+    train.add_argument(
+        "--truncate", type=_whole(0, 10**6), default=0, help="RNNs: backpropagate through at most N steps (0: all)"
+    )
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     train.add_argument(
         "--objective",
@@ -303,6 +306,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         patience=args.patience,
         max_steps=args.steps,
         clip_grad_norm=args.clip,
+        truncation=args.truncate,
         device=args.device,
         objective=args.objective,
         cd_k=args.cd_k,

@@ -44,9 +44,15 @@ class Recurrent(nn.Module):
             **extra,
         )
         self.combine, self.returns = combine, returns
+        # Truncated backpropagation through time: while ``carry`` is on, each call starts from the state the
+        # previous call ended in (``state``, detached, so gradients stop at the chunk's start); off: from zeros.
+        self.carry = False
+        self.state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)  # B×T×(directions·H)
+        out, last = self.rnn(x, self.state if self.carry else None)  # B×T×(directions·H)
+        if self.carry:
+            self.state = tuple(t.detach() for t in last) if isinstance(last, tuple) else last.detach()
         if not self.rnn.bidirectional:
             return out[:, -1] if self.returns == "last" else out
         forward, backward = out.chunk(2, dim=-1)

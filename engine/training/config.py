@@ -30,6 +30,9 @@ class TrainConfig:
     patience: int = 0  # early stopping: stop after this many epochs without a better validation loss (0: never)
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
     clip_grad_norm: float = 0.0  # clip the gradient's norm to this before each update (0: no clipping)
+    # RNNs: backpropagate through at most this many steps — each sequence runs in chunks of this length, the
+    # recurrent layers' state carried from chunk to chunk but detached (0: through the whole sequence)
+    truncation: int = 0
     objective: str | None = None  # None: the preset's, or the one the dataset's task needs
     # Objective options
     reconstruction: str = "auto"  # autoencoders: mse, bce, or auto (bce for a VAE, mse otherwise)
@@ -64,6 +67,8 @@ class TrainConfig:
             raise LumenError(f"corruption is a share of the inputs, below 1, got {self.corruption}")
         if not (0 < self.gamma <= 1):
             raise LumenError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not (isinstance(self.truncation, int) and self.truncation >= 0):
+            raise LumenError(f"truncation must be a whole number of steps ≥ 0, got {self.truncation}")
         for name in ("step_epochs", "cd_k", "mean_field_steps"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):

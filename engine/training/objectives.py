@@ -26,9 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.data.datasets import CLASSIFICATION, PER_STEP, REGRESSION, SEQ2SEQ, Dataset
-from engine.errors import SpecError
+from engine.errors import LumenError, SpecError
 from engine.modules.autoencoder import Bottleneck, VariationalBottleneck
 from engine.modules.boltzmann import RBM
+from engine.modules.recurrent import Recurrent
 from engine.spec.model_spec import ModelSpec
 from engine.training.config import TrainConfig
 
@@ -89,6 +90,14 @@ class Objective:
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Terms]:
         raise NotImplementedError
 
+    def _output(self, x: torch.Tensor, per_step: bool) -> torch.Tensor:
+        """The model's output; while training with ``config.truncation`` k on a sequence longer than k, by
+        truncated backpropagation through time (``truncated_forward``)."""
+        k = self.config.truncation
+        if k and self.model.training and x.ndim == 3 and x.shape[1] > k:
+            return truncated_forward(self.model, x, k, per_step)
+        return self.model(x)
+
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Terms:
         """The loss's named terms on held-out data, in eval mode (the caller sets the mode)."""
@@ -97,6 +106,29 @@ class Objective:
 
     def close(self) -> None:
         """Undo anything done to the model (hooks)."""
+
+
+def truncated_forward(model: nn.Module, x: torch.Tensor, steps: int, per_step: bool) -> torch.Tensor:
+    """Truncated BPTT: ``x`` (B×T×F) runs in chunks of ``steps``, each recurrent layer carrying its state from
+    chunk to chunk, detached, so gradients reach back at most ``steps`` steps. ``per_step``: the chunks' outputs
+    joined along time; else (many-to-one) the last chunk's output, the earlier chunks run without gradients.
+    Bidirectional layers are refused: their backward direction would need the future."""
+    layers = [m for m in model.modules() if isinstance(m, Recurrent)]
+    if any(m.rnn.bidirectional for m in layers):
+        raise LumenError("truncated backpropagation through time needs one-directional recurrent layers")
+    for layer in layers:
+        layer.carry, layer.state = True, None
+    try:
+        chunks = x.split(steps, dim=1)
+        if per_step:
+            return torch.cat([model(chunk) for chunk in chunks], dim=1)
+        with torch.no_grad():
+            for chunk in chunks[:-1]:
+                model(chunk)
+        return model(chunks[-1])
+    finally:
+        for layer in layers:
+            layer.carry, layer.state = False, None
 
 
 # ---- supervised ------------------------------------------------------------------------------------------------
@@ -123,7 +155,7 @@ class Classification(Objective):
         )
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Terms]:
-        logits = self.model(x)
+        logits = self._output(x, per_step=y.ndim >= 2)
         flat = logits.reshape(-1, logits.shape[-1])
         loss = F.cross_entropy(flat, y.reshape(-1))
         accuracy = (flat.argmax(1) == y.reshape(-1)).float().mean().item()
@@ -140,7 +172,7 @@ class Forecast(Objective):
         return data.target_shape
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Terms]:
-        loss = F.mse_loss(self.model(x), y)
+        loss = F.mse_loss(self._output(x, per_step=y.ndim == 3 and x.ndim == 3), y)
         return loss, {"loss": loss.item()}
 
 

@@ -125,3 +125,9 @@ def test_a_missing_device_and_a_bad_choice_are_one_line_errors(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2 and "invalid choice: 'lbfgs'" in result.stderr
+
+
+def test_truncate_trains_an_rnn_by_truncated_backpropagation_through_time(tmp_path):
+    info, rows = train("gru_many_to_many", "--data", "sine", "--steps", "2", "--truncate", "10", out=tmp_path / "run")
+    assert info["config"]["truncation"] == 10 and len(rows) == 2
+    assert all(math.isfinite(float(row["loss"])) for row in rows)
