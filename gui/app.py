@@ -25,6 +25,12 @@ def run_app(self_test: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     app.setOrganizationName("Lumen")
     app.setApplicationName("Lumen" if not self_test else "Lumen-self-test")
+    # Python's cyclic garbage collector runs in whichever thread happens to allocate; a cycle holding Qt objects
+    # collected in the engine's worker thread destroys them there, which crashes Qt. pyqtgraph's collector turns
+    # automatic collection off and collects on a GUI-thread timer instead.
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    collector = GarbageCollector(interval=1.0)  # noqa: F841 - kept alive for the application's lifetime
     window = MainWindow()
     window.show()
     if self_test:

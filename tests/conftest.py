@@ -1,3 +1,4 @@
+import gc
 import os
 import threading
 import time
@@ -15,6 +16,23 @@ def lumen_data_dir(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("lumen-data")
     monkeypatch.setenv("LUMEN_DATA_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_on_the_gui_thread(request):
+    """While a test has Qt widgets, cyclic garbage is collected only here, on the GUI thread: collected in the
+    engine's worker thread, a cycle holding Qt objects would destroy them there and crash Qt (the app does the
+    same with pyqtgraph's GarbageCollector, see gui/app.py)."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)
