@@ -151,7 +151,7 @@ def _lenet_weights(tmp_path):
 
 def test_complex_weights_are_refused(tmp_path):
     weights = _lenet_weights(tmp_path)
-    state = torch.load(weights)
+    state = torch.load(weights, weights_only=True)
     state["conv1.weight"] = state["conv1.weight"].to(torch.complex64)
     torch.save(state, tmp_path / "complex.pth")
     result = lumen("import", "lenet5", tmp_path / "complex.pth", "--out", tmp_path / "run")
