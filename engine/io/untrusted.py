@@ -81,14 +81,19 @@ def read_bytes(path: str | Path, limit: int, what: str = "file") -> bytes:
         os.close(fd)
 
 
+def read_text(path: Path, limit: int, what: str) -> str:
+    """A UTF-8 text file (a byte-order mark allowed), read with ``read_bytes``'s checks."""
+    data = read_bytes(path, limit, what)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableFile(f"{shown(path.name)} is not a text file, so not a {what}") from None
+
+
 def read_json(path: str | Path, what: str = "JSON file", limit: int = MAX_JSON_BYTES) -> Any:
     """The JSON value in ``path``, read with the limits above; ``what`` names the kind of file in messages."""
     path = Path(path)
-    data = read_bytes(path, limit, what)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UnreadableFile(f"{shown(path.name)} is not a text file, so not a {what}") from None
+    text = read_text(path, limit, what)
     try:
         return parse_json(text)
     except UnreadableFile as exc:
@@ -106,11 +111,7 @@ def read_csv_numbers(path: str | Path, what: str = "CSV file", limit: int = MAX_
     import io
 
     path = Path(path)
-    data = read_bytes(path, limit, what)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UnreadableFile(f"{shown(path.name)} is not a text file, so not a {what}") from None
+    text = read_text(path, limit, what)
     try:
         rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
     except csv.Error as exc:
