@@ -72,3 +72,40 @@ class Recorder:
         while not self.events.empty():
             self.seen.append(self.events.get())
         return self.seen
+
+
+def state_is(state):
+    """A Recorder predicate: a StatusChanged to ``state``."""
+    from engine.runtime.events import StatusChanged
+
+    return lambda e: isinstance(e, StatusChanged) and e.state is state
+
+
+def relu_chain(n: int, shape: tuple[int, ...] = (1, 8, 8)) -> dict:
+    """A spec dict of an input followed by ``n`` relu nodes in a chain (for size limits and linear time)."""
+    nodes = [{"id": "input", "type": "input", "params": {"shape": list(shape)}}]
+    nodes += [{"id": f"relu{i}", "type": "relu"} for i in range(n)]
+    return {
+        "format": "lumen.model",
+        "version": 1,
+        "name": "chain",
+        "nodes": nodes,
+        "edges": [[a["id"], b["id"]] for a, b in zip(nodes, nodes[1:])],
+    }
+
+
+def drop(widget, *paths):
+    """Drop files on ``widget`` as a file manager would; returns the drop event."""
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(widget.rect().center(), Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(widget.rect().center()), Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    QApplication.sendEvent(widget, event)
+    return event

@@ -15,6 +15,7 @@ import torch
 
 from engine.presets import get_preset
 from engine.spec.model_spec import ModelSpec
+from tests.support import relu_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,27 +196,15 @@ def test_activations_too_big_to_train_are_refused_before_the_first_batch(tmp_pat
 # ---- 4. large specs: linear time and a node limit ---------------------------------------------------------------
 
 
-def _chain(n):
-    nodes = [{"id": "input", "type": "input", "params": {"shape": [1, 28, 28]}}]
-    nodes += [{"id": f"relu{i}", "type": "relu"} for i in range(n)]
-    return {
-        "format": "lumen.model",
-        "version": 1,
-        "name": "chain",
-        "nodes": nodes,
-        "edges": [[a["id"], b["id"]] for a, b in zip(nodes, nodes[1:])],
-    }
-
-
 def test_large_specs_are_fast_and_bounded(tmp_path):
     began = time.monotonic()
     one_line_error(
-        lumen("summary", write_spec(tmp_path / "huge.json", _chain(16_000))),
+        lumen("summary", write_spec(tmp_path / "huge.json", relu_chain(16_000, (1, 28, 28)))),
         "huge.json: the spec has 16,001 nodes; Lumen reads at most 5,000",
     )
     assert time.monotonic() - began < 15
     began = time.monotonic()
-    result = lumen("summary", write_spec(tmp_path / "long.json", _chain(4_000)))
+    result = lumen("summary", write_spec(tmp_path / "long.json", relu_chain(4_000, (1, 28, 28))))
     assert result.returncode == 0 and result.stdout.splitlines()[-1] == "total params: 0"
     assert time.monotonic() - began < 20  # was 60 s for 16,000; the process start itself takes a few seconds
 

@@ -22,15 +22,8 @@ from engine.probes.base import LayerChoice, ProbeContext, ProbeInput
 from engine.probes.feature_maps import FeatureMapFrame, FeatureMaps
 from engine.probes.filters import Filters
 from engine.runtime.commands import CancelJob, ChooseLayers, Dream, Maximize, TransformProbe
-from engine.runtime.events import RunState, StatusChanged
-from engine.runtime.worker import EngineWorker
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig, Training
-from tests.support import Recorder
-
-
-def state_is(state):
-    return lambda e: isinstance(e, StatusChanged) and e.state is state
 
 
 @pytest.fixture(scope="module")
@@ -206,18 +199,6 @@ def test_affine_moves_rotates_and_scales_about_the_centre():
 
 
 # ---- the worker's long jobs and layer choices -----------------------------------------------------------------
-@pytest.fixture
-def worker():
-    recorder = Recorder()
-    w = EngineWorker(recorder, torch_threads=1)
-    w.recorder = recorder
-    w.start()
-    w.load_model(get_preset("lenet5"))
-    recorder.wait_for(state_is(RunState.IDLE))
-    yield w
-    assert w.shutdown()
-
-
 def test_a_maximize_job_reports_progress_and_ends_done(worker):
     worker.submit(Maximize(Objective("class", 4), MaximizeSettings(steps=60)))
     last = worker.recorder.wait_for(lambda e: isinstance(e, DreamFrame) and e.done)

@@ -20,22 +20,11 @@ from engine.io.untrusted import MAX_DEPTH, UnreadableFile, atomic_write, nesting
 from engine.presets import PRESETS, get_preset
 from engine.spec.model_spec import MAX_NODES, ModelSpec
 from engine.training.objective import check_objective
+from tests.support import relu_chain
 
 
 def lenet_dict():
     return get_preset("lenet5").to_dict()
-
-
-def chain(n):
-    nodes = [{"id": "input", "type": "input", "params": {"shape": [1, 8, 8]}}]
-    nodes += [{"id": f"r{i}", "type": "relu"} for i in range(n)]
-    return {
-        "format": "lumen.model",
-        "version": 1,
-        "name": "chain",
-        "nodes": nodes,
-        "edges": [[a["id"], b["id"]] for a, b in zip(nodes, nodes[1:])],
-    }
 
 
 # ---- the reader ---------------------------------------------------------------------------------------------
@@ -149,24 +138,24 @@ def test_descriptions_keep_newlines_and_tabs():
 def test_a_spec_over_the_node_limit_is_refused_fast():
     began = time.perf_counter()
     with pytest.raises(SpecError, match=f"the spec has 16,001 nodes; Lumen reads at most {MAX_NODES:,}"):
-        ModelSpec.from_json(json.dumps(chain(16_000)))
+        ModelSpec.from_json(json.dumps(relu_chain(16_000)))
     assert time.perf_counter() - began < 2
 
 
 def test_the_largest_spec_is_handled_in_linear_time():
-    text = json.dumps(chain(MAX_NODES - 1))
+    text = json.dumps(relu_chain(MAX_NODES - 1))
     began = time.perf_counter()
     spec = ModelSpec.from_json(text)
     order = spec.topological_order()
     shapes = infer_shapes(spec)
-    assert len(order) == len(shapes) == MAX_NODES and spec.output_id == f"r{MAX_NODES - 2}"
+    assert len(order) == len(shapes) == MAX_NODES and spec.output_id == f"relu{MAX_NODES - 2}"
     assert time.perf_counter() - began < 3  # was quadratic: 14 s for 5,000 nodes
 
 
 def test_parent_paths_are_still_refused():
-    data = chain(2)
-    data["nodes"].append({"id": "r0.inner", "type": "relu"})
-    with pytest.raises(SpecError, match=r"r0.inner: the id lies inside another node's path \(r0\)"):
+    data = relu_chain(2)
+    data["nodes"].append({"id": "relu0.inner", "type": "relu"})
+    with pytest.raises(SpecError, match=r"relu0.inner: the id lies inside another node's path \(relu0\)"):
         ModelSpec.from_dict(data)
 
 

@@ -12,27 +12,10 @@ from engine.graph.model import build_model
 from engine.io.runs import load_weights, save_run
 from engine.presets import get_preset
 from engine.probes.feature_maps import FeatureMapFrame
-from engine.runtime.events import EngineError, RunState, StatusChanged, StepMetrics
-from engine.runtime.worker import EngineWorker
+from engine.runtime.events import EngineError, RunState, StepMetrics
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
-from tests.support import Recorder
-
-
-def state_is(state):
-    return lambda e: isinstance(e, StatusChanged) and e.state is state
-
-
-@pytest.fixture
-def worker():
-    recorder = Recorder()
-    w = EngineWorker(recorder, torch_threads=1)
-    w.recorder = recorder
-    w.start()
-    w.load_model(get_preset("lenet5"))
-    recorder.wait_for(state_is(RunState.IDLE))
-    yield w
-    assert w.shutdown(10)
+from tests.support import state_is
 
 
 def test_load_shows_an_untrained_frame_at_once(worker):

@@ -5,14 +5,13 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QToolBar
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QToolBar
 
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.events import RunState, StepMetrics
 from gui.main_window import MainWindow
-from tests.support import write_png
+from tests.support import drop, write_png
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 
@@ -20,29 +19,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 def click(qtbot, window, action):
     toolbar = window.findChild(QToolBar, "training_toolbar")
     qtbot.mouseClick(toolbar.widgetForAction(action), Qt.MouseButton.LeftButton)
-
-
-def drop(widget, *paths):
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(
-        widget.rect().center(),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted()
-    event = QDropEvent(
-        QPointF(widget.rect().center()),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(widget, event)
-    return event
 
 
 def test_window_opens_with_three_panes_and_lenet5_on_mnist(window):

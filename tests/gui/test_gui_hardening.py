@@ -8,46 +8,20 @@ import os
 import threading
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine.io.runs import read_run_info
 from engine.presets import PRESETS, get_preset
 from engine.spec.model_spec import ModelSpec
 from gui.panes.builder import edits
 from gui.panes.builder.layout import layered
+from tests.support import drop
 
 Button = QMessageBox.StandardButton
 OTHER = "vgg_small"  # a second preset, small enough to build at once
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-def drop(widget, path):
-    """Drop one file on ``widget`` as a file manager would."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    enter = QDragEnterEvent(
-        widget.rect().center(),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted()
-    QApplication.sendEvent(
-        widget,
-        QDropEvent(
-            QPointF(widget.rect().center()),
-            Qt.DropAction.CopyAction,
-            mime,
-            Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier,
-        ),
-    )
-
-
 def open_with_dialog(window, monkeypatch, path):
     """The builder's Open spec… action, with the file dialog answering ``path``."""
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(path), "")))
