@@ -65,7 +65,7 @@ class ViewerPane(QWidget):
         self.setAcceptDrops(True)
         self.frame: Frame | None = None  # the newest frame shown by the view on top (the caption's)
         self.frames: dict[type[Frame], Frame] = {}  # the newest frame shown, per type
-        self.caption = QLabel("No input yet.")
+        self.caption = QLabel("No input yet.", wordWrap=True)  # wraps: a long caption must not widen the window
         self.probe = QSpinBox(minimum=0, maximum=9999, prefix="validation digit #")
         self.probe.setToolTip("Which digit of the validation set to feed the model")
         self.probe.valueChanged.connect(self.probe_index_changed)
@@ -73,7 +73,8 @@ class ViewerPane(QWidget):
         open_button.clicked.connect(self._open_dialog)
         self.message = QLabel(
             "Drop a PNG or JPEG of a digit (or a folder of pictures) anywhere on this pane to see what the model "
-            "makes of it."
+            "makes of it.",
+            wordWrap=True,
         )
         # A dropped folder: its pictures, stepped through with this box (hidden until then).
         self.folder: list[Path] = []

@@ -156,3 +156,17 @@ def test_a_flood_of_two_frame_types_keeps_at_most_one_of_each_and_draws_the_last
         assert viewer.views[frame_type].last is last
         assert sum(r() is not None for r in sent[frame_type]) == 1  # everything older is gone
     window.close()
+
+
+def test_a_long_caption_wraps_instead_of_widening_the_viewer(qtbot):
+    """Seen under Xvfb: a rotated probe's caption made the viewer wider than the screen, cutting off its views."""
+    from gui.panes.viewer import ViewerPane
+
+    pane = ViewerPane()
+    qtbot.addWidget(pane)
+    pane.show()
+    qtbot.wait(20)
+    narrow = pane.minimumSizeHint().width()
+    pane.caption.setText("validation digit #0 (shifted +3,−2 px, rotated +10°, scaled ×1.25) (true label 4) " * 4)
+    qtbot.wait(20)  # the layout takes the new text in on the next event-loop turn
+    assert pane.minimumSizeHint().width() <= narrow + 10
