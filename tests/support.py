@@ -109,3 +109,12 @@ def drop(widget, *paths):
     event = QDropEvent(QPointF(widget.rect().center()), Qt.DropAction.CopyAction, mime, buttons, modifiers)
     QApplication.sendEvent(widget, event)
     return event
+
+
+def click(qtbot, window, action):
+    """Click a main-window action's button on the training toolbar, as a person would."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QToolBar
+
+    toolbar = window.findChild(QToolBar, "training_toolbar")
+    qtbot.mouseClick(toolbar.widgetForAction(action), Qt.MouseButton.LeftButton)

@@ -35,7 +35,7 @@ from engine.probes.attribution import AttributionFrame, AttributionProbe
 from engine.runtime.commands import SetAttribution
 from engine.runtime.events import RunState
 from engine.runtime.worker import EngineWorker
-from tests.engine.test_worker_and_runs import Recorder, state_is
+from tests.support import Recorder, state_is
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from engine.runtime.events import RunState
 from engine.runtime.worker import EngineWorker
 from engine.spec.model_spec import ModelSpec
 from engine.spec.preprocess import IMAGENET, Preprocess
-from tests.engine.test_worker_and_runs import Recorder, state_is
+from tests.support import Recorder, state_is
 
 
 @pytest.fixture(scope="module")

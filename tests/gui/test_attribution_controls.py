@@ -9,7 +9,7 @@ from engine.explain.attribution import AttributionSettings
 from engine.probes.attribution import AttributionFrame, AttributionProbe, BaselinePicture
 from engine.runtime.commands import CancelJob, SetAttribution
 from gui.widgets.export import save_npy, save_png
-from tests.gui.test_gui import SAMPLES, drop
+from tests.support import SAMPLES, drop
 
 
 def attribution(window):

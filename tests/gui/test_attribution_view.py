@@ -9,7 +9,7 @@ from engine.runtime.commands import SetAttribution
 from engine.runtime.events import RunState
 from gui.views import VIEWS
 from gui.views.attribution import AttributionView, overlay_lut
-from tests.gui.test_gui import SAMPLES, click, drop
+from tests.support import SAMPLES, click, drop
 
 
 def attribution(window):

@@ -2,23 +2,13 @@
 
 import dataclasses
 import time
-from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QToolBar
 
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.events import RunState, StepMetrics
 from gui.main_window import MainWindow
-from tests.support import drop, write_png
-
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
-
-
-def click(qtbot, window, action):
-    toolbar = window.findChild(QToolBar, "training_toolbar")
-    qtbot.mouseClick(toolbar.widgetForAction(action), Qt.MouseButton.LeftButton)
+from tests.support import SAMPLES, click, drop, write_png
 
 
 def test_window_opens_with_three_panes_and_lenet5_on_mnist(window):
