@@ -36,7 +36,9 @@ def test_train_needs_a_model_and_out_unless_it_resumes():
 @pytest.mark.slow
 def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(tmp_path, lumen_data_dir):
     out = tmp_path / "run"
-    args = ["train", "lenet5", "--epochs", "1", "--steps", "24", "--batch-size", "16", "--checkpoint-every", "4"]
+    # 600 steps take about 2 s here; the kill comes at step 40-ish, so hundreds of steps of margin remain
+    # even on a faster machine (with 24 steps, CI once finished the run before the kill landed).
+    args = ["train", "lenet5", "--epochs", "3", "--steps", "600", "--batch-size", "16", "--checkpoint-every", "20"]
     process = subprocess.Popen(
         [sys.executable, str(MAIN), *args, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -45,11 +47,11 @@ def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(tmp_path, lumen_d
         folder = None
         while time.monotonic() < deadline:
             found = list((lumen_data_dir / "runs").glob("*/checkpoints/step-*.safetensors"))
-            if any(int(p.name[5:14]) >= 8 for p in found):
+            if any(int(p.name[5:14]) >= 40 for p in found):
                 folder = found[0].parents[1]
                 break
             assert process.poll() is None, process.communicate()
-            time.sleep(0.1)
+            time.sleep(0.01)
         assert folder is not None, "no checkpoint within the time allowed"
         process.send_signal(signal.SIGKILL)
         process.wait(30)
@@ -73,10 +75,10 @@ def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(tmp_path, lumen_d
     assert f"resuming run {folder.name}" in resumed.stderr and f"at step {last_checkpoint}" in resumed.stderr
     with (out / "steps.csv").open() as f:
         steps = [int(row["step"]) for row in csv.DictReader(f)]
-    assert steps == list(range(1, 25))  # each step once: those after the checkpoint were recorded again
+    assert steps == list(range(1, 601))  # each step once: those after the checkpoint were recorded again
     with RunStore(lumen_data_dir) as store:
         run = store.run(folder.name)
-        assert (run.status, run.step) == ("finished", 24)
-        assert store.metric(folder.name, "loss")[0] == list(range(1, 25))
+        assert (run.status, run.step) == ("finished", 600)
+        assert store.metric(folder.name, "loss")[0] == list(range(1, 601))
     again = lumen("train", "--resume", folder.name)
     assert again.returncode == 1 and "has finished" in again.stderr
