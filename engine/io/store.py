@@ -367,11 +367,13 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: Ma
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_checkpoint(path: str | Path, prefix: str = "") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The checkpoint's tensors (only those whose names start with ``prefix``, e.g. ``"model/"``) and its run
+    state; an unreadable file or one without Lumen's run state is refused with a ``DataError``."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("lumen", "null"))  # our own JSON: may hold Infinity
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # safe_open has no __iter__
+            tensors = {key: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}  # no __iter__
     except (SafetensorError, OSError, ValueError) as exc:
         raise DataError(f"cannot read the checkpoint {printable(str(path))}: {exc}") from None
     if not isinstance(meta, dict):

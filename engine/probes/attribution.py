@@ -100,6 +100,7 @@ class AttributionProbe(Probe):
     frame_type = AttributionFrame
     interval_s = 0.1  # at most 10 frames a second
     budget = 0.15  # of the worker's time while training
+    replayable = True
     slice_s = 0.3  # a computation longer than this goes on in slices, with progress (``pending``)
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:

@@ -60,6 +60,9 @@ class Probe(ABC):
     frame_type: ClassVar[type[Frame]]
     interval_s: ClassVar[float] = 0.1  # while training, run at most this often
     budget: ClassVar[float] = 0.25  # while training, take at most this share of the worker's time
+    # Whether its frames can be made again from a run's checkpoint (``ReplayCheckpoint``): a picture of the
+    # weights and the probe input alone, needing no batch or gradients of the live run.
+    replayable: ClassVar[bool] = False
 
     @abstractmethod
     def frame(self, context: ProbeContext) -> Frame | None:

@@ -49,6 +49,7 @@ class FeatureMaps(Probe):
     frame_type = FeatureMapFrame
     interval_s = 0.1
     budget = 0.25
+    replayable = True
 
     def frame(self, context: ProbeContext) -> FeatureMapFrame:
         if context.input is None:  # nothing fits this model: an empty frame, so the viewer shows no stale maps

@@ -21,6 +21,7 @@ class Filters(Probe):
     frame_type = FilterFrame
     interval_s = 0.5  # weights move slowly; this is cheap but needs no more
     budget = 0.05
+    replayable = True
 
     def frame(self, context: ProbeContext) -> FilterFrame:
         layers = tuple(conv_layers(context.model))

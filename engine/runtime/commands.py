@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import LumenError
 from engine.explain.attribution import AttributionSettings
 from engine.explain.dream import DreamSettings
 from engine.explain.maximize import MaximizeSettings, Objective
@@ -143,6 +144,36 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class SetCheckpointInterval:
+    """Keep a checkpoint every ``steps`` steps of a recorded run, from now on (0: at each epoch's end and when
+    asked for; a run always keeps one at its end)."""
+
+    steps: int = 0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.steps, int) and self.steps >= 0):
+            raise LumenError(f"the checkpoint interval must be a whole number of steps ≥ 0, got {self.steps}")
+
+
+@dataclass(frozen=True)
+class ListCheckpoints:
+    """Send the ``CheckpointList`` of run ``run``: a run-store id or a run folder (None: the worker's own run)."""
+
+    run: str | Path | None = None
+
+
+@dataclass(frozen=True)
+class ReplayCheckpoint:
+    """Show the viewer's probes (those marked ``replayable``) with the weights of checkpoint ``step`` of run
+    ``run`` (a run-store id or a run folder; None: the worker's own run), on the current probe input, in a model
+    of its own: the live model and its run go on untouched. The frames carry ``checkpoint_step``; when several
+    replays wait, only the newest is made."""
+
+    step: int
+    run: str | Path | None = None
+
+
+@dataclass(frozen=True)
 class Quit:
     """End the worker's thread (after stopping any run); nothing after it is handled."""
 
@@ -165,6 +196,9 @@ Command = (
     | SetLearningRate
     | Save
     | Checkpoint
+    | SetCheckpointInterval
+    | ListCheckpoints
+    | ReplayCheckpoint
     | Quit
 )
 ProbeChoice = ProbeSample | ProbeImage  # what the user chose to feed the probes

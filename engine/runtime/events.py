@@ -14,7 +14,7 @@ names, so a new objective needs no new event class.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -57,12 +57,25 @@ class Frame:
     that type."""
 
     step: int  # the training step of the weights the frame shows (0 before training)
+    # Set on a frame made from a run's checkpoint (``ReplayCheckpoint``) rather than the live model: that
+    # checkpoint's step. Keyword-only, so every frame type has it without reordering its own fields.
+    checkpoint_step: int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
 class StatusChanged:
     state: RunState
     message: str
+
+
+@dataclass(frozen=True)
+class CheckpointList:
+    """The checkpoints a recorded run has (light): sent when the worker's own run writes one (``live``), and in
+    answer to ``ListCheckpoints`` and ``ReplayCheckpoint``."""
+
+    run: str  # the run-store id (or, for a run given by its folder, the folder's name)
+    steps: tuple[int, ...]  # the checkpoints' steps, oldest first
+    live: bool = False  # the worker's own run (the one training, or the last one trained)
 
 
 @dataclass(frozen=True)
@@ -73,4 +86,4 @@ class EngineError:
 
 
 Metrics = StepMetrics | EpochMetrics
-Event = StepMetrics | EpochMetrics | Frame | StatusChanged | EngineError
+Event = StepMetrics | EpochMetrics | Frame | StatusChanged | CheckpointList | EngineError

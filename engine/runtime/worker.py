@@ -45,6 +45,7 @@ from engine.runtime.commands import (
     ChooseLayers,
     Command,
     Dream,
+    ListCheckpoints,
     LoadModel,
     Maximize,
     Pause,
@@ -52,17 +53,28 @@ from engine.runtime.commands import (
     ProbeImage,
     ProbeSample,
     Quit,
+    ReplayCheckpoint,
     Resume,
     Save,
     SetAttribution,
+    SetCheckpointInterval,
     SetLearningRate,
     Step,
     Stop,
     Train,
     TransformProbe,
 )
-from engine.runtime.events import EngineError, Event, Metrics, RunState, StatusChanged, StepMetrics
+from engine.runtime.events import (
+    CheckpointList,
+    EngineError,
+    Event,
+    Metrics,
+    RunState,
+    StatusChanged,
+    StepMetrics,
+)
 from engine.runtime.history import MetricsHistory
+from engine.runtime.replay import CheckpointReplay, checkpoint_steps
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
 from engine.training.fit import FitReport, default_data, load_run_data, plan_run
@@ -110,6 +122,9 @@ class EngineWorker:
             CancelJob: self._cancel_job_command,
             SetAttribution: self._set_attribution,
             Checkpoint: self._checkpoint,
+            SetCheckpointInterval: self._set_checkpoint_interval,
+            ListCheckpoints: self._list_checkpoints,
+            ReplayCheckpoint: self._want_replay,
         }
         # Everything below is touched only on the worker thread.
         self._state = RunState.IDLE
@@ -134,6 +149,8 @@ class EngineWorker:
         self._transform = TransformProbe()  # the invariance probe's shift, rotation and scale
         self._job: Job | None = None  # a long job (maximize, dream) run in slices between commands
         self._explain: AttributionJob | None = None  # a long attribution, run in slices likewise
+        self._replay = CheckpointReplay()  # a model of its own for replaying a run's checkpoints
+        self._replay_wanted: ReplayCheckpoint | None = None  # made once no command waits: the newest wins
 
     # ---- commands: safe to call from any thread, they return at once ------------------------------
     def start(self) -> None:
@@ -200,6 +217,18 @@ class EngineWorker:
         """Write a checkpoint of the run in progress now (into its run-store folder)."""
         self.submit(Checkpoint())
 
+    def set_checkpoint_interval(self, steps: int) -> None:
+        """Keep a checkpoint every ``steps`` steps of a recorded run (0: at each epoch's end)."""
+        self.submit(SetCheckpointInterval(int(steps)))
+
+    def list_checkpoints(self, run: str | Path | None = None) -> None:
+        """Send the ``CheckpointList`` of ``run`` (a run-store id or a run folder; None: the worker's own run)."""
+        self.submit(ListCheckpoints(run))
+
+    def replay_checkpoint(self, step: int, run: str | Path | None = None) -> None:
+        """Show the viewer's probes with the weights of ``run``'s checkpoint at ``step`` (None: the own run)."""
+        self.submit(ReplayCheckpoint(int(step), run))
+
     @property
     def run_id(self) -> str | None:
         """The run-store id of the run in progress or last run (None when runs are not recorded)."""
@@ -222,7 +251,12 @@ class EngineWorker:
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
         while True:
-            running = self._state is RunState.TRAINING or self._job is not None or self._explain is not None
+            running = (
+                self._state is RunState.TRAINING
+                or self._job is not None
+                or self._explain is not None
+                or self._replay_wanted is not None
+            )
             command: Command | None
             try:
                 command = self._commands.get_nowait() if running else self._commands.get()
@@ -238,6 +272,8 @@ class EngineWorker:
                 if command is not None:
                     self._handlers[type(command)](command)
                 elif running:
+                    if self._replay_wanted is not None:
+                        self._replay_now()
                     if self._job is not None:
                         self._advance_job()
                     if self._explain is not None:
@@ -573,6 +609,7 @@ class EngineWorker:
             recorder.record(event)
             if isinstance(event, StepMetrics) and recorder.checkpoint_due(event.step, training.steps_per_epoch):
                 recorder.checkpoint(*training_state(training))
+                self._checkpoint_written()
         except (LumenError, sqlite3.Error) as exc:
             self._recorder = None
             self._emit(EngineError(f"the run store stopped recording this run: {exc}"))
@@ -586,6 +623,7 @@ class EngineWorker:
         try:
             if checkpoint and self._training is not None and status in ("finished", "stopped"):
                 recorder.checkpoint(*training_state(self._training))
+                self._checkpoint_written()
             recorder.close(status, message)
         except (LumenError, sqlite3.Error) as exc:
             self._emit(EngineError(f"the run store could not close this run: {exc}"))
@@ -594,7 +632,74 @@ class EngineWorker:
         if self._recorder is None or self._training is None or self._state not in (RunState.TRAINING, RunState.PAUSED):
             raise LumenError("there is no recorded run in progress to checkpoint")
         path = self._recorder.checkpoint(*training_state(self._training))
+        self._checkpoint_written()
         self._emit(StatusChanged(self._state, f"checkpoint at step {self._step_count}: {path.name}"))
+
+    def _checkpoint_written(self) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            self._emit(CheckpointList(recorder.id, checkpoint_steps(recorder.folder), live=True))
+
+    def _set_checkpoint_interval(self, command: SetCheckpointInterval) -> None:
+        self._checkpoint_every = command.steps
+        if self._recorder is not None and not self._recorder.closed:
+            self._recorder.checkpoint_every = command.steps  # the run in progress too, from its next step
+
+    # ---- replaying a run's checkpoints (its own model; the live run goes on untouched) ---------------------
+    def _run_folder(self, run: str | Path | None) -> tuple[str, Path, bool]:
+        """(id, folder, whether it is the worker's own run) of ``run``: an id, a folder, or None (the own run)."""
+        recorder = self._recorder
+        if run is None or (recorder is not None and run == recorder.id):
+            if recorder is None:
+                raise LumenError("there is no recorded run yet: train the model to keep checkpoints")
+            return recorder.id, recorder.folder, True
+        if isinstance(run, Path):
+            return run.name, run, False
+        if self._store is None:
+            if self._store_factory is None:
+                raise LumenError("runs are not recorded here, so there are no checkpoints to replay")
+            self._store = self._store_factory()
+        row = self._store.find(run)
+        return row.id, Path(row.folder), False
+
+    def _list_checkpoints(self, command: ListCheckpoints) -> None:
+        try:
+            run, folder, live = self._run_folder(command.run)
+        except (LumenError, sqlite3.Error) as exc:  # the live run, if any, goes on
+            self._emit(EngineError(f"cannot list the checkpoints: {exc}"))
+            return
+        self._emit(CheckpointList(run, checkpoint_steps(folder), live))
+
+    def _want_replay(self, command: ReplayCheckpoint) -> None:
+        self._replay_wanted = command  # made by the loop once no command waits, so a dragged slider's last wins
+
+    def _replay_now(self) -> None:
+        command, self._replay_wanted = self._replay_wanted, None
+        if command is None:
+            return
+        try:
+            run, folder, live = self._run_folder(command.run)
+            self._emit(CheckpointList(run, checkpoint_steps(folder), live))
+            model = self._replay.load(folder, command.step, run)
+        except (LumenError, sqlite3.Error) as exc:  # one message; the live run, if any, goes on
+            self._emit(EngineError(f"cannot replay checkpoint step {command.step}: {exc}"))
+            return
+        except Exception as exc:
+            log.error("replay failed\n%s", traceback.format_exc())
+            self._emit(EngineError(f"cannot replay checkpoint step {command.step}: {type(exc).__name__}: {exc}"))
+            return
+        probe = self._probe_input
+        fits = probe is not None and tuple(probe.x.shape[1:]) == tuple(model.spec.input_shape)
+        context = ProbeContext(
+            model,
+            probe if fits else None,
+            self._data.classes if self._data is not None else (),
+            command.step,
+            layer_choice=self._layer_choice,
+            attribution=self._attribution,
+        )
+        for event in self._replay.frames(self._probes.probes, context):
+            self._emit(event)
 
     def _finished_message(self) -> str:
         epochs = self._history.epochs
