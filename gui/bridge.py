@@ -4,6 +4,8 @@ The engine calls ``_sink`` on its worker thread. It only appends a light event t
 pending frame of the same type (a dict keyed by frame type), under a lock; a timer on the GUI thread drains
 both at most ``RENDER_HZ`` times a second. So however fast the engine and its probes run, the GUI does a
 bounded amount of work per second, holds at most one undrawn frame per type, and never draws a stale one.
+Frames replayed from a checkpoint (``checkpoint_step`` set) have slots of their own, so a live frame never
+pushes out the replayed one the viewer waits for (nor the other way round).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.runtime.events import EngineError, Event, Frame, StatusChanged
+from engine.runtime.events import CheckpointList, EngineError, Event, Frame, StatusChanged
 from engine.runtime.worker import EngineWorker
 
 RENDER_HZ = 30
@@ -23,12 +25,14 @@ class EngineBridge(QObject):
     frame = Signal(object)  # the newest Frame of one type; the viewer routes it to that type's view
     status = Signal(object)  # StatusChanged
     error = Signal(str)  # EngineError's message
+    checkpoints = Signal(object)  # CheckpointList: a run's checkpoint steps
 
     def __init__(self, parent: QObject | None = None, *, torch_threads: int | None = None, store=None):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._events: list[Event] = []
         self._frames: dict[type[Frame], Frame] = {}  # the newest undrawn frame of each type
+        self._replays: dict[type[Frame], Frame] = {}  # the same for frames replayed from a checkpoint
         self.frames_received = 0  # engine frames, counted so benchmarks can report how many were coalesced
         self.frames_drawn = 0
         self.worker = EngineWorker(self._sink, torch_threads=torch_threads, store=store)  # store: a RunStore factory
@@ -41,7 +45,8 @@ class EngineBridge(QObject):
     def _sink(self, event: Event) -> None:  # worker thread
         with self._lock:
             if isinstance(event, Frame):
-                self._frames[type(event)] = event  # latest-wins: an undrawn older frame of this type is dropped
+                slots = self._frames if event.checkpoint_step is None else self._replays
+                slots[type(event)] = event  # latest-wins: an undrawn older frame of this type is dropped
                 self.frames_received += 1
             else:
                 self._events.append(event)
@@ -55,21 +60,24 @@ class EngineBridge(QObject):
         with self._lock:
             events, self._events = self._events, []
             frames, self._frames = self._frames, {}
+            replays, self._replays = self._replays, {}
         metrics: list[Event] = []
         for event in events:
-            if isinstance(event, (StatusChanged, EngineError)):
+            if isinstance(event, (StatusChanged, EngineError, CheckpointList)):
                 if metrics:  # keep the order: curves first, then the status that followed them
                     self.metrics.emit(metrics)
                     metrics = []
                 if isinstance(event, StatusChanged):
                     self.status.emit(event)
+                elif isinstance(event, CheckpointList):
+                    self.checkpoints.emit(event)
                 else:
                     self.error.emit(event.message)
             else:
                 metrics.append(event)
         if metrics:
             self.metrics.emit(metrics)
-        for frame in frames.values():
+        for frame in [*frames.values(), *replays.values()]:
             self.frames_drawn += 1
             self.frame.emit(frame)
 

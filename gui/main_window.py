@@ -174,6 +174,8 @@ class MainWindow(QMainWindow):
         self.monitor.checkpoint_requested.connect(worker.checkpoint)
         self.bridge.status.connect(self._status)
         self.bridge.error.connect(self._show_error)
+        self.bridge.checkpoints.connect(self.viewer.set_checkpoints)
+        self.monitor.runs.run_selected.connect(self._replay_run)
 
     # ---- reacting to the user ----------------------------------------------------------------------------
     def _model_chosen(self, spec) -> None:
@@ -218,7 +220,13 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)  # busy until the first step reports the total
         self.progress.setFormat("step %v / %m")
         self.eta.reset()
+        self.viewer.follow_run(None)  # the replay slider follows the new run's checkpoints
         self.bridge.worker.train(config)
+
+    def _replay_run(self, run_id: str) -> None:
+        """A run picked in the runs list: the viewer's replay slider runs over its checkpoints."""
+        self.viewer.follow_run(run_id)
+        self.bridge.worker.list_checkpoints(run_id)
 
     def _open_image(self, path: str) -> None:
         self.viewer.show_message(f"Opening {os.path.basename(path)}…")

@@ -69,6 +69,7 @@ def export_plot(widget: pg.PlotWidget, path: str | Path) -> Path:
 
 class RunsPanel(QWidget):
     overlay_changed = Signal(object)  # {(run id, metric): (steps, values)} of the ticked runs
+    run_selected = Signal(str)  # the id of the run the user selected (the viewer replays its checkpoints)
 
     def __init__(self, monitor: QWidget | None = None, store: Callable[[], RunStore] = RunStore):
         super().__init__()
@@ -81,6 +82,8 @@ class RunsPanel(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.itemChanged.connect(self._item_changed)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self._selected: str | None = None
         self.message = QLabel("")
         self.message.setWordWrap(True)
         refresh = QPushButton("Refresh")
@@ -201,6 +204,12 @@ class RunsPanel(QWidget):
             return None
         item = self.table.item(rows[0].row(), 0)
         return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _selection_changed(self) -> None:
+        run_id = self.selected_run()
+        if run_id is not None and run_id != self._selected:
+            self._selected = run_id
+            self.run_selected.emit(run_id)
 
     def _export_csv(self) -> None:
         run_id, store = self.selected_run(), self.store()

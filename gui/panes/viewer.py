@@ -3,6 +3,10 @@ dropped or opened here, or one of the pictures of a dropped folder, stepped thro
 frame type (``gui.views.VIEWS``), routing each frame to the view registered for its type. With one view there
 are no tabs; with several, one tab each. The invariance sliders shift, rotate and scale the probe input on
 the worker (``TransformProbe``), so predictions and maps follow.
+
+The replay row goes back in time: its slider runs over the checkpoints of the run being trained (or the last one,
+or the run picked in the monitor's runs list) and shows the views with that checkpoint's weights
+(``ReplayCheckpoint``); "Live" goes back to the live frames. While replaying, live frames are kept but not drawn.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.runtime.commands import TransformProbe
-from engine.runtime.events import Frame
+from engine.runtime.commands import ReplayCheckpoint, SetCheckpointInterval, TransformProbe
+from engine.runtime.events import CheckpointList, Frame
 from gui import views as view_registry
 from gui.views.base import View
 
@@ -41,6 +45,15 @@ TRANSFORM_SLIDERS = {
     "angle": (-180, 180, 0, "rotate {:+d}°"),
     "scale": (50, 200, 100, "scale {:d} %"),
 }
+NO_CHECKPOINTS = (
+    "No checkpoints yet: a recorded run keeps one at each epoch's end, at its end, every N steps when chosen "
+    "here, and when you press Checkpoint now."
+)
+
+
+def _asked(frame: Frame) -> tuple:
+    """What a frame was made for: its input and layer choice (for the frame types that have them)."""
+    return getattr(frame, "source", None), getattr(frame, "choice", None)
 
 
 def folder_images(folder: str | Path) -> list[Path]:
@@ -100,6 +113,7 @@ class ViewerPane(QWidget):
         self._transform_timer = QTimer(self, singleShot=True, interval=60)
         self._transform_timer.timeout.connect(self._send_transform)
         self.message.setWordWrap(True)
+        replay = self._make_replay_row()
 
         self.views: dict[type[Frame], View] = {
             frame_type: view_type() for frame_type, view_type in view_registry.VIEWS.items()
@@ -119,8 +133,38 @@ class ViewerPane(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(invariance)
+        layout.addLayout(replay)
         layout.addWidget(self.message)
         layout.addWidget(self.tabs, 1)
+
+    def _make_replay_row(self) -> QHBoxLayout:
+        self.replay_run: str | None = None  # the run whose checkpoints the slider runs over
+        self.replay_steps: tuple[int, ...] = ()
+        self.replaying = False  # showing a checkpoint's frames; live ones are kept in ``live_frames``, not drawn
+        self.followed_run: str | None = None  # a run picked in the runs list; None: the engine's own run
+        self.live_frames: dict[type[Frame], Frame] = {}  # the newest live frame per type, drawn again by Live
+        self._replay_asked: dict[type[Frame], tuple] = {}  # the input each replay was asked again for
+        self.replay_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=0, enabled=False)
+        self.replay_slider.setToolTip(NO_CHECKPOINTS)
+        self.replay_slider.valueChanged.connect(self._replay_moved)
+        self.replay_label = QLabel("live")
+        self.live_button = QPushButton("Live", enabled=False)
+        self.live_button.setToolTip("Back to the live frames of the model as it trains")
+        self.live_button.clicked.connect(self.go_live)
+        self.checkpoint_every = QSpinBox(minimum=0, maximum=1_000_000, singleStep=10, prefix="every ", suffix=" steps")
+        self.checkpoint_every.setSpecialValueText("each epoch")
+        self.checkpoint_every.setToolTip("How often a recorded run keeps a checkpoint to replay (from now on)")
+        self.checkpoint_every.valueChanged.connect(lambda steps: self.command.emit(SetCheckpointInterval(steps)))
+        self._replay_timer = QTimer(self, singleShot=True, interval=60)  # a dragged slider: its newest position
+        self._replay_timer.timeout.connect(self._send_replay)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Replay"))
+        row.addWidget(self.replay_slider, 1)
+        row.addWidget(self.replay_label)
+        row.addWidget(self.live_button)
+        row.addWidget(QLabel("checkpoints:"))
+        row.addWidget(self.checkpoint_every)
+        return row
 
     # ---- showing frames ---------------------------------------------------------------------------
     def show_frame(self, frame: Frame) -> None:
@@ -128,20 +172,109 @@ class ViewerPane(QWidget):
         if view is None:
             log.warning("no view is registered for %s frames; add one to gui/views/__init__.py", type(frame).__name__)
             return
+        replayed = frame.checkpoint_step is not None
+        if not replayed:
+            self.live_frames[type(frame)] = frame
+            if self.replaying:
+                self._follow_input(frame)
+        if replayed != self.replaying:  # a live frame while replaying, or a replay that arrived after Live
+            return
+        self._draw(view, frame)
+
+    def _draw(self, view: View, frame: Frame) -> None:
         self.frames[type(frame)] = frame
         for each in self.views.values():
             each.observe(frame)
         view.show_frame(frame)
         if view is self.tabs.currentWidget():
             self.frame = frame
-            self.caption.setText(view.caption(frame))
+            self.caption.setText(self._caption(view, frame))
+
+    def _caption(self, view: View, frame: Frame) -> str:
+        text = view.caption(frame)
+        return text if frame.checkpoint_step is None else f"<b>checkpoint step {frame.checkpoint_step}</b> · {text}"
 
     def _show_caption(self) -> None:
         view = self.tabs.currentWidget()
         frame = next((f for t, f in self.frames.items() if self.views[t] is view), None)
         if isinstance(view, View) and frame is not None:
             self.frame = frame
-            self.caption.setText(view.caption(frame))
+            self.caption.setText(self._caption(view, frame))
+
+    # ---- replaying a run's checkpoints ---------------------------------------------------------------
+    def follow_run(self, run_id: str | None) -> None:
+        """Replay the checkpoints of ``run_id`` (picked in the runs list); None: the engine's own run."""
+        if run_id is not None and self.replaying and run_id != self.replay_run:
+            self.go_live()  # another run picked: its checkpoints replace the slider's
+        self.followed_run = run_id
+
+    def set_checkpoints(self, listed: CheckpointList) -> None:
+        """A run's checkpoints: the slider runs over them if it is the run followed (the engine's own one unless
+        another was picked), and not while another run is being replayed."""
+        followed = listed.run == self.followed_run if self.followed_run is not None else listed.live
+        if not followed:
+            return
+        if self.replaying and listed.run != self.replay_run:
+            return
+        current = self.replay_step()
+        self.replay_run, self.replay_steps = listed.run, listed.steps
+        slider = self.replay_slider
+        slider.blockSignals(True)
+        slider.setMaximum(max(0, len(listed.steps) - 1))
+        if self.replaying and current in listed.steps:
+            slider.setValue(listed.steps.index(current))
+        elif not self.replaying:
+            slider.setValue(slider.maximum())  # live: the newest checkpoint, one move from the past
+        slider.blockSignals(False)
+        slider.setEnabled(bool(listed.steps))
+        slider.setToolTip(
+            f"Checkpoints of run {listed.run}: drag to see the views with their weights" if listed.steps
+            else NO_CHECKPOINTS
+        )  # fmt: skip
+        self._label_replay()
+
+    def replay_step(self) -> int | None:
+        """The checkpoint step the slider is on (None: no checkpoints)."""
+        index = self.replay_slider.value()
+        return self.replay_steps[index] if 0 <= index < len(self.replay_steps) else None
+
+    def _label_replay(self) -> None:
+        step, count = self.replay_step(), len(self.replay_steps)
+        if self.replaying and step is not None:
+            self.replay_label.setText(f"checkpoint step {step} ({self.replay_slider.value() + 1} of {count})")
+        else:
+            self.replay_label.setText("live" if count else "live (no checkpoints)")
+
+    def _replay_moved(self) -> None:
+        if not self.replay_steps:
+            return
+        self.replaying = True
+        self.live_button.setEnabled(True)
+        self._label_replay()
+        self._replay_timer.start()
+
+    def _send_replay(self) -> None:
+        step = self.replay_step()
+        if self.replaying and step is not None:
+            self.command.emit(ReplayCheckpoint(step, self.replay_run))
+
+    def _follow_input(self, live: Frame) -> None:
+        """While replaying, a live frame for another input or layer choice (a new digit, a dropped picture, a
+        picked layer) asks for the replay again, once, so the checkpoint is shown on what the user now looks at."""
+        shown = self.frames.get(type(live))
+        wanted = _asked(live)
+        if shown is not None and _asked(shown) != wanted and self._replay_asked.get(type(live)) != wanted:
+            self._replay_asked[type(live)] = wanted
+            self._replay_timer.start()
+
+    def go_live(self) -> None:
+        """Back to the live frames: the newest of each type is drawn at once."""
+        self._replay_timer.stop()
+        self.replaying = False
+        self.live_button.setEnabled(False)
+        self._label_replay()
+        for frame_type, frame in self.live_frames.items():
+            self._draw(self.views[frame_type], frame)
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #c0392b; font-weight: bold;" if error else "")
