@@ -147,7 +147,7 @@ class ViewerPane(QWidget):
         self.replay_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=0, enabled=False)
         self.replay_slider.setToolTip(NO_CHECKPOINTS)
         self.replay_slider.valueChanged.connect(self._replay_moved)
-        self.replay_label = QLabel("live")
+        self.replay_label = QLabel("live (no checkpoints)")
         self.live_button = QPushButton("Live", enabled=False)
         self.live_button.setToolTip("Back to the live frames of the model as it trains")
         self.live_button.clicked.connect(self.go_live)
@@ -272,6 +272,9 @@ class ViewerPane(QWidget):
         self._replay_timer.stop()
         self.replaying = False
         self.live_button.setEnabled(False)
+        self.replay_slider.blockSignals(True)
+        self.replay_slider.setValue(self.replay_slider.maximum())  # live: beside the newest checkpoint
+        self.replay_slider.blockSignals(False)
         self._label_replay()
         for frame_type, frame in self.live_frames.items():
             self._draw(self.views[frame_type], frame)

@@ -15,6 +15,7 @@ def test_the_slider_replays_a_checkpoint_and_live_returns(qtbot, window):
     viewer.tabs.setCurrentWidget(view)
     slider = viewer.replay_slider
     assert not slider.isEnabled() and "No checkpoints yet" in slider.toolTip()
+    assert viewer.replay_label.text() == "live (no checkpoints)"
 
     viewer.checkpoint_every.setValue(2)  # a checkpoint every 2 steps, from now on
     window.bridge.worker.train(TrainConfig(epochs=1, max_steps=6, batch_size=16))
@@ -48,6 +49,7 @@ def test_the_slider_replays_a_checkpoint_and_live_returns(qtbot, window):
     assert view.frame.checkpoint_step is None and view.frame.step == 6
     assert view.frame.source == "validation digit #3" and viewer.replay_label.text() == "live"
     assert "checkpoint step" not in viewer.caption.text() and not viewer.live_button.isEnabled()
+    assert slider.value() == 2  # beside the newest checkpoint again
     viewer.probe.setValue(4)  # live frames are drawn again
     qtbot.waitUntil(lambda: view.frame.source == "validation digit #4", timeout=10_000)
     assert view.frame.checkpoint_step is None
