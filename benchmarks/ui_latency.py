@@ -25,7 +25,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 import torch
-from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from engine.data.datasets import load_mnist
@@ -37,6 +37,14 @@ from gui.app import configure_pyqtgraph
 from gui.main_window import MainWindow, _training_threads
 
 PERIOD_MS = 10
+
+
+def run_event_loop(seconds: float) -> None:
+    """Qt's own event loop for ``seconds``, as the app runs it: it waits in C++ without holding the GIL (a Python
+    loop of ``processEvents()`` and sleeps would take the GIL a thousand times a second, slowing training)."""
+    loop = QEventLoop()
+    QTimer.singleShot(max(1, round(seconds * 1000)), loop.quit)
+    loop.exec()
 
 
 def probe_lateness(app: QApplication, seconds: float) -> np.ndarray:
@@ -54,10 +62,7 @@ def probe_lateness(app: QApplication, seconds: float) -> np.ndarray:
     timer.timeout.connect(tick)
     clock.start()
     timer.start()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.001)
+    run_event_loop(seconds)
     timer.stop()
     return np.asarray(lateness[1:])
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import time
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -32,6 +34,7 @@ from gui.panes.viewer import ViewerPane
 from gui.widgets.eta import Eta
 
 DEFAULT_PRESET = "lenet5"
+PROGRESS_INTERVAL_S = 0.2  # the status bar's step counter and ETA change at most this often
 SETTINGS_VERSION = 2  # bump when docks change, so an old saved layout is not restored onto new docks
 
 
@@ -147,6 +150,8 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar(minimumWidth=240, textVisible=True)
         self.progress.setFormat("step %v / %m")
         self.eta = Eta()
+        self._progress_shown_at = -math.inf
+        self._progress_pending: tuple[StepMetrics, str] | None = None  # the newest step, not shown yet
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
 
@@ -218,6 +223,7 @@ class MainWindow(QMainWindow):
         if not self.docks["monitor"].isFloating():
             self.docks["monitor"].raise_()  # show the curves as they start to grow
         self.progress.setRange(0, 0)  # busy until the first step reports the total
+        self._progress_shown_at = -math.inf
         self.progress.setFormat("step %v / %m")
         self.eta.reset()
         self.viewer.follow_run(None)  # the replay slider follows the new run's checkpoints
@@ -295,10 +301,22 @@ class MainWindow(QMainWindow):
         steps = [e for e in events if isinstance(e, StepMetrics)]
         if steps:
             last = steps[-1]
-            self.progress.setRange(0, last.total_steps)
-            self.progress.setValue(last.step)
             eta = self.eta.update(last.step, last.total_steps, self.monitor.batch_size.value())
-            self.progress.setFormat(f"step %v / %m · {eta}" if eta else "step %v / %m")
+            self._progress_pending = (last, eta)
+            # A QProgressBar whose text changes repaints at once, inside setValue: 5 times a second is enough
+            # while training; a single step (paused) shows at once.
+            if time.monotonic() - self._progress_shown_at >= PROGRESS_INTERVAL_S or self.state is not RunState.TRAINING:
+                self._show_progress()
+
+    def _show_progress(self) -> None:
+        if self._progress_pending is None:
+            return
+        last, eta = self._progress_pending
+        self._progress_pending = None
+        self._progress_shown_at = time.monotonic()
+        self.progress.setRange(0, last.total_steps)
+        self.progress.setValue(last.step)
+        self.progress.setFormat(f"step %v / %m · {eta}" if eta else "step %v / %m")
 
     def _frame(self, frame) -> None:
         """Each frame to the pane that hosts a view for its type: the monitor's (gradients, histograms) or the
@@ -324,6 +342,8 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(running)
         self.step_action.setEnabled(state is RunState.PAUSED)
         self.monitor.set_running(running)
+        if state is not RunState.TRAINING:
+            self._show_progress()  # the step it stopped at
         if not running:
             self.progress.setFormat("step %v / %m")
         self.pause_action.blockSignals(True)  # reflect the engine's state without sending a command back

@@ -59,7 +59,7 @@ def first_last_ratio(norms: np.ndarray) -> float:
 class GradientNorms(Probe):
     name = "gradient norms"
     frame_type = GradientNormFrame
-    interval_s = 0.1
+    interval_s = 0.25  # a bar chart and lines that move slowly: 4 frames a second read as live, and cost a third
     budget = 0.05
 
     def frame(self, context: ProbeContext) -> GradientNormFrame | None:

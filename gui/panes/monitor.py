@@ -125,6 +125,8 @@ class MetricPlot:
         self.val_steps: list[int] = []
         self.val_values: list[float] = []
         self._dirty = True
+        self._epochs_dirty = True  # the epoch points changed (they are symbols: costlier to hand over)
+        self._y_range: tuple[float, float] | None = None  # the y-range set while it follows the data
         for curve in (self.batch, self.smooth, self.train, self.val):
             curve.setData([], [])
 
@@ -145,7 +147,7 @@ class MetricPlot:
         if val is not None:
             self.val_steps.append(step)
             self.val_values.append(val)
-        self._dirty = True
+        self._dirty = self._epochs_dirty = True
 
     def add_validation(self, step: int, value: float) -> None:
         self.add_epoch(step, None, value)
@@ -156,12 +158,15 @@ class MetricPlot:
             self.log.setChecked(on)  # calls back here through toggled
             return
         self.widget.setLogMode(y=on)
-        if self.style.y_range is not None:
-            if on:
-                self.widget.enableAutoRange(y=True)
-            else:
-                self.widget.setYRange(*self.style.y_range, padding=0.02)
-                self.widget.enableAutoRange(y=False)
+        self._y_range = None
+        if on:
+            self.widget.enableAutoRange(y=True)
+        elif self.style.y_range is not None:
+            self.widget.setYRange(*self.style.y_range, padding=0.02)
+            self.widget.enableAutoRange(y=False)
+        else:
+            self._dirty = True
+            self.redraw()
 
     def redraw(self) -> None:
         if not self._dirty:
@@ -169,8 +174,37 @@ class MetricPlot:
         self._dirty = False
         self.batch.setData(*self.values.arrays())
         self.smooth.setData(*self.smoothed.arrays())
-        self.train.setData(np.asarray(self.train_steps, dtype=np.float64), np.asarray(self.train_values))
-        self.val.setData(np.asarray(self.val_steps, dtype=np.float64), np.asarray(self.val_values))
+        if self._epochs_dirty:
+            self._epochs_dirty = False
+            self.train.setData(np.asarray(self.train_steps, dtype=np.float64), np.asarray(self.train_values))
+            self.val.setData(np.asarray(self.val_steps, dtype=np.float64), np.asarray(self.val_values))
+        self.follow_data()
+
+    def follow_data(self) -> None:
+        """Fit the y-axis to every curve on the plot (compared runs too), changing it only when the data leaves it
+        or shrinks to under a third of it: pyqtgraph's auto-range moves it at every redraw, and an axis that moves
+        lays out and paints its text again — the GUI thread's largest cost while training. Log scale and bounded
+        measures keep their own range."""
+        if self.style.y_range is not None or self.log.isChecked():
+            return
+        lows, highs = [], []
+        for item in self.widget.getPlotItem().listDataItems():
+            _, y = item.getData()
+            if y is not None and len(y):
+                finite = y[np.isfinite(y)]
+                if len(finite):
+                    lows.append(float(finite.min()))
+                    highs.append(float(finite.max()))
+        if not lows:
+            return
+        low, high = min(lows), max(highs)
+        if self._y_range is not None:
+            bottom, top = self._y_range
+            if bottom <= low and high <= top and (high - low) * 3 >= top - bottom:
+                return
+        margin = (high - low) * 0.05 or max(abs(high) * 0.1, 0.5)
+        self._y_range = (low - margin, high + margin)
+        self.widget.setYRange(*self._y_range, padding=0)
 
 
 def readable(name: str, value: float) -> str:
@@ -313,6 +347,8 @@ class MonitorPane(QWidget):
                 pen = pg.mkPen(pg.intColor(index, hues=max(len(curves), 6)), width=1.5)
                 item = self.overlays[(run_id, metric)] = plot.widget.plot(pen=pen, name=f"run {run_id}")
             item.setData(np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64))
+        for plot in self.plots.values():
+            plot.follow_data()
         if curves:
             self._anchor.enableAutoRange(x=True)
             self._ranged = True  # the compared runs set the x-range, not the live run's length

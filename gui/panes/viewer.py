@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -123,6 +123,7 @@ class ViewerPane(QWidget):
             view.setAcceptDrops(False)  # drops go to the pane
             view.command.connect(self.command)
             self.tabs.addTab(view, view.title)
+        self._undrawn: dict[View, Frame] = {}  # the newest frame of each view not drawn while it was hidden
         self.tabs.currentChanged.connect(self._show_caption)
 
         top = QHBoxLayout()
@@ -185,7 +186,13 @@ class ViewerPane(QWidget):
         self.frames[type(frame)] = frame
         for each in self.views.values():
             each.observe(frame)
-        view.show_frame(frame)
+        # A view in a tab behind another (or in a hidden dock) is drawn when it is shown, with its newest frame:
+        # drawing it unseen at 10 frames a second would cost the GUI thread, and so training, for nothing.
+        if view.isVisible():
+            self._undrawn.pop(view, None)
+            view.show_frame(frame)
+        else:
+            self._undrawn[view] = frame
         if view is self.tabs.currentWidget():
             self.frame = frame
             self.caption.setText(self._caption(view, frame))
@@ -194,7 +201,18 @@ class ViewerPane(QWidget):
         text = view.caption(frame)
         return text if frame.checkpoint_step is None else f"<b>checkpoint step {frame.checkpoint_step}</b> · {text}"
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._draw_undrawn()
+
+    def _draw_undrawn(self) -> None:
+        view = self.tabs.currentWidget()
+        frame = self._undrawn.pop(view, None) if isinstance(view, View) and view.isVisible() else None
+        if frame is not None:
+            view.show_frame(frame)
+
     def _show_caption(self) -> None:
+        self._draw_undrawn()
         view = self.tabs.currentWidget()
         frame = next((f for t, f in self.frames.items() if self.views[t] is view), None)
         if isinstance(view, View) and frame is not None:

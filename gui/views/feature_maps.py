@@ -67,6 +67,7 @@ class FeatureMapView(View):
         self.predictions.getViewBox().invertY(True)
         self.predictions.setLabel("bottom", "probability")
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7, brush=(40, 110, 200))
+        self._ticks: list[tuple[int, str]] = []  # the prediction labels shown
         self.predictions.addItem(self.bars)
         self.zoom_title = io.addLabel("Click a tile to enlarge it", row=3, col=0)
         self.zoom_box = io.addViewBox(row=4, col=0, lockAspect=True, invertY=True, enableMouse=False)
@@ -129,8 +130,11 @@ class FeatureMapView(View):
         ranks = np.arange(len(predictions), dtype=float)
         self.bars.setOpts(x0=np.zeros(len(ranks)), y=ranks, width=[p for _, p in predictions], height=0.7)
         ticks = [(i, f"{name}  {p:.0%}") for i, (name, p) in enumerate(predictions)]
-        self.predictions.getAxis("left").setTicks([ticks])
-        self.predictions.setYRange(-0.6, max(len(predictions), 1) - 0.4, padding=0)
+        if ticks != self._ticks:  # new text makes the axis lay out and paint its labels again: only on a change
+            if len(ticks) != len(self._ticks):
+                self.predictions.setYRange(-0.6, max(len(predictions), 1) - 0.4, padding=0)
+            self._ticks = ticks
+            self.predictions.getAxis("left").setTicks([ticks])
 
     def _rebuild_layers(self, layers: tuple[LayerMaps, ...]) -> None:
         for row in self.layer_views.values():

@@ -3,6 +3,11 @@
 Bars show the newest batch's ‖∂loss/∂θ‖ per layer, first layer on the left; the line plot below keeps every
 frame's norms (at most ``HISTORY`` frames, so memory stays bounded) on the same log axis. The caption gives
 the first/last-layer ratio: far below 1 the early layers barely learn (vanishing gradients).
+
+Both plots keep their ranges still while the data fits them (whole decades up the y-axis, a doubling step range
+along the history's x-axis) and draw no grid: a pyqtgraph grid is painted by the axis, whose text is then
+repainted with every bar or line update, and an axis that re-ranges every frame regenerates its text. Painting
+holds the GIL the training thread needs, so this view stays cheap at its frame rate.
 """
 
 from __future__ import annotations
@@ -35,14 +40,14 @@ class GradientNormView(View):
         self.ratio = QLabel("Gradient norms appear once the model trains.")
         self.bars_plot = pg.PlotWidget(title="‖gradient‖ per layer (newest batch)")
         self.bars_plot.setLogMode(y=True)
-        self.bars_plot.showGrid(y=True, alpha=0.2)
         self.bars_plot.setMouseEnabled(x=False)
+        self.bars_plot.enableAutoRange(y=False)
         # Bars as a step curve filled down to a floor: unlike BarGraphItem, a PlotDataItem follows log mode.
         self.bars = self.bars_plot.plot(stepMode="center", fillLevel=0.0, brush=BAR_BRUSH, pen=pg.mkPen(40, 90, 160))
         self.history_plot = pg.PlotWidget(title="‖gradient‖ over time")
         self.history_plot.setLogMode(y=True)
         self.history_plot.setLabel("bottom", "step")
-        self.history_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.history_plot.enableAutoRange(x=False, y=False)
         self.history_plot.addLegend(offset=(-10, 10))
         self.history_plot.setDownsampling(auto=True, mode="peak")
         self.history_plot.setClipToView(True)
@@ -50,6 +55,8 @@ class GradientNormView(View):
         self._steps: deque[int] = deque(maxlen=HISTORY)
         self._norms: deque[np.ndarray] = deque(maxlen=HISTORY)
         self._layers: tuple[str, ...] = ()
+        self._decades = (0, 0)  # the y-range of both plots, in powers of ten
+        self._step_range = (math.nan, math.nan)  # the history's x-range
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.ratio)
@@ -66,8 +73,8 @@ class GradientNormView(View):
         if frame.layers != self._layers:
             self._restart(frame.layers)
         norms = np.maximum(frame.norms, TINY)
-        floor = math.floor(math.log10(float(norms.min()))) - 1
-        self.bars.setFillLevel(floor)
+        self._fit_decades(norms)
+        self.bars.setFillLevel(self._decades[0])
         self.bars.setData(np.arange(len(norms) + 1, dtype=np.float64) - 0.5, norms)
         self.ratio.setText(self.caption(frame))
         if self._steps and frame.step < self._steps[-1]:
@@ -79,8 +86,33 @@ class GradientNormView(View):
         self._norms.append(norms)
         steps = np.fromiter(self._steps, dtype=np.float64, count=len(self._steps))
         table = np.stack(self._norms)
+        self._fit_steps(steps[0], steps[-1])
         for index, layer in enumerate(self._layers):
             self.lines[layer].setData(steps, table[:, index])
+
+    def _fit_decades(self, norms: np.ndarray) -> None:
+        """Whole decades from below the smallest norm to above the largest, changed only when the norms leave
+        them or come to use less than a third of them (so the axes are not redrawn at every frame)."""
+        low = math.floor(math.log10(float(norms.min()))) - 1
+        high = math.ceil(math.log10(float(norms.max())))
+        old_low, old_high = self._decades
+        if old_low <= low and high <= old_high and (high - low) * 3 >= old_high - old_low:
+            return
+        self._decades = (low, high)
+        for plot in (self.bars_plot, self.history_plot):
+            plot.setYRange(low, high, padding=0)  # log mode: the range is in decades
+
+    def _fit_steps(self, first: float, last: float) -> None:
+        """The history's step range doubles when the lines reach its end; it starts again from the oldest step
+        kept when they do, or when a new run begins (steps going back)."""
+        left, right = self._step_range
+        if left <= first and last <= right:  # False while the range is NaN (nothing drawn yet)
+            return
+        right = first + 8.0
+        while right < last:
+            right = first + 2 * (right - first)
+        self._step_range = (first, right)
+        self.history_plot.setXRange(first, right, padding=0.01)
 
     def _restart(self, layers: tuple[str, ...]) -> None:
         """Another model (or run): new layer names on the bars' axis and new lines."""

@@ -48,6 +48,7 @@ def test_a_dropped_picture_gets_two_overlays_side_by_side(qtbot, window):
 
 def test_controls_send_one_command_and_the_ig_delta_is_shown(qtbot, window):
     view = window.viewer.views[AttributionFrame]
+    window.viewer.tabs.setCurrentWidget(view)  # a view behind another tab is drawn when it is shown
     sent = []
     view.command.connect(sent.append)
     view.method_a.setCurrentText("integrated-gradients")

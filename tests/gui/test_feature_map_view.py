@@ -82,6 +82,7 @@ def test_export_writes_a_png_and_the_raw_maps(qtbot, window, tmp_path, monkeypat
 
 def test_the_filters_view_follows_the_layer_picker(qtbot, window):
     view: FilterView = view_of(window, FilterFrame)
+    window.viewer.tabs.setCurrentWidget(view)
     qtbot.waitUntil(lambda: view.frame is not None and view.frame.filters is not None, timeout=10_000)
     assert view.frame.filters.node == "conv1" and view.frame.conv_layers == ("conv1", "conv2")
     view.choose_layer("conv2")

@@ -101,6 +101,8 @@ def test_a_toy_probe_and_view_draw_latest_frames_while_a_model_trains(qtbot, set
     view = window.viewer.views[ToyFrame]
     assert isinstance(view, ToyView) and window.viewer.tabs.count() == len(gui.views.VIEWS)  # the toys' too
     assert not window.viewer.tabs.tabBar().isHidden()  # several views: one tab each
+    maps = window.viewer.views[FeatureMapFrame]
+    window.viewer.tabs.setCurrentWidget(view)  # views behind another tab wait, with their newest frame
     qtbot.waitUntil(lambda: bool(view.drawn), timeout=10_000)  # the load's forced run reached the toy view too
     assert view.drawn[0] == (0, 0)  # serial 0, step 0
 
@@ -117,7 +119,10 @@ def test_a_toy_probe_and_view_draw_latest_frames_while_a_model_trains(qtbot, set
     assert len(plugged.made) > 282 and len(view.drawn) < len(plugged.made) / 2  # most were superseded, not queued
     assert window.viewer.frames[ToyFrame] is view.last
     assert view.label.text() == f"toy #{plugged.made[-1].serial} at step 282"
-    assert window.viewer.frames[FeatureMapFrame].step == 282  # the feature maps still follow training
+    assert window.viewer.frames[FeatureMapFrame].step == 282  # the feature maps still follow training,
+    assert maps.frame.step < 282  # but their hidden view was not drawn meanwhile
+    window.viewer.tabs.setCurrentWidget(maps)
+    assert maps.frame is window.viewer.frames[FeatureMapFrame]  # shown: the newest is drawn at once
     assert window.bridge.frames_drawn < window.bridge.frames_received
     window.close()
 
@@ -153,6 +158,7 @@ def test_a_flood_of_two_frame_types_keeps_at_most_one_of_each_and_draws_the_last
     for frame_type in (ToyFrame, OtherToyFrame):
         last = sent[frame_type][-1]()
         assert last is not None and viewer.frames[frame_type] is last
+        viewer.tabs.setCurrentWidget(viewer.views[frame_type])  # a view behind another tab is drawn when shown
         assert viewer.views[frame_type].last is last
         assert sum(r() is not None for r in sent[frame_type]) == 1  # everything older is gone
     window.close()
