@@ -8,7 +8,8 @@ while the bare loop runs, and the other way round), so a change in machine load 
 each pair is reported (median, min, max). Measured twice: on a fresh monitor, and after ``--prefill`` steps of
 metrics (default 50,000) have been put into the monitor's plots.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/monitor_throughput.py [--pairs 5] [--window 4]
+    QT_QPA_PLATFORM=offscreen python benchmarks/monitor_throughput.py [--pairs 5] [--window 4] \
+        [--live-rate "10 frames/s"]
     python benchmarks/monitor_throughput.py --rss-steps 20000 [--preset lenet5]   # RSS growth instead
 
 Goal: ratio ≥ 0.9 at both points; RSS growth < 50 MB over 20,000 steps with live views on.
@@ -40,6 +41,7 @@ from engine.runtime.events import RunState, StepMetrics
 from engine.training.loop import TrainConfig, Training
 from gui.app import configure_pyqtgraph
 from gui.main_window import MainWindow, _training_threads
+from gui.panes.monitor import DEFAULT_LIVE_RATE, LIVE_RATES
 
 
 def rss_mb() -> float:
@@ -128,6 +130,8 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"platform {app.platformName()}, {os.cpu_count()} cores, torch threads {threads}, torch {torch.__version__}")
     window.docks["monitor"].raise_()
     window.monitor.epochs.setValue(1000)
+    window.monitor.live_rate.setCurrentText(args.live_rate)
+    print(f"live views: {window.monitor.live_rate.currentText()}")
     window.train_action.trigger()
     while live.step == 0:
         live.pump(0.01)
@@ -187,6 +191,7 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=50_000)
     parser.add_argument("--rss-steps", type=int, default=0, help="measure RSS growth over this many steps instead")
     parser.add_argument("--preset", default="lenet5")
+    parser.add_argument("--live-rate", default=DEFAULT_LIVE_RATE, choices=list(LIVE_RATES), help="the monitor's")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     if args.rss_steps:

@@ -25,6 +25,7 @@ from engine.io.runs import RunExists, check_run_dir
 from engine.io.store import RunStore
 from engine.io.untrusted import shown
 from engine.presets import PRESET_GROUPS
+from engine.runtime.commands import WatchFrames
 from engine.runtime.events import RunState, StatusChanged, StepMetrics
 from gui.bridge import EngineBridge
 from gui.image_io import ImageLoader
@@ -170,6 +171,11 @@ class MainWindow(QMainWindow):
         self.monitor.dataset_changed.connect(self._dataset_changed)
         self.monitor.lr_changed.connect(worker.set_learning_rate)
         self.viewer.command.connect(worker.submit)
+        # Probes run only for what is on screen: the viewer's current tab, and the monitor's views (whose
+        # histories would otherwise have gaps).
+        self.viewer.watching.connect(
+            lambda shown: worker.submit(WatchFrames(frozenset(shown) | frozenset(self.monitor.views)))
+        )
         self.viewer.image_dropped.connect(self._open_image)
         self.loader.loaded.connect(self._image_loaded)
         self.loader.failed.connect(lambda message: self._show_error(message))

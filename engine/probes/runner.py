@@ -20,6 +20,7 @@ class _Slot:
     next_due: float = 0.0  # monotonic time at which it may run again while training
     cost_s: float = 0.0  # how long its last run took
     broken: bool = False  # it raised; skipped until the next model is loaded
+    stale: bool = False  # skipped while unwatched: its last frame is out of date
 
 
 class ProbeRunner:
@@ -30,11 +31,29 @@ class ProbeRunner:
     waits at least ``c·(1−b)/b``, so it never takes more than ``b`` of the worker's time. A forced run (after a
     load, a single step, a stop, a new probe input) runs every probe at once. A probe that raises is reported
     once and left out until ``reset()``.
+
+    ``watch(frame_types)`` says which frames are on screen: a probe whose frames nobody sees is not run at all
+    (a live attribution in a hidden tab would take the worker's time for nothing); once watched again, it is
+    due at once, so its view never shows a stale frame for long.
     """
 
     def __init__(self, probes: Sequence[Probe], clock: Callable[[], float] = time.monotonic):
         self._slots = [_Slot(probe) for probe in probes]
         self._clock = clock
+        self._watched: frozenset[type[Frame]] | None = None  # None: every probe
+
+    def watch(self, frame_types: frozenset[type[Frame]] | None) -> bool:
+        """Run only the probes making these frame types (None: all). True when a probe that missed runs while
+        unwatched is watched again: it is due now."""
+        self._watched = frame_types
+        due = False
+        for slot in self._slots:
+            if slot.stale and self._watching(slot):
+                slot.next_due, slot.stale, due = 0.0, False, True
+        return due
+
+    def _watching(self, slot: _Slot) -> bool:
+        return self._watched is None or slot.probe.frame_type in self._watched
 
     @property
     def probes(self) -> list[Probe]:
@@ -43,12 +62,15 @@ class ProbeRunner:
     def reset(self) -> None:
         """A new model: every probe runs again, at once."""
         for slot in self._slots:
-            slot.next_due, slot.cost_s, slot.broken = 0.0, 0.0, False
+            slot.next_due, slot.cost_s, slot.broken, slot.stale = 0.0, 0.0, False, False
 
     def run(self, context: ProbeContext, *, force: bool, min_interval_s: float = 0.0) -> list[Frame | EngineError]:
         events: list[Frame | EngineError] = []
         for slot in self._slots:
             if slot.broken or not (force or self._clock() >= slot.next_due):
+                continue
+            if not self._watching(slot):
+                slot.stale = True
                 continue
             began = self._clock()
             try:

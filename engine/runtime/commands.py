@@ -17,6 +17,7 @@ from engine.explain.attribution import AttributionSettings
 from engine.explain.dream import DreamSettings
 from engine.explain.maximize import MaximizeSettings, Objective
 from engine.probes.base import LayerChoice
+from engine.runtime.events import Frame
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
 
@@ -174,6 +175,14 @@ class ReplayCheckpoint:
 
 
 @dataclass(frozen=True)
+class WatchFrames:
+    """Only these frame types are on screen: probes that make others are skipped (not computed) until they are
+    watched again, and then made at once. None: every probe runs (the default; the CLI and tests)."""
+
+    frame_types: frozenset[type[Frame]] | None = None
+
+
+@dataclass(frozen=True)
 class Quit:
     """End the worker's thread (after stopping any run); nothing after it is handled."""
 
@@ -198,6 +207,7 @@ Command = (
     | Checkpoint
     | SetCheckpointInterval
     | ListCheckpoints
+    | WatchFrames
     | ReplayCheckpoint
     | Quit
 )

@@ -63,6 +63,7 @@ from engine.runtime.commands import (
     Stop,
     Train,
     TransformProbe,
+    WatchFrames,
 )
 from engine.runtime.events import (
     CheckpointList,
@@ -125,6 +126,7 @@ class EngineWorker:
             SetCheckpointInterval: self._set_checkpoint_interval,
             ListCheckpoints: self._list_checkpoints,
             ReplayCheckpoint: self._want_replay,
+            WatchFrames: self._watch_frames,
         }
         # Everything below is touched only on the worker thread.
         self._state = RunState.IDLE
@@ -461,6 +463,10 @@ class EngineWorker:
     def _choose_layers(self, command: ChooseLayers) -> None:
         self._layer_choice = command.choice
         self._run_probes(force=True)
+
+    def _watch_frames(self, command: WatchFrames) -> None:
+        if self._probes.watch(command.frame_types) and self._state is not RunState.TRAINING:
+            self._run_probes(force=False)  # no batch is coming soon: make the newly watched frames now
 
     def _set_attribution(self, command: SetAttribution) -> None:
         self._attribution = command.settings

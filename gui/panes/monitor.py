@@ -47,6 +47,11 @@ from gui.widgets.decimate import Decimated, DecimatedMean
 
 DEFAULT_DATA = "the model's own"  # the dataset box's first entry: the preset's default data
 DEVICES = ("auto", "cpu", "cuda")
+# How often the live views (feature maps, attribution, ...) may refresh while training, as the floor of every
+# probe's interval. Drawing them holds the GIL the training thread needs: on LeNet-5 with 2 cores, 10 frames a
+# second cost about 16 % of training speed and 5 about 10 % (docs/PERFORMANCE.md), so 5 is the default.
+LIVE_RATES = {"10 frames/s": 0.1, "5 frames/s": 0.2, "2 frames/s": 0.5, "1 frame/s": 1.0}
+DEFAULT_LIVE_RATE = "5 frames/s"
 
 CURVE_REDRAW_MS = 200  # curves grow smoothly at 5 Hz; redrawing axes and curves is the GUI's costliest work
 SMOOTHING = 0.9  # exponential moving average of the per-batch curves, as TensorBoard's slider does
@@ -240,6 +245,12 @@ class MonitorPane(QWidget):
         self.device.addItems(list(DEVICES))
         self.batch_size = QSpinBox(minimum=1, maximum=4096, value=defaults.batch_size)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=defaults.seed)
+        self.live_rate = QComboBox(
+            toolTip="How often the live views refresh while the model trains; more often costs training speed"
+        )
+        for text, interval in LIVE_RATES.items():
+            self.live_rate.addItem(text, interval)
+        self.live_rate.setCurrentText(DEFAULT_LIVE_RATE)
         self.readout = QLabel("Not trained yet.")
 
         settings = QFormLayout()
@@ -254,6 +265,7 @@ class MonitorPane(QWidget):
         settings.addRow("Batch size", self.batch_size)
         settings.addRow("Seed", self.seed)
         settings.addRow("Device", self.device)
+        settings.addRow("Live views", self.live_rate)
         header = QHBoxLayout()
         header.addLayout(settings)
         self.data_preview = DatasetPreviewWidget()  # the loaded data's samples (a DatasetPreview frame)
@@ -274,6 +286,7 @@ class MonitorPane(QWidget):
             optimizer=self.optimizer.currentText(),
             schedule=self.schedule.currentText(),
             device=self.device.currentText(),
+            frame_interval_s=self.live_rate.currentData(),
         )
 
     def dataset_name(self) -> str | None:

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QShowEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -72,6 +72,7 @@ class ViewerPane(QWidget):
     image_dropped = Signal(str)  # a file path the user dropped or opened
     spec_dropped = Signal(str)  # a model spec (.json) dropped here: the window opens it in the builder
     command = Signal(object)  # a worker command one of the views asks for (``View.command``)
+    watching = Signal(object)  # the frame types on screen, a frozenset: the engine runs only their probes
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -124,6 +125,7 @@ class ViewerPane(QWidget):
             view.command.connect(self.command)
             self.tabs.addTab(view, view.title)
         self._undrawn: dict[View, Frame] = {}  # the newest frame of each view not drawn while it was hidden
+        self._watched: frozenset[type[Frame]] | None = None  # what ``watching`` last said
         self.tabs.currentChanged.connect(self._show_caption)
 
         top = QHBoxLayout()
@@ -204,6 +206,24 @@ class ViewerPane(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self._draw_undrawn()
+        self._announce_watched()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._announce_watched()
+
+    def watched(self) -> frozenset[type[Frame]]:
+        """The frame types on screen: the current tab's, and those its view follows; none while hidden."""
+        view = self.tabs.currentWidget()
+        if not self.isVisible() or not isinstance(view, View):
+            return frozenset()
+        return frozenset({next(t for t, v in self.views.items() if v is view), *view.follows})
+
+    def _announce_watched(self) -> None:
+        watched = self.watched()
+        if watched != self._watched:
+            self._watched = watched
+            self.watching.emit(watched)
 
     def _draw_undrawn(self) -> None:
         view = self.tabs.currentWidget()
@@ -213,6 +233,7 @@ class ViewerPane(QWidget):
 
     def _show_caption(self) -> None:
         self._draw_undrawn()
+        self._announce_watched()
         view = self.tabs.currentWidget()
         frame = next((f for t, f in self.frames.items() if self.views[t] is view), None)
         if isinstance(view, View) and frame is not None:

@@ -18,6 +18,9 @@ class View(QWidget):
     """
 
     title: ClassVar[str] = "View"
+    # Other frame types the view reads through ``observe`` (a layer picker filled from the feature maps): while the
+    # view is on screen their probes run too.
+    follows: ClassVar[tuple[type[Frame], ...]] = ()
     # A worker command (a dataclass of engine.runtime.commands) the view's controls ask for; the window submits it.
     command = Signal(object)
 

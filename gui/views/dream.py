@@ -40,6 +40,7 @@ MODES = {
 
 class DreamView(View):
     title = "Dream"
+    follows = (FeatureMapFrame,)  # its layer picker lists the layers the feature maps offer
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

@@ -17,6 +17,7 @@ from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from engine.probes.gradients import GradientNormFrame
@@ -84,6 +85,15 @@ class GradientNormView(View):
             self._norms.pop()
         self._steps.append(frame.step)
         self._norms.append(norms)
+        if self.isVisible():  # behind another tab the history still grows; it is drawn when the tab is shown
+            self._draw_history()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._steps:
+            self._draw_history()
+
+    def _draw_history(self) -> None:
         steps = np.fromiter(self._steps, dtype=np.float64, count=len(self._steps))
         table = np.stack(self._norms)
         self._fit_steps(steps[0], steps[-1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.probes.histograms import BINS, HistogramFrame, LayerHistogram
@@ -93,6 +94,11 @@ class HistogramView(View):
             for histogram in histograms:
                 self.strips.setdefault((kind, histogram.node), _Strip()).add(histogram, frame.step)
         self.note.setText("" if frame.activations else "no probe input: activations are not shown")
+        if self.isVisible():  # behind another tab the strips still grow; they are drawn when it is shown
+            self._draw()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
         self._draw()
 
     def _draw(self) -> None:

@@ -116,3 +116,34 @@ def test_a_failing_probe_is_reported_once_and_left_out_until_reset(context):
     assert [type(e) for e in runner.run(context, force=True)] == [CountFrame]
     runner.reset()
     assert [type(e) for e in runner.run(context, force=True)] == [EngineError, CountFrame]
+
+
+@dataclass(frozen=True)
+class OtherFrame(Frame):
+    serial: int
+
+
+class Other(Costly):
+    name = "other"
+    frame_type = OtherFrame
+
+    def frame(self, context):
+        self.made += 1
+        return OtherFrame(context.step, self.made)
+
+
+def test_an_unwatched_probe_is_not_run_and_is_due_at_once_when_watched_again(context):
+    clock = FakeClock()
+    shown, hidden = Costly(clock, cost_s=0.0), Other(clock, cost_s=0.0)
+    runner = ProbeRunner([shown, hidden], clock)
+    assert runner.watch(frozenset({CountFrame})) is False  # nothing was missed yet
+    assert [type(e) for e in runner.run(context, force=True)] == [CountFrame]  # even a forced run skips it
+    clock.now += 1.0
+    assert [type(e) for e in runner.run(context, force=False)] == [CountFrame]
+    assert hidden.made == 0
+    assert runner.watch(frozenset({CountFrame, OtherFrame})) is True  # it missed runs: due now
+    clock.now += 0.01  # within the shown probe's interval, so only the newly watched one is due
+    assert [type(e) for e in runner.run(context, force=False)] == [OtherFrame]
+    assert runner.watch(None) is False  # None: every probe, and none is stale
+    clock.now += 1.0
+    assert [type(e) for e in runner.run(context, force=False)] == [CountFrame, OtherFrame]

@@ -11,7 +11,10 @@ from engine.errors import DataError
 from engine.graph.model import build_model
 from engine.io.runs import load_weights, save_run
 from engine.presets import get_preset
+from engine.probes.attribution import AttributionFrame
 from engine.probes.feature_maps import FeatureMapFrame
+from engine.probes.gradients import GradientNormFrame
+from engine.runtime.commands import WatchFrames
 from engine.runtime.events import EngineError, RunState, StepMetrics
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
@@ -46,6 +49,25 @@ def test_pause_step_resume_stop(worker):
     assert finished.message.startswith("stopped at step")
     rec.seen.clear()
     assert not [e for e in rec.drain(0.5) if isinstance(e, StepMetrics)]
+
+
+def test_probes_of_frames_nobody_watches_are_skipped_until_watched(worker):
+    rec = worker.recorder
+    rec.wait_for(lambda e: isinstance(e, FeatureMapFrame))
+    worker.submit(WatchFrames(frozenset({GradientNormFrame})))
+    worker.train(TrainConfig(epochs=1, batch_size=16))
+    rec.wait_for(lambda e: isinstance(e, StepMetrics) and e.step >= 60, timeout=60)
+    worker.pause()
+    rec.wait_for(state_is(RunState.PAUSED))
+    seen = rec.drain()
+    assert any(isinstance(e, GradientNormFrame) and e.step > 0 for e in seen)  # the watched one runs
+    assert not any(isinstance(e, (FeatureMapFrame, AttributionFrame)) and e.step > 0 for e in seen)
+    worker.submit(WatchFrames(frozenset({FeatureMapFrame})))  # shown again while paused: made at once
+    rec.seen.clear()
+    frame = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame))
+    assert frame.step >= 60
+    assert not any(isinstance(e, AttributionFrame) for e in rec.drain(0.3))
+    worker.stop()
 
 
 @pytest.mark.slow

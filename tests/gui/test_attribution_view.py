@@ -75,6 +75,7 @@ def test_controls_send_one_command_and_the_ig_delta_is_shown(qtbot, window):
 
 @pytest.mark.slow
 def test_the_maps_follow_training(qtbot, window):
+    window.viewer.tabs.setCurrentWidget(window.viewer.views[AttributionFrame])  # on screen: its probe runs
     window.monitor.epochs.setValue(1)
     click(qtbot, window, window.train_action)
     qtbot.waitUntil(lambda: attribution(window).step > 0, timeout=30_000)

@@ -146,7 +146,13 @@ def test_gradient_history_keeps_its_lines_when_the_last_step_is_drawn_again(qtbo
     def frame(step: int, first: float) -> GradientNormFrame:
         return GradientNormFrame(step, layers, np.array([first, 1.0]), np.ones(2), first)
 
-    for step in range(1, 11):
+    for step in range(1, 4):
+        view.show_frame(frame(step, 0.1 * step))
+    assert view.lines["conv1"].getOriginalDataset()[0] is None  # hidden: the history grows but is not drawn
+    view.show()
+    qtbot.waitExposed(view)
+    assert list(view.lines["conv1"].getOriginalDataset()[0]) == [1, 2, 3]  # drawn once shown
+    for step in range(4, 11):
         view.show_frame(frame(step, 0.1 * step))
     view.show_frame(frame(10, 0.5))  # the forced refresh after Stop
     steps, norms = view.lines["conv1"].getOriginalDataset()
