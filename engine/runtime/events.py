@@ -35,6 +35,17 @@ class StepMetrics:
 
 
 @dataclass(frozen=True)
+class Diverged:
+    """The loss of step ``step`` was not finite (``loss``: nan or inf). The weights are still those of the step
+    before it: the update was not made. Sent instead of raising when the run can be paused and the batch retried
+    (``Training.pause_on_nonfinite``)."""
+
+    step: int
+    epoch: int
+    loss: float
+
+
+@dataclass(frozen=True)
 class EpochMetrics:
     epoch: int
     step: int

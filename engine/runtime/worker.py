@@ -67,6 +67,7 @@ from engine.runtime.commands import (
 )
 from engine.runtime.events import (
     CheckpointList,
+    Diverged,
     EngineError,
     Event,
     Metrics,
@@ -138,7 +139,7 @@ class EngineWorker:
         self._plan: FitReport | None = None  # the model fitted to the data; None if it cannot train on it
         self._unfit = ""  # why not
         self._training: Training | None = None
-        self._steps: Iterator[Metrics] | None = None
+        self._steps: Iterator[Metrics | Diverged] | None = None
         self._config = TrainConfig()
         self._history = MetricsHistory()  # compact: numpy columns, not one object per step
         # What the user chose to feed the probes, and that choice prepared for the current model (None if it
@@ -398,6 +399,7 @@ class EngineWorker:
         self._model = build_model(self._spec)  # a run starts from fresh weights
         self._config = config
         self._training = Training(self._model, self._data, config, config.objective or self._plan.objective)
+        self._training.pause_on_nonfinite = True  # a diverging run pauses (see _advance) instead of ending
         self._steps = self._training.steps()
         self._history.clear()
         self._start_recorder(config)
@@ -571,6 +573,14 @@ class EngineWorker:
             event = next(self._steps)
         except StopIteration:
             self._end_run(self._finished_message())
+            return
+        if isinstance(event, Diverged):
+            message = (
+                f"the loss became {event.loss} at step {event.step} (epoch {event.epoch}): paused with the last "
+                f"good weights; lower the learning rate and resume (the batch is tried again), or stop"
+            )
+            self._emit(EngineError(message))
+            self._set_state(RunState.PAUSED, f"paused: {message}")
             return
         self._history.append(event)
         self._emit(event)

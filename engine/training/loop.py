@@ -20,7 +20,7 @@ from torch import nn
 from engine.data.datasets import Dataset
 from engine.errors import LumenError
 from engine.graph.model import GraphModel
-from engine.runtime.events import EpochMetrics, StepMetrics
+from engine.runtime.events import Diverged, EpochMetrics, StepMetrics
 from engine.training.config import TrainConfig
 from engine.training.objectives import Objective, choose_objective, make_objective
 
@@ -28,7 +28,9 @@ __all__ = ["NonFiniteLoss", "TrainConfig", "Training", "evaluate", "resolve_devi
 
 
 class NonFiniteLoss(LumenError):
-    pass
+    def __init__(self, message: str, loss: float):
+        super().__init__(message)
+        self.loss = loss
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,6 +93,9 @@ class Training:
         self.epoch_sums: dict[str, float] = {}
         self.epoch_seen = 0
         self.resume_at: tuple[int, torch.Tensor, dict[str, float], int] | None = None  # epoch, rng, sums, seen
+        # A non-finite loss raises NonFiniteLoss (the CLI stops); with this set, ``steps()`` yields ``Diverged``
+        # instead and tries the batch again at the next ``next()`` (the GUI pauses in between).
+        self.pause_on_nonfinite = False
         # Data-parallel (engine.training.distributed): this process's (rank, world size); it computes every
         # world-size-th sample of each global batch, from its rank on.
         self.shard: tuple[int, int] | None = None
@@ -109,13 +114,13 @@ class Training:
         if self.schedule is not None and hasattr(self.schedule, "base_lrs"):
             self.schedule.base_lrs = [base * scale for base in self.schedule.base_lrs]
 
-    def steps(self) -> Iterator[StepMetrics | EpochMetrics]:
+    def steps(self) -> Iterator[StepMetrics | EpochMetrics | Diverged]:
         try:
             yield from self._steps()
         finally:
             self.objective.close()
 
-    def _steps(self) -> Iterator[StepMetrics | EpochMetrics]:
+    def _steps(self) -> Iterator[StepMetrics | EpochMetrics | Diverged]:
         x_all, y_all = self.data.train_x.to(self.device), self.data.train_y.to(self.device)
         first, resume, self.resume_at = 1, self.resume_at, None
         if resume is not None:
@@ -136,7 +141,16 @@ class Training:
                 batch = order[start : start + self.config.batch_size]
                 if self.shard is not None:
                     batch = batch[self.shard[0] :: self.shard[1]]
-                values = self._train_batch(x_all[batch], y_all[batch], epoch)
+                while True:
+                    try:
+                        values = self._train_batch(x_all[batch], y_all[batch], epoch)
+                        break
+                    except NonFiniteLoss as exc:
+                        if not self.pause_on_nonfinite:
+                            raise
+                        # The GUI pauses here; when it resumes (a lower learning rate, perhaps) the same batch
+                        # is tried again from the same weights.
+                        yield Diverged(self.step + 1, epoch, exc.loss)
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * len(batch)
                 seen += len(batch)
@@ -194,7 +208,8 @@ class Training:
             # Checked before the update, so the weights stay those of the last good step.
             raise NonFiniteLoss(
                 f"the loss became {loss.item()} at step {self.step + 1} (epoch {epoch}); "
-                f"training stopped with the last good weights; try a lower learning rate"
+                f"training stopped with the last good weights; try a lower learning rate",
+                loss.item(),
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -25,6 +25,7 @@ from gui.views.base import View
 
 HISTORY = 2_000  # frames kept for the lines over time
 TINY = 1e-30  # a zero norm is drawn at this height (log axes cannot show 0)
+HUGE = 1e30  # and an infinite one at this
 BAR_BRUSH = pg.mkBrush(70, 130, 200, 200)
 
 
@@ -73,7 +74,9 @@ class GradientNormView(View):
         self.frame = frame
         if frame.layers != self._layers:
             self._restart(frame.layers)
-        norms = np.maximum(frame.norms, TINY)
+        # An exploding run's norms overflow: drawn at the top of a log axis (and a NaN at the floor), never fed to
+        # the axis arithmetic as they are.
+        norms = np.clip(np.nan_to_num(frame.norms, nan=TINY, posinf=HUGE), TINY, HUGE)
         self._fit_decades(norms)
         self.bars.setFillLevel(self._decades[0])
         self.bars.setData(np.arange(len(norms) + 1, dtype=np.float64) - 0.5, norms)

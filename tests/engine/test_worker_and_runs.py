@@ -199,3 +199,24 @@ def test_run_csvs_take_their_columns_from_the_metric_names(tmp_path):
         "1,2,0.45,0.1,0.3,0.05",
     ]
     assert json.loads((run / "run.json").read_text())["final"] == {"val_loss": 0.3, "val_kl": 0.05}
+
+
+def test_a_diverging_run_pauses_with_the_last_good_weights_and_retries_the_batch(worker):
+    rec = worker.recorder
+    worker.train(TrainConfig(epochs=1, batch_size=16, optimizer="sgd", lr=1e8))  # nan at step 3 (seed 0)
+    error = rec.wait_for(lambda e: isinstance(e, EngineError), timeout=60)
+    paused = rec.wait_for(state_is(RunState.PAUSED))
+    assert "the loss became nan at step 3 (epoch 1)" in error.message and "lower the learning rate" in error.message
+    assert paused.message.startswith("paused: the loss became nan at step 3")
+    steps = [e.step for e in rec.seen if isinstance(e, StepMetrics)]
+    assert steps == [1, 2]  # the diverged step is not recorded
+    weights = {name: p.detach().clone() for name, p in worker._model.named_parameters()}
+    assert all(torch.isfinite(w).all() for w in weights.values())  # no update was made from the inf loss
+    rec.seen.clear()
+    worker.step_once()  # the same batch again, from the same weights: it diverges again, and pauses again
+    again = rec.wait_for(lambda e: isinstance(e, EngineError))
+    assert "at step 3 (epoch 1)" in again.message
+    assert not [e for e in rec.drain(0.3) if isinstance(e, StepMetrics)]
+    assert all(torch.equal(weights[n], p) for n, p in worker._model.named_parameters())
+    worker.stop()
+    assert rec.wait_for(state_is(RunState.FINISHED)).message.startswith("stopped at step 2")

@@ -175,3 +175,21 @@ def test_presets_menu_groups_every_preset_by_family(qtbot, window):
     resnet.trigger()
     qtbot.waitUntil(lambda: window.builder.doc.spec.name == "ResNet (small)", timeout=5_000)
     assert window.builder.presets.currentData() == "resnet_small"
+
+
+def test_a_diverging_run_pauses_the_window_and_says_why(qtbot, window):
+    # The window's own learning-rate box stops at 10, which LeNet-5 survives; this rate makes the loss nan at
+    # step 3, so the run is started through the same worker call the Train button makes.
+    config = dataclasses.replace(window.monitor.config(), optimizer="sgd", lr=1e8, batch_size=16, epochs=1)
+    window.bridge.worker.train(config)
+    qtbot.waitUntil(lambda: window.state is RunState.PAUSED, timeout=60_000)
+    assert "the loss became nan at step 3" in window.viewer.message.text()
+    assert window.status_label.text().startswith("paused: the loss became nan at step 3")
+    assert window.pause_action.isChecked() and window.step_action.isEnabled() and window.stop_action.isEnabled()
+    assert window.progress.value() == 2  # the last good step
+    assert window.monitor.plots["loss"].steps == 2  # the diverged step is not plotted
+    for view in window.monitor.views.values():  # the views draw the exploded weights and gradients, no error
+        window.monitor.tabs.setCurrentWidget(view)
+        qtbot.wait(50)
+    window.stop_action.trigger()
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=10_000)
