@@ -57,7 +57,7 @@ class GradientNormView(View):
         self._steps: deque[int] = deque(maxlen=HISTORY)
         self._norms: deque[np.ndarray] = deque(maxlen=HISTORY)
         self._layers: tuple[str, ...] = ()
-        self._decades = (0, 0)  # the y-range of both plots, in powers of ten
+        self._decades: dict[pg.PlotWidget, tuple[int, int]] = {}  # each plot's y-range, in powers of ten
         self._step_range = (math.nan, math.nan)  # the history's x-range
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -77,8 +77,7 @@ class GradientNormView(View):
         # An exploding run's norms overflow: drawn at the top of a log axis (and a NaN at the floor), never fed to
         # the axis arithmetic as they are.
         norms = np.clip(np.nan_to_num(frame.norms, nan=TINY, posinf=HUGE), TINY, HUGE)
-        self._fit_decades(norms)
-        self.bars.setFillLevel(self._decades[0])
+        self.bars.setFillLevel(self._fit_decades(self.bars_plot, norms)[0])
         self.bars.setData(np.arange(len(norms) + 1, dtype=np.float64) - 0.5, norms)
         self.ratio.setText(self.caption(frame))
         if self._steps and frame.step < self._steps[-1]:
@@ -100,20 +99,21 @@ class GradientNormView(View):
         steps = np.fromiter(self._steps, dtype=np.float64, count=len(self._steps))
         table = np.stack(self._norms)
         self._fit_steps(steps[0], steps[-1])
+        self._fit_decades(self.history_plot, table)
         for index, layer in enumerate(self._layers):
             self.lines[layer].setData(steps, table[:, index])
 
-    def _fit_decades(self, norms: np.ndarray) -> None:
+    def _fit_decades(self, plot: pg.PlotWidget, norms: np.ndarray) -> tuple[int, int]:
         """Whole decades from below the smallest norm to above the largest, changed only when the norms leave
         them or come to use less than a third of them (so the axes are not redrawn at every frame)."""
         low = math.floor(math.log10(float(norms.min()))) - 1
         high = math.ceil(math.log10(float(norms.max())))
-        old_low, old_high = self._decades
+        old_low, old_high = self._decades.get(plot, (0, 0))
         if old_low <= low and high <= old_high and (high - low) * 3 >= old_high - old_low:
-            return
-        self._decades = (low, high)
-        for plot in (self.bars_plot, self.history_plot):
-            plot.setYRange(low, high, padding=0)  # log mode: the range is in decades
+            return old_low, old_high
+        self._decades[plot] = (low, high)
+        plot.setYRange(low, high, padding=0)  # log mode: the range is in decades
+        return low, high
 
     def _fit_steps(self, first: float, last: float) -> None:
         """The history's step range doubles when the lines reach its end; it starts again from the oldest step

@@ -161,3 +161,17 @@ def test_gradient_history_keeps_its_lines_when_the_last_step_is_drawn_again(qtbo
     view.show_frame(frame(1, 0.2))  # a new run starts again at step 1
     steps, _ = view.lines["conv1"].getOriginalDataset()
     assert list(steps) == [1]
+
+
+def test_gradient_history_y_range_covers_the_whole_history_not_just_the_newest_bars(qtbot):
+    from gui.views.gradients import GradientNormView
+
+    view = GradientNormView()
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    for step in range(1, 21):  # norms that fall from 100 to 1: the newest bars alone would span only 0.1 to 1
+        norms = np.array([100.0 / step**1.5, 1.0])
+        view.show_frame(GradientNormFrame(step, ("conv1", "fc1"), norms, np.ones(2), norms[0]))
+    low, high = view.history_plot.getViewBox().viewRange()[1]  # log mode: decades
+    assert low <= np.log10(100.0 / 20**1.5) and high >= 2.0
