@@ -14,6 +14,8 @@ runs are drawn over the live curves for comparison.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -54,6 +56,10 @@ LIVE_RATES = {"10 frames/s": 0.1, "5 frames/s": 0.2, "2 frames/s": 0.5, "1 frame
 DEFAULT_LIVE_RATE = "5 frames/s"
 
 CURVE_REDRAW_MS = 200  # curves grow smoothly at 5 Hz; redrawing axes and curves is the GUI's costliest work
+# ... but only once the new steps reach the next pixel column (or this long has passed, for the newest column's
+# height): a long run's x-axis holds hundreds of steps per pixel, and repainting a plot whose curves span it all
+# costs the same whatever moved.
+CURVE_MAX_WAIT_S = 1.0
 SMOOTHING = 0.9  # exponential moving average of the per-batch curves, as TensorBoard's slider does
 
 TRAIN_PEN = pg.mkPen((90, 160, 230, 90), width=1)
@@ -297,7 +303,10 @@ class MonitorPane(QWidget):
     def _make_plots_area(self) -> QWidget:
         self.plots: dict[str, MetricPlot] = {}
         self._redraw = QTimer(self, singleShot=True, interval=CURVE_REDRAW_MS)
-        self._redraw.timeout.connect(self.redraw)
+        self._redraw.timeout.connect(self._redraw_if_due)
+        self._newest_step = self._drawn_step = 0
+        self._drawn_at = -math.inf
+        self._epoch_pending = False  # epoch points arrived: drawn at the next tick whatever the pixels say
         curves = QWidget()
         self.curves_layout = QVBoxLayout(curves)
         self.curves_layout.setContentsMargins(0, 0, 0, 0)
@@ -392,6 +401,9 @@ class MonitorPane(QWidget):
             plot.clear()
         self._ranged = False
         self._redraw.stop()
+        self._newest_step = self._drawn_step = 0
+        self._drawn_at = -math.inf
+        self._epoch_pending = False
         self._anchor.enableAutoRange(x=True)
 
     def add_metrics(self, events: Iterable[StepMetrics | EpochMetrics]) -> None:
@@ -409,10 +421,11 @@ class MonitorPane(QWidget):
                     self._anchor.enableAutoRange(x=False)
                     self._ranged = True
                 last_step = event
+                self._newest_step = event.step
             elif isinstance(event, EpochMetrics):
                 for name in {**event.train, **event.val}:
                     self._plot(name).add_epoch(event.step, event.train.get(name), event.val.get(name))
-                validated = True
+                validated = self._epoch_pending = True
                 self.readout.setText(
                     f"Epoch {event.epoch}: validation {self._describe(event.val, bold=True)}<br>"
                     f"training {self._describe(event.train)}"
@@ -433,6 +446,20 @@ class MonitorPane(QWidget):
             parts[0] = f"{name} <b>{readable(name, value)}</b>"
         return ", ".join(parts)
 
+    def _redraw_if_due(self) -> None:
+        view = self._anchor.getViewBox()
+        (left, right), _ = view.viewRange()
+        steps_per_pixel = (right - left) / max(view.width(), 1.0)
+        if (
+            self._epoch_pending
+            or self._newest_step - self._drawn_step >= steps_per_pixel
+            or time.monotonic() - self._drawn_at >= CURVE_MAX_WAIT_S
+        ):
+            self.redraw()
+        elif self._newest_step > self._drawn_step:
+            self._redraw.start()  # look again at the next tick
+
     def redraw(self) -> None:
+        self._drawn_step, self._drawn_at, self._epoch_pending = self._newest_step, time.monotonic(), False
         for plot in self.plots.values():
             plot.redraw()

@@ -60,3 +60,32 @@ def test_lenet_readout_reads_as_before(monitor):
     assert monitor.readout.text() == (
         "Epoch 1: validation accuracy <b>87.5%</b>, loss 0.400<br>training accuracy 80.0%, loss 0.500"
     )
+
+
+def test_curves_are_redrawn_when_new_steps_reach_the_next_pixel_column_or_after_a_second(qtbot, monitor):
+    monitor.resize(900, 700)
+    monitor.show()
+    qtbot.waitExposed(monitor)
+    batch = monitor.plots["loss"].batch
+
+    def drawn():
+        x, _ = batch.getOriginalDataset()
+        return 0 if x is None else len(x)
+
+    def steps(first, last, total):
+        return [StepMetrics(i, total, 1, {"loss": 1.0 / i, "accuracy": 0.5}, 100.0) for i in range(first, last + 1)]
+
+    monitor.add_metrics(steps(1, 5, 1_000_000))  # a million steps across a few hundred pixels
+    qtbot.waitUntil(lambda: drawn() == 5, timeout=3_000)  # the first draw: nothing was drawn for a second
+    monitor.add_metrics(steps(6, 10, 1_000_000))
+    qtbot.wait(500)  # 5 steps are far less than a pixel column: not redrawn yet...
+    assert drawn() == 5
+    qtbot.waitUntil(lambda: drawn() == 10, timeout=2_000)  # ...until a second has passed
+    monitor.add_metrics([EpochMetrics(1, 10, {"loss": 0.3}, {"loss": 0.25})])
+    qtbot.wait(300)  # an epoch's points are drawn at the next tick
+    assert list(monitor.plots["loss"].val.getOriginalDataset()[1]) == [0.25]
+
+    monitor.clear()
+    monitor.add_metrics(steps(1, 5, 20))  # a short run: a step is many pixels wide, drawn at the next tick
+    qtbot.wait(300)
+    assert drawn() == 5
