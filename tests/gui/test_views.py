@@ -108,6 +108,8 @@ def test_a_toy_probe_and_view_draw_latest_frames_while_a_model_trains(qtbot, set
 
     window.monitor.epochs.setValue(1)
     window.monitor.batch_size.setValue(16)  # 282 quick batches: a toy frame after each
+    window.monitor.live_rate.addItem("every batch", 0.0)  # no cap from the window: the toy probe's own rate
+    window.monitor.live_rate.setCurrentText("every batch")
     toolbar = window.findChild(QToolBar, "training_toolbar")
     qtbot.mouseClick(toolbar.widgetForAction(window.train_action), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=120_000)
