@@ -35,14 +35,15 @@ class StepMetrics:
 
 
 @dataclass(frozen=True)
-class Diverged:
-    """The loss of step ``step`` was not finite (``loss``: nan or inf). The weights are still those of the step
-    before it: the update was not made. Sent instead of raising when the run can be paused and the batch retried
-    (``Training.pause_on_nonfinite``)."""
+class StepFailed:
+    """Step ``step`` could not be trained: its loss was not finite, or memory ran out. The weights are still those
+    of the step before it, so the batch can be tried again. Sent instead of raising when the run can be paused
+    (``Training.pause_on_failure``); ``reason`` says what happened, ``advice`` what the user can do."""
 
     step: int
     epoch: int
-    loss: float
+    reason: str  # "the loss became nan", "out of memory (batch size 512)"
+    advice: str
 
 
 @dataclass(frozen=True)

@@ -67,12 +67,12 @@ from engine.runtime.commands import (
 )
 from engine.runtime.events import (
     CheckpointList,
-    Diverged,
     EngineError,
     Event,
     Metrics,
     RunState,
     StatusChanged,
+    StepFailed,
     StepMetrics,
 )
 from engine.runtime.history import MetricsHistory
@@ -139,7 +139,7 @@ class EngineWorker:
         self._plan: FitReport | None = None  # the model fitted to the data; None if it cannot train on it
         self._unfit = ""  # why not
         self._training: Training | None = None
-        self._steps: Iterator[Metrics | Diverged] | None = None
+        self._steps: Iterator[Metrics | StepFailed] | None = None
         self._config = TrainConfig()
         self._history = MetricsHistory()  # compact: numpy columns, not one object per step
         # What the user chose to feed the probes, and that choice prepared for the current model (None if it
@@ -399,7 +399,7 @@ class EngineWorker:
         self._model = build_model(self._spec)  # a run starts from fresh weights
         self._config = config
         self._training = Training(self._model, self._data, config, config.objective or self._plan.objective)
-        self._training.pause_on_nonfinite = True  # a diverging run pauses (see _advance) instead of ending
+        self._training.pause_on_failure = True  # a diverging run, or one out of memory, pauses (see _advance)
         self._steps = self._training.steps()
         self._history.clear()
         self._start_recorder(config)
@@ -574,10 +574,10 @@ class EngineWorker:
         except StopIteration:
             self._end_run(self._finished_message())
             return
-        if isinstance(event, Diverged):
+        if isinstance(event, StepFailed):
             message = (
-                f"the loss became {event.loss} at step {event.step} (epoch {event.epoch}): paused with the last "
-                f"good weights; lower the learning rate and resume (the batch is tried again), or stop"
+                f"{event.reason} at step {event.step} (epoch {event.epoch}): paused with the last good weights; "
+                f"{event.advice}"
             )
             self._emit(EngineError(message))
             self._set_state(RunState.PAUSED, f"paused: {message}")

@@ -20,17 +20,48 @@ from torch import nn
 from engine.data.datasets import Dataset
 from engine.errors import LumenError
 from engine.graph.model import GraphModel
-from engine.runtime.events import Diverged, EpochMetrics, StepMetrics
+from engine.runtime.events import EpochMetrics, StepFailed, StepMetrics
 from engine.training.config import TrainConfig
 from engine.training.objectives import Objective, choose_objective, make_objective
 
-__all__ = ["NonFiniteLoss", "TrainConfig", "Training", "evaluate", "resolve_device"]
+__all__ = ["NonFiniteLoss", "OutOfMemory", "StepFailure", "TrainConfig", "Training", "evaluate", "resolve_device"]
 
 
-class NonFiniteLoss(LumenError):
-    def __init__(self, message: str, loss: float):
+class StepFailure(LumenError):
+    """A batch that could not be trained, with the weights left as the step before it had them."""
+
+    def __init__(self, message: str, reason: str, advice: str):
         super().__init__(message)
+        self.reason, self.advice = reason, advice
+
+
+class NonFiniteLoss(StepFailure):
+    def __init__(self, step: int, epoch: int, loss: float):
+        super().__init__(
+            f"the loss became {loss} at step {step} (epoch {epoch}); "
+            f"training stopped with the last good weights; try a lower learning rate",
+            f"the loss became {loss}",
+            "lower the learning rate and resume (the batch is tried again), or stop",
+        )
         self.loss = loss
+
+
+class OutOfMemory(StepFailure):
+    def __init__(self, step: int, epoch: int, batch_size: int, device: torch.device):
+        where = "GPU memory" if device.type == "cuda" else "memory"
+        super().__init__(
+            f"out of {where} at step {step} (epoch {epoch}) with batch size {batch_size}; "
+            f"training stopped with the last good weights; try a smaller batch size",
+            f"out of {where} (batch size {batch_size})",
+            "stop and train with a smaller batch size, or close other programs and resume (the batch is tried again)",
+        )
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    # CUDA raises torch.OutOfMemoryError; the CPU allocator raises a plain RuntimeError that says so.
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,9 +124,10 @@ class Training:
         self.epoch_sums: dict[str, float] = {}
         self.epoch_seen = 0
         self.resume_at: tuple[int, torch.Tensor, dict[str, float], int] | None = None  # epoch, rng, sums, seen
-        # A non-finite loss raises NonFiniteLoss (the CLI stops); with this set, ``steps()`` yields ``Diverged``
-        # instead and tries the batch again at the next ``next()`` (the GUI pauses in between).
-        self.pause_on_nonfinite = False
+        # A batch that fails (a non-finite loss, memory running out) raises a StepFailure (the CLI stops); with
+        # this set, ``steps()`` yields ``StepFailed`` instead and tries the batch again at the next ``next()``
+        # (the GUI pauses in between).
+        self.pause_on_failure = False
         # Data-parallel (engine.training.distributed): this process's (rank, world size); it computes every
         # world-size-th sample of each global batch, from its rank on.
         self.shard: tuple[int, int] | None = None
@@ -114,13 +146,13 @@ class Training:
         if self.schedule is not None and hasattr(self.schedule, "base_lrs"):
             self.schedule.base_lrs = [base * scale for base in self.schedule.base_lrs]
 
-    def steps(self) -> Iterator[StepMetrics | EpochMetrics | Diverged]:
+    def steps(self) -> Iterator[StepMetrics | EpochMetrics | StepFailed]:
         try:
             yield from self._steps()
         finally:
             self.objective.close()
 
-    def _steps(self) -> Iterator[StepMetrics | EpochMetrics | Diverged]:
+    def _steps(self) -> Iterator[StepMetrics | EpochMetrics | StepFailed]:
         x_all, y_all = self.data.train_x.to(self.device), self.data.train_y.to(self.device)
         first, resume, self.resume_at = 1, self.resume_at, None
         if resume is not None:
@@ -145,12 +177,12 @@ class Training:
                     try:
                         values = self._train_batch(x_all[batch], y_all[batch], epoch)
                         break
-                    except NonFiniteLoss as exc:
-                        if not self.pause_on_nonfinite:
+                    except StepFailure as exc:
+                        if not self.pause_on_failure:
                             raise
                         # The GUI pauses here; when it resumes (a lower learning rate, perhaps) the same batch
                         # is tried again from the same weights.
-                        yield Diverged(self.step + 1, epoch, exc.loss)
+                        yield StepFailed(self.step + 1, epoch, exc.reason, exc.advice)
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * len(batch)
                 seen += len(batch)
@@ -203,16 +235,20 @@ class Training:
     def _train_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> dict[str, float]:
         self.model.train()
         self.objective.progress = self.step / max(self.total_steps, 1)
-        loss, values = self.objective.loss(x, y)
-        if not torch.isfinite(loss):
-            # Checked before the update, so the weights stay those of the last good step.
-            raise NonFiniteLoss(
-                f"the loss became {loss.item()} at step {self.step + 1} (epoch {epoch}); "
-                f"training stopped with the last good weights; try a lower learning rate",
-                loss.item(),
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        try:
+            loss, values = self.objective.loss(x, y)
+            if not torch.isfinite(loss):
+                # Checked before the update, so the weights stay those of the last good step.
+                raise NonFiniteLoss(self.step + 1, epoch, loss.item())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        except (RuntimeError, MemoryError) as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            # Memory ran out in the forward or backward pass, before the update: drop what this batch held
+            # (its gradients; the graph goes with the frame) so a retry or the views have room again.
+            self.optimizer.zero_grad(set_to_none=True)
+            raise OutOfMemory(self.step + 1, epoch, len(x), self.device) from None
         if self.config.clip_grad_norm > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
         self.optimizer.step()

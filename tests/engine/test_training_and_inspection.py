@@ -13,8 +13,8 @@ from engine.errors import DataError
 from engine.graph.model import build_model
 from engine.presets import get_preset
 from engine.probes.feature_maps import feature_map_frame, tile
-from engine.runtime.events import EpochMetrics, StepMetrics
-from engine.training.loop import NonFiniteLoss, TrainConfig, Training, evaluate
+from engine.runtime.events import EpochMetrics, StepFailed, StepMetrics
+from engine.training.loop import NonFiniteLoss, OutOfMemory, TrainConfig, Training, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,49 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_weights(mnist):
         next(steps)
     for key, value in model.state_dict().items():
         assert torch.equal(value, good[key]), key
+
+
+def test_running_out_of_memory_keeps_the_last_good_weights_and_the_batch_can_be_tried_again(mnist):
+    data = dataclasses.replace(mnist, train_x=mnist.train_x[:256], train_y=mnist.train_y[:256])
+    model = build_model(get_preset("lenet5"))
+    greedy = {"armed": False}
+    forward = model.forward
+
+    def forward_that_may_ask_too_much(x):
+        if greedy["armed"]:
+            torch.empty(10**13)  # a real allocation of 40 TB: the CPU allocator refuses it
+        return forward(x)
+
+    model.forward = forward_that_may_ask_too_much
+    training = Training(model, data, TrainConfig(epochs=1, batch_size=64, seed=0))
+    steps = training.steps()
+    assert isinstance(next(steps), StepMetrics)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    greedy["armed"] = True
+    with pytest.raises(OutOfMemory, match=r"out of memory at step 2 \(epoch 1\) with batch size 64.*smaller batch"):
+        next(steps)
+    assert all(torch.equal(value, good[key]) for key, value in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())  # what the failed batch held is let go
+
+    # The window's way: the failure is an event, the run waits, and the same batch is tried again.
+    training = Training(model, data, TrainConfig(epochs=1, batch_size=64, seed=0))
+    training.pause_on_failure = True
+    steps = training.steps()
+    failed = next(steps)
+    assert isinstance(failed, StepFailed) and (failed.step, failed.epoch) == (1, 1)
+    assert failed.reason == "out of memory (batch size 64)" and "smaller batch size" in failed.advice
+    assert isinstance(next(steps), StepFailed)  # still too much: still paused at step 1
+    greedy["armed"] = False
+    first = next(steps)
+    assert isinstance(first, StepMetrics) and first.step == 1 and np.isfinite(first.values["loss"])
+
+
+def test_a_bug_that_is_not_about_memory_is_not_called_out_of_memory(mnist):
+    data = dataclasses.replace(mnist, train_x=mnist.train_x[:64], train_y=mnist.train_y[:64])
+    model = build_model(get_preset("lenet5"))
+    model.forward = lambda x: torch.ones(3) @ torch.ones(4)  # a shape error, a RuntimeError too
+    with pytest.raises(RuntimeError, match="size mismatch|shapes cannot be multiplied|inconsistent"):
+        next(Training(model, data, TrainConfig(epochs=1, batch_size=64)).steps())
 
 
 def test_tile_places_every_channel_and_gaps_are_nan():

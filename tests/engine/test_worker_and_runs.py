@@ -221,3 +221,36 @@ def test_a_diverging_run_pauses_with_the_last_good_weights_and_retries_the_batch
     assert all(torch.equal(weights[n], p) for n, p in worker._model.named_parameters())
     worker.stop()
     assert rec.wait_for(state_is(RunState.FINISHED)).message.startswith("stopped at step 2")
+
+
+def test_a_run_out_of_memory_pauses_with_a_message_and_goes_on_once_there_is_room(worker, monkeypatch):
+    import engine.runtime.worker as worker_module
+
+    greedy = {"armed": False}
+    build = worker_module.build_model
+
+    def build_a_model_that_may_ask_too_much(spec):
+        model = build(spec)
+        forward = model.forward
+
+        def forward_that_may_ask_too_much(x):
+            if greedy["armed"] and torch.is_grad_enabled() and model.training:
+                torch.empty(10**13)  # a real 40 TB allocation, refused by the CPU allocator
+            return forward(x)
+
+        model.forward = forward_that_may_ask_too_much
+        return model
+
+    monkeypatch.setattr(worker_module, "build_model", build_a_model_that_may_ask_too_much)
+    rec = worker.recorder
+    greedy["armed"] = True
+    worker.train(TrainConfig(epochs=1, batch_size=32))
+    error = rec.wait_for(lambda e: isinstance(e, EngineError), timeout=60)
+    paused = rec.wait_for(state_is(RunState.PAUSED))
+    assert error.message.startswith("out of memory (batch size 32) at step 1 (epoch 1): paused with the last good")
+    assert "smaller batch size" in error.message and paused.message == f"paused: {error.message}"
+    greedy["armed"] = False  # memory was freed elsewhere: resuming tries the batch again, and the run goes on
+    worker.resume()
+    assert rec.wait_for(lambda e: isinstance(e, StepMetrics)).step == 1
+    worker.stop()
+    assert rec.wait_for(state_is(RunState.FINISHED)).message.startswith("stopped at step")
