@@ -8,7 +8,7 @@ while the bare loop runs, and the other way round), so a change in machine load 
 each pair is reported (median, min, max). Measured twice: on a fresh monitor, and after ``--prefill`` steps of
 metrics (default 50,000) have been put into the monitor's plots.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/monitor_throughput.py [--pairs 5] [--window 4] \
+    QT_QPA_PLATFORM=offscreen python benchmarks/monitor_throughput.py [--pairs 5] [--window 4] [--warmup 2] \
         [--live-rate "10 frames/s"]
     python benchmarks/monitor_throughput.py --rss-steps 20000 [--preset lenet5]   # RSS growth instead
 
@@ -100,13 +100,18 @@ def prefill(window: MainWindow, count: int) -> None:
     window.monitor.redraw()
 
 
-def measure(live: Live, bare_steps, pairs: int, seconds: float) -> list[float]:
+def measure(live: Live, bare_steps, pairs: int, seconds: float, warmup: int = 0) -> list[float]:
+    """``pairs`` ratios of live to bare; the first ``warmup`` pairs are shown but not counted (a process's first
+    seconds of training pay one-off costs: lazy imports, the allocator, the first frames of every view)."""
     ratios = []
-    for _ in range(pairs):
+    for index in range(warmup + pairs):
         gui = live.window_rate(seconds)
         bare = bare_rate(bare_steps, seconds)
-        ratios.append(gui / bare)
-        print(f"  live {gui:6.1f} steps/s   bare {bare:6.1f} steps/s   ratio {gui / bare:.2f}", flush=True)
+        counted = index >= warmup
+        if counted:
+            ratios.append(gui / bare)
+        note = "" if counted else "   (warm-up, not counted)"
+        print(f"  live {gui:6.1f} steps/s   bare {bare:6.1f} steps/s   ratio {gui / bare:.2f}{note}", flush=True)
     return ratios
 
 
@@ -148,7 +153,7 @@ def throughput(args: argparse.Namespace) -> None:
         "classification",
     ).steps()
     print("fresh monitor:")
-    fresh = measure(live, bare, args.pairs, args.window)
+    fresh = measure(live, bare, args.pairs, args.window, warmup=args.warmup)
     prefill(window, args.prefill)
     print(f"after {args.prefill:,} steps of metrics in the monitor:")
     filled = measure(live, bare, args.pairs, args.window)
@@ -189,6 +194,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--window", type=float, default=4.0, help="seconds per live or bare window")
     parser.add_argument("--prefill", type=int, default=50_000)
+    parser.add_argument("--warmup", type=int, default=2, help="pairs measured first and not counted")
     parser.add_argument("--rss-steps", type=int, default=0, help="measure RSS growth over this many steps instead")
     parser.add_argument("--preset", default="lenet5")
     parser.add_argument("--live-rate", default=DEFAULT_LIVE_RATE, choices=list(LIVE_RATES), help="the monitor's")

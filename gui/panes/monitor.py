@@ -51,9 +51,10 @@ DEFAULT_DATA = "the model's own"  # the dataset box's first entry: the preset's 
 DEVICES = ("auto", "cpu", "cuda")
 # How often the live views (feature maps, attribution, ...) may refresh while training, as the floor of every
 # probe's interval. Drawing them holds the GIL the training thread needs: on LeNet-5 with 2 cores, 10 frames a
-# second cost about 16 % of training speed and 5 about 10 % (docs/PERFORMANCE.md), so 5 is the default.
+# second cost about 16 % of training speed, 5 about 13 % and 2 about 9 % (docs/PERFORMANCE.md), so 2 is the
+# default; the curves grow at their own pace whatever this says.
 LIVE_RATES = {"10 frames/s": 0.1, "5 frames/s": 0.2, "2 frames/s": 0.5, "1 frame/s": 1.0}
-DEFAULT_LIVE_RATE = "5 frames/s"
+DEFAULT_LIVE_RATE = "2 frames/s"
 
 CURVE_REDRAW_MS = 200  # curves grow smoothly at 5 Hz; redrawing axes and curves is the GUI's costliest work
 # ... but only once the new steps reach the next pixel column (or this long has passed, for the newest column's
