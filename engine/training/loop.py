@@ -229,6 +229,14 @@ class Training:
                 for name, value in self.objective.evaluate(x, y).items():
                     sums[name] = sums.get(name, 0.0) + value * len(x)
             return {name: total / max(len(x_all), 1) for name, total in sums.items()}
+        except (RuntimeError, MemoryError) as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            # No batch to try again here: the run ends, with the weights it has, and says why.
+            raise LumenError(
+                f"out of memory while validating at step {self.step} (batches of {batch_size} samples); "
+                f"the weights are those of step {self.step}; try a smaller model or close other programs"
+            ) from None
         finally:
             self.model.train(was_training)
 

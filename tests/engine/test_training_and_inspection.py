@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from engine.data.datasets import load_mnist
 from engine.data.images import digit_input
-from engine.errors import DataError
+from engine.errors import DataError, LumenError
 from engine.graph.model import build_model
 from engine.presets import get_preset
 from engine.probes.feature_maps import feature_map_frame, tile
@@ -107,6 +107,23 @@ def test_running_out_of_memory_keeps_the_last_good_weights_and_the_batch_can_be_
     greedy["armed"] = False
     first = next(steps)
     assert isinstance(first, StepMetrics) and first.step == 1 and np.isfinite(first.values["loss"])
+
+
+def test_running_out_of_memory_while_validating_says_so(mnist):
+    data = dataclasses.replace(mnist, train_x=mnist.train_x[:64], train_y=mnist.train_y[:64])
+    model = build_model(get_preset("lenet5"))
+    forward = model.forward
+
+    def forward_that_asks_too_much_in_eval_mode(x):
+        if not model.training:
+            torch.empty(10**13)  # a real allocation of 40 TB: the CPU allocator refuses it
+        return forward(x)
+
+    model.forward = forward_that_asks_too_much_in_eval_mode
+    steps = Training(model, data, TrainConfig(epochs=1, batch_size=64)).steps()
+    assert isinstance(next(steps), StepMetrics)
+    with pytest.raises(LumenError, match=r"^out of memory while validating at step 1 \(batches of 500 samples\)"):
+        next(steps)
 
 
 def test_a_bug_that_is_not_about_memory_is_not_called_out_of_memory(mnist):
