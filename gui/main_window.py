@@ -356,8 +356,11 @@ class MainWindow(QMainWindow):
         self.pause_action.setChecked(state is RunState.PAUSED)
         self.pause_action.setText("Resume" if state is RunState.PAUSED else "Pause")
         self.pause_action.blockSignals(False)
-        if not running and self.progress.maximum() == 0:
+        if state is not RunState.TRAINING and self.progress.maximum() == 0:
+            # Paused or stopped before the first step reported the total (a first batch that failed): not busy.
             self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("no step done yet")
 
     # ---- layout memory and shutdown ---------------------------------------------------------------------------
     def _restore_layout(self) -> None:

@@ -118,3 +118,19 @@ def click(qtbot, window, action):
 
     toolbar = window.findChild(QToolBar, "training_toolbar")
     qtbot.mouseClick(toolbar.widgetForAction(action), Qt.MouseButton.LeftButton)
+
+
+def ask_too_much_when(model, when):
+    """Make ``model``'s forward pass ask for 40 TB whenever ``when(model)`` is true: a real allocation that the CPU
+    allocator refuses, so the out-of-memory paths are met as a user would meet them."""
+    import torch
+
+    forward = model.forward
+
+    def forward_that_may_ask_too_much(x):
+        if when(model):
+            torch.empty(10**13)
+        return forward(x)
+
+    model.forward = forward_that_may_ask_too_much
+    return model

@@ -15,6 +15,7 @@ from engine.presets import get_preset
 from engine.probes.feature_maps import feature_map_frame, tile
 from engine.runtime.events import EpochMetrics, StepFailed, StepMetrics
 from engine.training.loop import NonFiniteLoss, OutOfMemory, TrainConfig, Training, evaluate
+from tests.support import ask_too_much_when
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +77,8 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_weights(mnist):
 
 def test_running_out_of_memory_keeps_the_last_good_weights_and_the_batch_can_be_tried_again(mnist):
     data = dataclasses.replace(mnist, train_x=mnist.train_x[:256], train_y=mnist.train_y[:256])
-    model = build_model(get_preset("lenet5"))
     greedy = {"armed": False}
-    forward = model.forward
-
-    def forward_that_may_ask_too_much(x):
-        if greedy["armed"]:
-            torch.empty(10**13)  # a real allocation of 40 TB: the CPU allocator refuses it
-        return forward(x)
-
-    model.forward = forward_that_may_ask_too_much
+    model = ask_too_much_when(build_model(get_preset("lenet5")), lambda _: greedy["armed"])
     training = Training(model, data, TrainConfig(epochs=1, batch_size=64, seed=0))
     steps = training.steps()
     assert isinstance(next(steps), StepMetrics)
@@ -111,15 +104,7 @@ def test_running_out_of_memory_keeps_the_last_good_weights_and_the_batch_can_be_
 
 def test_running_out_of_memory_while_validating_says_so(mnist):
     data = dataclasses.replace(mnist, train_x=mnist.train_x[:64], train_y=mnist.train_y[:64])
-    model = build_model(get_preset("lenet5"))
-    forward = model.forward
-
-    def forward_that_asks_too_much_in_eval_mode(x):
-        if not model.training:
-            torch.empty(10**13)  # a real allocation of 40 TB: the CPU allocator refuses it
-        return forward(x)
-
-    model.forward = forward_that_asks_too_much_in_eval_mode
+    model = ask_too_much_when(build_model(get_preset("lenet5")), lambda model: not model.training)  # validating
     steps = Training(model, data, TrainConfig(epochs=1, batch_size=64)).steps()
     assert isinstance(next(steps), StepMetrics)
     with pytest.raises(LumenError, match=r"^out of memory while validating at step 1 \(batches of 500 samples\)"):

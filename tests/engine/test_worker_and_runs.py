@@ -18,7 +18,7 @@ from engine.runtime.commands import WatchFrames
 from engine.runtime.events import EngineError, RunState, StepMetrics
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
-from tests.support import state_is
+from tests.support import ask_too_much_when, state_is
 
 
 def test_load_shows_an_untrained_frame_at_once(worker):
@@ -229,19 +229,10 @@ def test_a_run_out_of_memory_pauses_with_a_message_and_goes_on_once_there_is_roo
     greedy = {"armed": False}
     build = worker_module.build_model
 
-    def build_a_model_that_may_ask_too_much(spec):
-        model = build(spec)
-        forward = model.forward
+    def training_step(model):
+        return greedy["armed"] and model.training and torch.is_grad_enabled()
 
-        def forward_that_may_ask_too_much(x):
-            if greedy["armed"] and torch.is_grad_enabled() and model.training:
-                torch.empty(10**13)  # a real 40 TB allocation, refused by the CPU allocator
-            return forward(x)
-
-        model.forward = forward_that_may_ask_too_much
-        return model
-
-    monkeypatch.setattr(worker_module, "build_model", build_a_model_that_may_ask_too_much)
+    monkeypatch.setattr(worker_module, "build_model", lambda spec: ask_too_much_when(build(spec), training_step))
     rec = worker.recorder
     greedy["armed"] = True
     worker.train(TrainConfig(epochs=1, batch_size=32))

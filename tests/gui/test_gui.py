@@ -4,11 +4,12 @@ import dataclasses
 import time
 
 import pytest
+import torch
 
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.events import RunState, StepMetrics
 from gui.main_window import MainWindow
-from tests.support import SAMPLES, click, drop, write_png
+from tests.support import SAMPLES, ask_too_much_when, click, drop, write_png
 
 
 def test_window_opens_with_three_panes_and_lenet5_on_mnist(window):
@@ -175,6 +176,29 @@ def test_presets_menu_groups_every_preset_by_family(qtbot, window):
     resnet.trigger()
     qtbot.waitUntil(lambda: window.builder.doc.spec.name == "ResNet (small)", timeout=5_000)
     assert window.builder.presets.currentData() == "resnet_small"
+
+
+def test_a_first_batch_out_of_memory_pauses_the_window_with_a_progress_bar_that_is_not_busy(qtbot, window, monkeypatch):
+    import engine.runtime.worker as worker_module
+
+    greedy = {"armed": True}
+    build = worker_module.build_model
+
+    def training_step(model):
+        return greedy["armed"] and model.training and torch.is_grad_enabled()
+
+    monkeypatch.setattr(worker_module, "build_model", lambda spec: ask_too_much_when(build(spec), training_step))
+    window.monitor.epochs.setValue(1)
+    window.monitor.batch_size.setValue(512)
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: window.state is RunState.PAUSED, timeout=60_000)
+    assert "out of memory (batch size 512) at step 1 (epoch 1)" in window.viewer.message.text()
+    assert "smaller batch size" in window.status_label.text()
+    assert window.progress.maximum() > 0 and window.progress.text() == "no step done yet"  # paused, not busy
+    greedy["armed"] = False  # memory freed elsewhere: resume tries the batch again
+    window.pause_action.trigger()
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=60_000)
+    assert window.progress.value() == window.progress.maximum() > 1  # every step of the epoch, the failed one too
 
 
 def test_a_diverging_run_pauses_the_window_and_says_why(qtbot, window):
