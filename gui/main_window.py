@@ -153,6 +153,7 @@ class MainWindow(QMainWindow):
         self.eta = Eta()
         self._progress_shown_at = -math.inf
         self._progress_pending: tuple[StepMetrics, str] | None = None  # the newest step, not shown yet
+        self._paused_because = ""  # why the engine paused the run by itself (a NaN loss, memory), shown in the viewer
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
 
@@ -334,6 +335,10 @@ class MainWindow(QMainWindow):
 
     def _status(self, event: StatusChanged) -> None:
         self.status_label.setText(event.message)
+        if event.state is RunState.PAUSED and event.message.startswith("paused: "):
+            self._paused_because = event.message.removeprefix("paused: ")
+        elif event.state is RunState.TRAINING and self.viewer.message.text() == self._paused_because:
+            self.viewer.show_message("")  # training again: why it had paused no longer holds
         self._apply_state(event.state)
 
     def _show_error(self, message: str) -> None:

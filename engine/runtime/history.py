@@ -13,6 +13,14 @@ import numpy as np
 from engine.runtime.events import EpochMetrics, Metrics, StepMetrics
 
 
+def readable(value: float, percent: bool = False) -> str:
+    """A measure as people read it: 93.0 % for a share; 0.244 for a loss; 1.27e+33 for one that exploded (a fixed
+    3-decimal form of that would be 37 characters wide and push the window past the screen)."""
+    if percent:
+        return f"{value:.1%}"
+    return f"{value:.3f}" if value == 0 or 1e-3 <= abs(value) < 1e6 else f"{value:.3g}"
+
+
 class MetricsHistory:
     def __init__(self) -> None:
         self.clear()

@@ -75,7 +75,7 @@ from engine.runtime.events import (
     StepFailed,
     StepMetrics,
 )
-from engine.runtime.history import MetricsHistory
+from engine.runtime.history import MetricsHistory, readable
 from engine.runtime.replay import CheckpointReplay, checkpoint_steps
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
@@ -723,7 +723,7 @@ class EngineWorker:
             return "finished"
         last = epochs[-1]
         headline_first = sorted(last.val.items(), key=lambda item: item[0] != "accuracy")  # accuracy leads
-        measured = ", ".join(f"{name} {_readable(name, value)}" for name, value in headline_first)
+        measured = ", ".join(f"{name} {readable(value, percent=name == 'accuracy')}" for name, value in headline_first)
         return f"finished {last.epoch} epochs: validation {measured}"
 
     def _run_probes(self, *, force: bool) -> None:
@@ -742,7 +742,3 @@ class EngineWorker:
         for probe in self._probes.probes:  # a long attribution goes on in slices (_advance_explain)
             if isinstance(probe, AttributionProbe) and probe.pending is not None and not probe.pending.finished:
                 self._explain = probe.pending
-
-
-def _readable(name: str, value: float) -> str:
-    return f"{value:.1%}" if name == "accuracy" else f"{value:.3f}"

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from engine.data.datasets import DATASETS
 from engine.data.preview import DatasetPreview
 from engine.runtime.events import EpochMetrics, Frame, StepMetrics
+from engine.runtime.history import readable as readable_value
 from engine.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from gui import views as view_registry
 from gui.panes.monitor_runs import RunsPanel
@@ -220,7 +221,7 @@ class MetricPlot:
 
 
 def readable(name: str, value: float) -> str:
-    return f"{value:.1%}" if style_of(name).percent else f"{value:.3f}"
+    return readable_value(value, style_of(name).percent)
 
 
 def _headline_first(values: Mapping[str, float]) -> list[tuple[str, float]]:

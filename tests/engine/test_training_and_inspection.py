@@ -14,6 +14,7 @@ from engine.graph.model import build_model
 from engine.presets import get_preset
 from engine.probes.feature_maps import feature_map_frame, tile
 from engine.runtime.events import EpochMetrics, StepFailed, StepMetrics
+from engine.runtime.history import readable
 from engine.training.loop import NonFiniteLoss, OutOfMemory, TrainConfig, Training, evaluate
 from tests.support import ask_too_much_when
 
@@ -117,6 +118,13 @@ def test_a_bug_that_is_not_about_memory_is_not_called_out_of_memory(mnist):
     model.forward = lambda x: torch.ones(3) @ torch.ones(4)  # a shape error, a RuntimeError too
     with pytest.raises(RuntimeError, match="size mismatch|shapes cannot be multiplied|inconsistent"):
         next(Training(model, data, TrainConfig(epochs=1, batch_size=64)).steps())
+
+
+def test_measures_read_as_people_read_them_even_when_they_explode():
+    assert readable(0.2437) == "0.244" and readable(0.0) == "0.000" and readable(123456.0) == "123456.000"
+    assert readable(0.93, percent=True) == "93.0%"
+    assert readable(1.2744500826e33) == "1.27e+33" and readable(-2e-5) == "-2e-05"
+    assert readable(float("nan")) == "nan" and readable(float("inf")) == "inf"
 
 
 def test_tile_places_every_channel_and_gaps_are_nan():

@@ -198,6 +198,7 @@ def test_a_first_batch_out_of_memory_pauses_the_window_with_a_progress_bar_that_
     greedy["armed"] = False  # memory freed elsewhere: resume tries the batch again
     window.pause_action.trigger()
     qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=60_000)
+    assert "out of memory" not in window.viewer.message.text()  # the run went on: the reason is taken down
     assert window.progress.value() == window.progress.maximum() > 1  # every step of the epoch, the failed one too
 
 
@@ -212,6 +213,8 @@ def test_a_diverging_run_pauses_the_window_and_says_why(qtbot, window):
     assert window.pause_action.isChecked() and window.step_action.isEnabled() and window.stop_action.isEnabled()
     assert window.progress.value() == 2  # the last good step
     assert window.monitor.plots["loss"].steps == 2  # the diverged step is not plotted
+    readout = window.monitor.readout.text()  # the exploding loss of step 2, short enough for the window's width
+    assert "step 2: batch loss" in readout and "e+" in readout and len(readout) < 50
     for view in window.monitor.views.values():  # the views draw the exploded weights and gradients, no error
         window.monitor.tabs.setCurrentWidget(view)
         qtbot.wait(50)
