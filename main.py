@@ -370,7 +370,44 @@ def _start_recording(spec, data_name: str, training, info: dict, checkpoint_ever
         _note(f"lumen: the run is not recorded in the run store: {_one_line(str(exc))}\n")
         return None
     _note(f"run {recorder.id} (resume with: lumen train --resume {recorder.id})\n")
-    return recorder
+    return _Unfailing(recorder)
+
+
+class _Unfailing:
+    """A ``RunRecorder`` whose store failing mid-run (damaged, locked, read-only: a ``StoreError``) stops the
+    recording with one line on stderr, while training goes on; the run folder is written as usual."""
+
+    def __init__(self, recorder):
+        self.recorder = recorder
+        self.id = recorder.id
+        self.failed = False
+
+    @property
+    def closed(self) -> bool:
+        return self.failed or self.recorder.closed
+
+    def checkpoint_due(self, step: int, steps_per_epoch: int) -> bool:
+        return not self.closed and self.recorder.checkpoint_due(step, steps_per_epoch)
+
+    def record(self, event) -> None:
+        self._call(self.recorder.record, event)
+
+    def checkpoint(self, *state) -> None:
+        self._call(self.recorder.checkpoint, *state)
+
+    def close(self, status: str, message: str = "") -> None:
+        self._call(self.recorder.close, status, message)
+
+    def _call(self, method, *args) -> None:
+        from engine.io.store import StoreError
+
+        if self.closed:
+            return
+        try:
+            method(*args)
+        except StoreError as exc:
+            self.failed = True
+            _note(f"\nlumen: the run store stopped recording run {self.id}, training goes on: {_one_line(str(exc))}\n")
 
 
 def _train_and_save(training, spec, model, history: list, info: dict, out: Path, force: bool, recorder) -> None:

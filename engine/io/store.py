@@ -45,6 +45,7 @@ RUNS_FOLDER = "runs"
 CHECKPOINTS = "checkpoints"
 SPEC_FILE, INFO_FILE = "model.json", "run.json"
 FLUSH_S = 0.5  # metrics reach the disk at least this often while a run goes
+LOCK_WAIT_S = 3.0  # how long a statement waits for another process's write lock before the store says it is busy
 STATUSES = ("running", "finished", "stopped", "failed", "interrupted")
 
 SCHEMA = """
@@ -146,21 +147,80 @@ def _best_of(val: Mapping[str, float]) -> tuple[str, float, bool] | None:
     return None
 
 
+class StoreError(DataError):
+    """The run store cannot be used: damaged, read-only, locked by another process, or not a database. The
+    message is one line that names the store's file and what to do; a SQLite error never leaves ``RunStore``
+    as anything else."""
+
+
+def store_error(path: Path, exc: sqlite3.Error | OSError) -> StoreError:
+    """``exc`` as one line a user can act on (the run folders hold every run; the store is only their index)."""
+    where = printable(str(path))
+    text = printable(str(exc))
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(
+            f"the run store {where} is locked by another process (waited {LOCK_WAIT_S:g} s); "
+            "try again once it has finished writing"
+        )
+    if code.startswith("SQLITE_READONLY") or "readonly" in text or _read_only(path):
+        reason = text if code.startswith("SQLITE_READONLY") or "readonly" in text else "it is read-only"
+        return StoreError(
+            f"the run store {where} cannot be written ({reason}); make it writable, "
+            "or point LUMEN_DATA_DIR at another folder"
+        )
+    if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return StoreError(
+            f"the run store {where} is damaged ({text}); move {where} and its -wal and -shm files aside and "
+            "Lumen starts a new one (it is only an index: every run's folder is kept whole)"
+        )
+    return StoreError(f"cannot use the run store {where}: {text}")
+
+
+def _read_only(path: Path) -> bool:
+    """Whether the store's file or its folder cannot be written (a read-only file system says so even to root)."""
+    try:
+        return (path.exists() and not os.access(path, os.W_OK)) or not os.access(path.parent, os.W_OK)
+    except OSError:
+        return False
+
+
 class RunStore:
     def __init__(self, folder: str | Path | None = None):
         self.folder = Path(folder) if folder is not None else data_dir()
+        self.path = self.folder / DB_FILE
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.folder / DB_FILE, timeout=10.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise DataError(f"cannot open the run store in {printable(str(self.folder))}: {exc}") from None
-        self.mark_interrupted()
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the run store in {printable(str(self.folder))}: {exc.strerror or exc}"
+            ) from None
+        try:
+            self.db = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+        try:
+            with self.errors():
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(SCHEMA)
+                self.db.execute("SELECT COUNT(*) FROM runs").fetchone()  # a damaged index is found now, not mid-run
+                self.mark_interrupted()
+        except StoreError:
+            self.db.close()
+            raise
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Any SQLite error inside becomes a ``StoreError`` naming the store's file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
 
     def close(self) -> None:
-        self.db.close()
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -170,19 +230,23 @@ class RunStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self.errors():
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:  # SQLite may have rolled back already (a damaged page)
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                raise
 
     # ---- runs ------------------------------------------------------------------------------------------
     def mark_interrupted(self) -> int:
         """Runs still marked running on this machine whose process is gone become ``interrupted``."""
         host = _host()
-        rows = self.db.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)).fetchall()
+        with self.errors():
+            rows = self.db.execute("SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)).fetchall()
         dead = [run_id for run_id, pid in rows if pid is None or not _alive(int(pid))]
         if dead:
             with self.transaction() as db:
@@ -201,28 +265,36 @@ class RunStore:
             (folder / CHECKPOINTS).mkdir(parents=True)
         except OSError as exc:
             raise DataError(f"cannot make the run folder {printable(str(folder))}: {exc.strerror or exc}") from None
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO runs (id, model, data, objective, status, created, updated, total_steps, folder, pid,"
-                " host) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    model,
-                    data,
-                    objective,
-                    created,
-                    created,
-                    total_steps,
-                    str(folder),
-                    os.getpid(),
-                    _host(),
-                ),
-            )
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO runs (id, model, data, objective, status, created, updated, total_steps, folder,"
+                    " pid, host) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        model,
+                        data,
+                        objective,
+                        created,
+                        created,
+                        total_steps,
+                        str(folder),
+                        os.getpid(),
+                        _host(),
+                    ),
+                )
+        except StoreError:  # no row, so no folder either (it is empty)
+            with contextlib.suppress(OSError):
+                (folder / CHECKPOINTS).rmdir()
+                folder.rmdir()
+            raise
         return self.run(run_id)
 
     def run(self, run_id: str) -> RunRow:
-        row = self.db.execute(f"SELECT {', '.join(RunRow.__dataclass_fields__)} FROM runs WHERE id = ?", (run_id,))
-        found = row.fetchone()
+        with self.errors():
+            found = self.db.execute(
+                f"SELECT {', '.join(RunRow.__dataclass_fields__)} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
         if found is None:
             raise DataError(f"there is no run {printable(run_id)} in {printable(str(self.folder))}")
         return RunRow(*found)
@@ -231,7 +303,8 @@ class RunStore:
         """The run whose id is ``prefix`` or starts with it (refused when several do)."""
         if not re.fullmatch(r"[0-9a-zA-Z-]{1,64}", prefix):
             raise DataError(f"{printable(prefix)} is not a run id (see 'lumen runs')")
-        ids = [r[0] for r in self.db.execute("SELECT id FROM runs WHERE id LIKE ? || '%'", (prefix,))]
+        with self.errors():
+            ids = [r[0] for r in self.db.execute("SELECT id FROM runs WHERE id LIKE ? || '%'", (prefix,))]
         if prefix in ids:
             return self.run(prefix)
         if len(ids) != 1:
@@ -241,7 +314,8 @@ class RunStore:
 
     def runs(self) -> list[RunRow]:
         fields = ", ".join(RunRow.__dataclass_fields__)
-        return [RunRow(*r) for r in self.db.execute(f"SELECT {fields} FROM runs ORDER BY created DESC, id DESC")]
+        with self.errors():
+            return [RunRow(*r) for r in self.db.execute(f"SELECT {fields} FROM runs ORDER BY created DESC, id DESC")]
 
     def set_status(self, run_id: str, status: str, message: str = "") -> None:
         if status not in STATUSES:
@@ -254,24 +328,28 @@ class RunStore:
 
     # ---- metrics ---------------------------------------------------------------------------------------
     def metric(self, run_id: str, name: str, phase: str = "step") -> tuple[list[int], list[float]]:
-        rows = self.db.execute(
-            "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND phase = ? ORDER BY step, rowid",
-            (run_id, name, phase),
-        ).fetchall()
+        with self.errors():
+            rows = self.db.execute(
+                "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND phase = ? ORDER BY step, rowid",
+                (run_id, name, phase),
+            ).fetchall()
         return [r[0] for r in rows], [r[1] if r[1] is not None else math.nan for r in rows]
 
     def metric_names(self, run_id: str) -> list[tuple[str, str]]:
         """(phase, name) pairs the run has, in first-seen order."""
-        rows = self.db.execute(
-            "SELECT phase, name, MIN(rowid) FROM metrics WHERE run_id = ? GROUP BY phase, name ORDER BY 3", (run_id,)
-        )
-        return [(r[0], r[1]) for r in rows]
+        with self.errors():
+            rows = self.db.execute(
+                "SELECT phase, name, MIN(rowid) FROM metrics WHERE run_id = ? GROUP BY phase, name ORDER BY 3",
+                (run_id,),
+            )
+            return [(r[0], r[1]) for r in rows]
 
     def metric_rows(self, run_id: str) -> Iterator[tuple[str, int, int, str, float]]:
         """Every (phase, step, epoch, name, value) of the run, in the order they were recorded."""
-        yield from self.db.execute(
-            "SELECT phase, step, epoch, name, value FROM metrics WHERE run_id = ? ORDER BY rowid", (run_id,)
-        )
+        with self.errors():
+            yield from self.db.execute(
+                "SELECT phase, step, epoch, name, value FROM metrics WHERE run_id = ? ORDER BY rowid", (run_id,)
+            )
 
     def history(self, run_id: str) -> list[StepMetrics | EpochMetrics]:
         """The run's recorded metrics as events again (for the run folder a resumed run writes at its end)."""
