@@ -31,7 +31,11 @@ def run_app(self_test: bool = False) -> int:
     from pyqtgraph.util.garbage_collector import GarbageCollector
 
     collector = GarbageCollector(interval=1.0)  # noqa: F841 - kept alive for the application's lifetime
+    from gui.errors import install_excepthook, start_log
+
+    start_log()
     window = MainWindow()
+    install_excepthook(window)  # an error in a slot shows a dialog; the window and the run go on
     window.show()
     if self_test:
         from gui.self_test import run_self_test

@@ -14,7 +14,7 @@ import threading
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.runtime.events import CheckpointList, EngineError, Event, Frame, StatusChanged
+from engine.runtime.events import CheckpointList, EngineError, Event, Frame, ModelLoaded, StatusChanged
 from engine.runtime.worker import EngineWorker
 
 RENDER_HZ = 30
@@ -26,6 +26,7 @@ class EngineBridge(QObject):
     status = Signal(object)  # StatusChanged
     error = Signal(str)  # EngineError's message
     checkpoints = Signal(object)  # CheckpointList: a run's checkpoint steps
+    model_loaded = Signal(object)  # ModelLoaded: what the new model is and which views apply to it
 
     def __init__(self, parent: QObject | None = None, *, torch_threads: int | None = None, store=None):
         super().__init__(parent)
@@ -49,6 +50,8 @@ class EngineBridge(QObject):
                 slots[type(event)] = event  # latest-wins: an undrawn older frame of this type is dropped
                 self.frames_received += 1
             else:
+                if isinstance(event, ModelLoaded):  # frames still waiting show the last model: never draw them
+                    self._frames.clear()
                 self._events.append(event)
 
     def pending_frames(self) -> dict[type[Frame], Frame]:
@@ -63,7 +66,7 @@ class EngineBridge(QObject):
             replays, self._replays = self._replays, {}
         metrics: list[Event] = []
         for event in events:
-            if isinstance(event, (StatusChanged, EngineError, CheckpointList)):
+            if isinstance(event, (StatusChanged, EngineError, CheckpointList, ModelLoaded)):
                 if metrics:  # keep the order: curves first, then the status that followed them
                     self.metrics.emit(metrics)
                     metrics = []
@@ -71,6 +74,8 @@ class EngineBridge(QObject):
                     self.status.emit(event)
                 elif isinstance(event, CheckpointList):
                     self.checkpoints.emit(event)
+                elif isinstance(event, ModelLoaded):
+                    self.model_loaded.emit(event)
                 else:
                     self.error.emit(event.message)
             else:

@@ -26,7 +26,7 @@ from engine.io.store import RunStore
 from engine.io.untrusted import shown
 from engine.presets import PRESET_GROUPS
 from engine.runtime.commands import WatchFrames
-from engine.runtime.events import RunState, StatusChanged, StepMetrics
+from engine.runtime.events import ModelLoaded, RunState, StatusChanged, StepMetrics
 from gui.bridge import EngineBridge
 from gui.image_io import ImageLoader
 from gui.panes.builder.pane import BuilderPane
@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self.bridge.status.connect(self._status)
         self.bridge.error.connect(self._show_error)
         self.bridge.checkpoints.connect(self.viewer.set_checkpoints)
+        self.bridge.model_loaded.connect(self._model_loaded)
         self.monitor.runs.run_selected.connect(self._replay_run)
 
     # ---- reacting to the user ----------------------------------------------------------------------------
@@ -332,6 +333,11 @@ class MainWindow(QMainWindow):
             self.monitor.show_frame(frame)
         else:
             self.viewer.show_frame(frame)
+
+    def _model_loaded(self, loaded: ModelLoaded) -> None:
+        """Everything the last model showed goes; the panes offer what applies to this one."""
+        self.monitor.model_loaded(loaded)
+        self.viewer.model_loaded(loaded)
 
     def _status(self, event: StatusChanged) -> None:
         self.status_label.setText(event.message)

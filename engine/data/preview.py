@@ -53,11 +53,11 @@ class DatasetPreview(Frame):
     labels: tuple[str, ...] = ()
 
 
-def _is_one_hot(x: np.ndarray) -> bool:
+def is_one_hot(x: np.ndarray) -> bool:
     return x.ndim == 3 and bool(np.isin(x, (0.0, 1.0)).all()) and bool((x.max(axis=2) == 1).all())
 
 
-def _token_names(data: Dataset, features: int) -> tuple[str, ...]:
+def token_names(data: Dataset, features: int) -> tuple[str, ...]:
     if len(data.input_tokens) == features:
         return data.input_tokens
     if len(data.classes) == features:
@@ -65,7 +65,7 @@ def _token_names(data: Dataset, features: int) -> tuple[str, ...]:
     return tuple(str(i) for i in range(features))
 
 
-def _text(names: tuple[str, ...], ids: np.ndarray, limit: int = 40) -> str:
+def token_text(names: tuple[str, ...], ids: np.ndarray, limit: int = 40) -> str:
     joined = "".join(names[i] if len(names[i]) == 1 else f" {names[i]} " for i in ids[:limit])
     return joined.replace("\n", "⏎") + ("…" if len(ids) > limit else "")
 
@@ -76,7 +76,7 @@ def _labels(data: Dataset, count: int) -> tuple[str, ...]:
         return ()
     if y.ndim == 1:
         return tuple(data.classes[int(v)] for v in y)
-    return tuple(_text(data.classes, row.reshape(-1)) for row in y)
+    return tuple(token_text(data.classes, row.reshape(-1)) for row in y)
 
 
 def dataset_preview(data: Dataset, count: int = 8) -> DatasetPreview:
@@ -85,9 +85,9 @@ def dataset_preview(data: Dataset, count: int = 8) -> DatasetPreview:
     labels = _labels(data, count)
     if array.ndim in (2, 3) and not data.is_sequence:
         return DatasetPreview(0, data.name, data.description, IMAGES, array, labels=labels)
-    if _is_one_hot(array):
-        names = _token_names(data, array.shape[2])
-        rows = tuple(_text(names, sample.argmax(axis=1)) for sample in array)
+    if is_one_hot(array):
+        names = token_names(data, array.shape[2])
+        rows = tuple(token_text(names, sample.argmax(axis=1)) for sample in array)
         return DatasetPreview(0, data.name, data.description, TOKENS, array, rows, labels)
     if array.ndim == 2:  # one vector per sample (a one-to-many model's input): each as a one-step sequence
         array = array[:, None, :]

@@ -10,6 +10,7 @@ from engine.probes.feature_maps import FeatureMaps
 from engine.probes.filters import Filters
 from engine.probes.gradients import GradientNorms
 from engine.probes.histograms import Histograms
+from engine.probes.sequence_output import SequenceOutput
 
 PROBES: list[Probe] = [
     FeatureMaps(),
@@ -17,6 +18,7 @@ PROBES: list[Probe] = [
     AttributionProbe(),
     Filters(),
     Histograms(),
+    SequenceOutput(),
 ]
 
 __all__ = ["PROBES", "Probe", "ProbeContext", "ProbeInput"]

@@ -25,7 +25,7 @@ import torch
 from engine.errors import LumenError
 from engine.explain.attribution import METHODS, attribute_steps, conv_layers, options_for
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import Frame
+from engine.runtime.events import Frame, ModelInfo
 
 NO_INPUT = "no input: drop a picture if the model takes images"
 TOP_K = 5
@@ -102,6 +102,10 @@ class AttributionProbe(Probe):
     budget = 0.15  # of the worker's time while training
     replayable = True
     slice_s = 0.3  # a computation longer than this goes on in slices, with progress (``pending``)
+
+    def applies(self, info: ModelInfo) -> bool:
+        """It explains a picture's class scores."""
+        return info.classifier
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

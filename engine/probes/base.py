@@ -1,9 +1,10 @@
 """What a probe is: something the engine computes live from the model, between batches, as a Frame.
 
-A probe has a name, the Frame type it makes, how often it wants to run while training (``interval_s``),
-and a cost budget (``budget``): the largest share of the worker's time it may take while training. One
-verb, ``frame(context)``, makes a frame (or None when it has nothing to show). Probes are plain objects
-listed in ``engine/probes/__init__.py``; the worker runs them through ``ProbeRunner``.
+A probe has a name, the Frame type it makes, whether it ``applies`` to the loaded model (``ModelInfo``), how
+often it wants to run while training (``interval_s``), and a cost budget (``budget``): the largest share of the
+worker's time it may take while training. One verb, ``frame(context)``, makes a frame (or None when it has
+nothing to show). Probes are plain objects listed in ``engine/probes/__init__.py``; the worker runs them through
+``ProbeRunner``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from engine.explain.attribution import AttributionSettings
 from engine.graph.model import GraphModel
-from engine.runtime.events import Frame
+from engine.runtime.events import Frame, ModelInfo
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class ProbeInput:
     black: torch.Tensor | None = None  # an all-black picture prepared the same way (attribution's baseline)
     prepare: Callable[[np.ndarray], torch.Tensor] | None = None  # how a picture became ``x`` (for baselines)
     preparation: str = ""  # the same, for people ("RGB, shorter side 256, centre 224×224, mean ... std ...")
+    target: torch.Tensor | None = None  # a validation sample's whole target (a class, a sequence of tokens, values)
+    tokens: tuple[str, ...] = ()  # a one-hot input's features as text (a sequence's vocabulary)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class Probe(ABC):
     # Whether its frames can be made again from a run's checkpoint (``ReplayCheckpoint``): a picture of the
     # weights and the probe input alone, needing no batch or gradients of the live run.
     replayable: ClassVar[bool] = False
+
+    def applies(self, info: ModelInfo) -> bool:
+        """Whether it can say anything about this kind of model; the worker never runs one that does not, and the
+        viewer shows no view for it. Default: every model."""
+        return True
 
     @abstractmethod
     def frame(self, context: ProbeContext) -> Frame | None:

@@ -12,7 +12,7 @@ import torch
 from engine.explain.activations import activation_after, as_maps, layer_names, layer_type, record, top_k
 from engine.graph.model import GraphModel
 from engine.probes.base import LayerChoice, Probe, ProbeContext
-from engine.runtime.events import Frame
+from engine.runtime.events import Frame, ModelInfo
 
 FEATURE_MAP_TYPES = ("conv2d",)
 NO_INPUT = "no input: drop a picture if the model takes images"
@@ -50,6 +50,10 @@ class FeatureMaps(Probe):
     interval_s = 0.1
     budget = 0.25
     replayable = True
+
+    def applies(self, info: ModelInfo) -> bool:
+        """Pictures through conv layers: maps are drawn as images (a sequence's or a vector's are not)."""
+        return info.input_kind == "image" and bool(info.layer_types & set(FEATURE_MAP_TYPES))
 
     def frame(self, context: ProbeContext) -> FeatureMapFrame:
         if context.input is None:  # nothing fits this model: an empty frame, so the viewer shows no stale maps

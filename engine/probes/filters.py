@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from engine.explain.filters import FilterImage, conv_layers, filter_image
 from engine.probes.base import LayerChoice, Probe, ProbeContext
-from engine.runtime.events import Frame
+from engine.runtime.events import Frame, ModelInfo
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class Filters(Probe):
     interval_s = 0.5  # weights move slowly; this is cheap but needs no more
     budget = 0.05
     replayable = True
+
+    def applies(self, info: ModelInfo) -> bool:
+        return "conv2d" in info.layer_types
 
     def frame(self, context: ProbeContext) -> FilterFrame:
         layers = tuple(conv_layers(context.model))

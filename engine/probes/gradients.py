@@ -20,7 +20,7 @@ import torch
 
 from engine.graph.model import GraphModel
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import Frame
+from engine.runtime.events import Frame, ModelInfo
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,10 @@ class GradientNorms(Probe):
     frame_type = GradientNormFrame
     interval_s = 0.25  # a bar chart and lines that move slowly: 4 frames a second read as live, and cost a third
     budget = 0.05
+
+    def applies(self, info: ModelInfo) -> bool:
+        """Any model a run trains by gradients (Boltzmann machines' surrogate losses have them too)."""
+        return info.objective is not None
 
     def frame(self, context: ProbeContext) -> GradientNormFrame | None:
         layers, norms, weight_norms = gradient_norms(context.model)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import EngineError, Frame
+from engine.runtime.events import EngineError, Frame, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ class _Slot:
     cost_s: float = 0.0  # how long its last run took
     broken: bool = False  # it raised; skipped until the next model is loaded
     stale: bool = False  # skipped while unwatched: its last frame is out of date
+    applies: bool = True  # it can say something about the loaded model (``Probe.applies``)
 
 
 class ProbeRunner:
@@ -57,17 +58,21 @@ class ProbeRunner:
 
     @property
     def probes(self) -> list[Probe]:
-        return [slot.probe for slot in self._slots]
+        """The probes that apply to the loaded model."""
+        return [slot.probe for slot in self._slots if slot.applies]
 
-    def reset(self) -> None:
-        """A new model: every probe runs again, at once."""
+    def reset(self, info: ModelInfo | None = None) -> frozenset[type[Frame]]:
+        """A new model: every probe that applies to it (all, without ``info``) runs again, at once. Returns the
+        frame types of those that apply."""
         for slot in self._slots:
             slot.next_due, slot.cost_s, slot.broken, slot.stale = 0.0, 0.0, False, False
+            slot.applies = info is None or slot.probe.applies(info)
+        return frozenset(slot.probe.frame_type for slot in self._slots if slot.applies)
 
     def run(self, context: ProbeContext, *, force: bool, min_interval_s: float = 0.0) -> list[Frame | EngineError]:
         events: list[Frame | EngineError] = []
         for slot in self._slots:
-            if slot.broken or not (force or self._clock() >= slot.next_due):
+            if slot.broken or not slot.applies or not (force or self._clock() >= slot.next_due):
                 continue
             if not self._watching(slot):
                 slot.stale = True

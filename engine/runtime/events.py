@@ -75,6 +75,51 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """What kind of model is loaded, for everything that must not assume an image classifier: which probes and
+    views apply (``Probe.applies``), what the monitor titles its loss plot, what the probe input is called."""
+
+    name: str  # the spec's name
+    family: str  # one of FAMILIES
+    input_shape: tuple[int, ...]  # one sample's shape
+    layer_types: frozenset[str]  # the spec's layer types ("conv2d", "lstm", "rbm", ...)
+    data: str  # the dataset's name
+    task: str  # the dataset's task (engine.data.datasets.TASKS)
+    objective: str | None  # what a run minimises (engine.training.objectives); None: it cannot train on the data
+    loss_name: str  # what its loss is, for titles: "cross-entropy", "ELBO: reconstruction + KL", ...
+    classes: tuple[str, ...] = ()  # class names, or a sequence task's vocabulary
+
+    @property
+    def input_kind(self) -> str:
+        """``image`` (C×H×W), ``sequence`` (T×F) or ``vector``."""
+        return {3: "image", 2: "sequence"}.get(len(self.input_shape), "vector")
+
+    @property
+    def classifier(self) -> bool:
+        """Its output is one score per class of a picture (what attribution and class maximization explain)."""
+        return self.input_kind == "image" and self.objective == "classification"
+
+    @property
+    def sample_noun(self) -> str:
+        """What one probe input is called: a digit, a picture, a sequence, a sample."""
+        if self.input_kind == "image":
+            return "digit" if self.data == "mnist" else "picture"
+        return "sequence" if self.input_kind == "sequence" else "sample"
+
+
+FAMILIES = ("cnn", "recurrent", "autoencoder", "boltzmann", "dense")
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    """A model was loaded (light): what it is, and the frame types of the probes that apply to it, so a viewer
+    shows only views that can say something about this model and clears everything of the last one."""
+
+    info: ModelInfo
+    frame_types: frozenset[type[Frame]]
+
+
+@dataclass(frozen=True)
 class StatusChanged:
     state: RunState
     message: str
@@ -98,4 +143,4 @@ class EngineError:
 
 
 Metrics = StepMetrics | EpochMetrics
-Event = StepMetrics | EpochMetrics | Frame | StatusChanged | CheckpointList | EngineError
+Event = StepMetrics | EpochMetrics | Frame | StatusChanged | CheckpointList | EngineError | ModelLoaded

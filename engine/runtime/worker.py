@@ -26,7 +26,7 @@ import torch
 from engine import probes as probe_registry
 from engine.data.datasets import Dataset
 from engine.data.images import affine, image_input
-from engine.data.preview import dataset_preview
+from engine.data.preview import dataset_preview, is_one_hot, token_names
 from engine.errors import LumenError, SpecError
 from engine.explain.attribution import AttributionSettings, black_picture_input
 from engine.explain.dream import dream_steps
@@ -70,6 +70,8 @@ from engine.runtime.events import (
     EngineError,
     Event,
     Metrics,
+    ModelInfo,
+    ModelLoaded,
     RunState,
     StatusChanged,
     StepFailed,
@@ -80,6 +82,7 @@ from engine.runtime.replay import CheckpointReplay, checkpoint_steps
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
 from engine.training.fit import FitReport, default_data, load_run_data, plan_run
+from engine.training.info import model_info
 from engine.training.loop import TrainConfig, Training
 from engine.training.resume import training_state
 
@@ -138,6 +141,7 @@ class EngineWorker:
         self._preferred: str | None = None  # the preset's objective
         self._plan: FitReport | None = None  # the model fitted to the data; None if it cannot train on it
         self._unfit = ""  # why not
+        self._info: ModelInfo | None = None  # what kind of model is loaded
         self._training: Training | None = None
         self._steps: Iterator[Metrics | StepFailed] | None = None
         self._config = TrainConfig()
@@ -322,8 +326,9 @@ class EngineWorker:
         self._spec = plan.spec if plan is not None else spec
         self._model, self._data, self._plan, self._unfit = model, data, plan, unfit
         self._history.clear()
+        self._info = model_info(self._spec, data, plan.objective if plan is not None else None)
         self._prepare_probe_input()
-        self._probes.reset()
+        frame_types = self._probes.reset(self._info)
         if plan is not None:
             fitted = f"; {plan.line()}" if plan.changes else ""
             self._set_state(RunState.IDLE, f"{spec.name} loaded on {data.name} ({plan.objective}){fitted}")
@@ -331,6 +336,7 @@ class EngineWorker:
             self._set_state(
                 RunState.IDLE, f"{spec.name} loaded; it can be inspected but not trained on {data.name}: {unfit}"
             )
+        self._emit(ModelLoaded(self._info, frame_types))  # before any frame of it: views of the last one clear
         self._emit(dataset_preview(data))  # a few samples of the data, drawn beside the monitor's Data choice
         self._run_probes(force=True)
 
@@ -359,8 +365,10 @@ class EngineWorker:
             data, index = self._data, choice.index % len(self._data.val_x)
             target = data.val_y[index]
             label = data.classes[int(target)] if target.ndim == 0 and data.classes else None
-            what = "digit" if data.name == "mnist" else "sample"
-            self._probe_input = ProbeInput(data.val_x[index : index + 1], f"validation {what} #{index}", label)
+            what = self._info.sample_noun if self._info is not None else "sample"
+            x = data.val_x[index : index + 1]
+            tokens = token_names(data, x.shape[-1]) if is_one_hot(x.numpy()) else ()
+            self._probe_input = ProbeInput(x, f"validation {what} #{index}", label, target=target, tokens=tokens)
         elif isinstance(choice, ProbeImage) and len(self._spec.input_shape) == 3:
             shape, digits = self._spec.input_shape, self._data_fits() and self._data.name == "mnist"
             prep = self._spec.preprocess
@@ -398,7 +406,11 @@ class EngineWorker:
         self._cancel_job()  # it was looking at the weights being replaced
         self._model = build_model(self._spec)  # a run starts from fresh weights
         self._config = config
-        self._training = Training(self._model, self._data, config, config.objective or self._plan.objective)
+        objective = config.objective or self._plan.objective
+        self._training = Training(self._model, self._data, config, objective)
+        if self._info is not None and self._info.objective != objective:  # another objective: other views apply
+            self._info = model_info(self._spec, self._data, objective)
+            self._emit(ModelLoaded(self._info, self._probes.reset(self._info)))
         self._training.pause_on_failure = True  # a diverging run, or one out of memory, pauses (see _advance)
         self._steps = self._training.steps()
         self._history.clear()

@@ -49,6 +49,12 @@ class Objective:
     name: ClassVar[str]
     tasks: ClassVar[tuple[str, ...] | None] = None  # None: any dataset (only its inputs are used)
     summary: ClassVar[str] = ""
+    loss_name: ClassVar[str] = "loss"  # what its "loss" is, for plot titles ("cross-entropy", "free-energy gap")
+
+    @classmethod
+    def describe_loss(cls, spec: ModelSpec) -> str:
+        """What the loss is for this model (an autoencoder's depends on its code's penalties)."""
+        return cls.loss_name
 
     def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig, generator: torch.Generator):
         self.model, self.data, self.config, self.generator = model, data, config, generator
@@ -138,6 +144,7 @@ class Classification(Objective):
     name = "classification"
     tasks = (CLASSIFICATION, PER_STEP)
     summary = "cross-entropy against class labels (images, many-to-one, or per step)"
+    loss_name = "cross-entropy"
 
     @classmethod
     def output_shape(cls, spec: ModelSpec, data: Dataset) -> tuple[int, ...]:
@@ -166,6 +173,7 @@ class Forecast(Objective):
     name = "forecast"
     tasks = (REGRESSION,)
     summary = "mean squared error against real-valued targets (forecasting, regression)"
+    loss_name = "mean squared error"
 
     @classmethod
     def output_shape(cls, spec: ModelSpec, data: Dataset) -> tuple[int, ...]:
@@ -185,6 +193,7 @@ class Seq2Seq(Objective):
     name = "seq2seq"
     tasks = (SEQ2SEQ, PER_STEP)
     summary = "per-step cross-entropy with teacher forcing; free-running decoding on validation"
+    loss_name = "per-step cross-entropy, teacher forced"
 
     def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig, generator: torch.Generator):
         super().__init__(model, data, config, generator)
@@ -280,6 +289,19 @@ def gaussian_kl(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
 class Autoencoder(Objective):
     name = "autoencoder"
     summary = "reconstruction of the clean input plus the code's penalties (sparsity, contractive, VAE KL)"
+    loss_name = "reconstruction"
+
+    @classmethod
+    def describe_loss(cls, spec: ModelSpec) -> str:
+        if any(n.type == "variational_bottleneck" for n in spec.nodes):
+            return "negative ELBO: reconstruction + KL"
+        codes = [n.params for n in spec.nodes if n.type == "bottleneck"]
+        penalties = [
+            name
+            for name, key in (("sparsity", "sparsity_weight"), ("contractive", "contractive_weight"))
+            if any(float(p.get(key) or 0) > 0 for p in codes)
+        ]
+        return " + ".join(["reconstruction", *penalties])
 
     def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig, generator: torch.Generator):
         super().__init__(model, data, config, generator)
@@ -382,6 +404,7 @@ class ContrastiveDivergence(Objective):
 
     name = "rbm"
     summary = "contrastive divergence (CD-k, or PCD-k with persistent chains); a DBN greedily, layer by layer"
+    loss_name = "free-energy gap, data − model (CD)"
 
     def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig, generator: torch.Generator):
         super().__init__(model, data, config, generator)
@@ -436,6 +459,7 @@ class ContrastiveDivergence(Objective):
 class DeepBeliefNet(ContrastiveDivergence):
     name = "dbn"
     summary = "a DBN trained greedily: each RBM by contrastive divergence on the layer below's output"
+    loss_name = "free-energy gap, layer by layer (CD)"
 
 
 class DeepBoltzmannMachine(Objective):
@@ -445,6 +469,7 @@ class DeepBoltzmannMachine(Objective):
 
     name = "dbm"
     summary = "deep Boltzmann machine: mean-field positive phase, persistent Gibbs chains"
+    loss_name = "energy gap, mean field − chains"
 
     def __init__(self, model: GraphModel, data: Dataset, config: TrainConfig, generator: torch.Generator):
         super().__init__(model, data, config, generator)

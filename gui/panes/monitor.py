@@ -27,9 +27,11 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTabWidget,
@@ -39,10 +41,11 @@ from PySide6.QtWidgets import (
 
 from engine.data.datasets import DATASETS
 from engine.data.preview import DatasetPreview
-from engine.runtime.events import EpochMetrics, Frame, StepMetrics
+from engine.runtime.events import EpochMetrics, Frame, ModelLoaded, StepMetrics
 from engine.runtime.history import readable as readable_value
 from engine.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from gui import views as view_registry
+from gui.errors import draw_safely
 from gui.panes.monitor_runs import RunsPanel
 from gui.views.base import View
 from gui.widgets.dataset_preview import DatasetPreviewWidget
@@ -73,16 +76,24 @@ VAL_PEN = pg.mkPen((230, 126, 34), width=2)
 class PlotStyle:
     title: str
     y_label: str
-    legend_offset: tuple[int, int] = (-10, 10)  # in the corner the curve leaves free
     y_range: tuple[float, float] | None = None  # fixed, for bounded measures; None: follow the data
     percent: bool = False  # the readout shows it as a percentage
 
 
 PLOT_STYLES: dict[str, PlotStyle] = {
-    "loss": PlotStyle("Loss (cross-entropy)", "loss"),
-    "accuracy": PlotStyle("Accuracy", "accuracy", legend_offset=(-10, -10), y_range=(0.0, 1.0), percent=True),
+    "loss": PlotStyle("Loss", "loss"),  # titled with what the objective minimises once a model is loaded
+    "accuracy": PlotStyle("Accuracy", "accuracy", y_range=(0.0, 1.0), percent=True),
+    "free_energy": PlotStyle("Free energy of the data", "free energy"),
+    "kl": PlotStyle("KL divergence", "KL"),
 }
-SHOWN_BEFORE_TRAINING = ("loss", "accuracy")  # the plots an empty monitor shows
+SHOWN_BEFORE_TRAINING = ("loss",)  # every objective reports a loss; other plots appear as their metrics do
+PLOT_MIN_HEIGHT = 150  # below this a plot's axis text and curves stop being readable: the column scrolls instead
+# One legend for every plot, above them: a legend inside each plot covered the curves of the smaller ones.
+LEGEND = (
+    '<span style="color:#5aa0e6">━</span> batch &nbsp; <span style="color:#286ec8">━</span> smoothed &nbsp; '
+    '<span style="color:#286ec8">■</span> training (epoch mean) &nbsp; '
+    '<span style="color:#e67e22">●━</span> validation'
+)
 
 
 def style_of(name: str) -> PlotStyle:
@@ -103,7 +114,6 @@ class MetricPlot:
         self.widget.setLabel("bottom", "step")
         self.widget.setLabel("left", self.style.y_label)
         self.widget.showGrid(x=True, y=True, alpha=0.2)
-        self.widget.addLegend(offset=self.style.legend_offset)
         if self.style.y_range is not None:
             self.widget.setYRange(*self.style.y_range, padding=0.02)
             self.widget.enableAutoRange(y=False)
@@ -127,7 +137,12 @@ class MetricPlot:
         column.setSpacing(0)
         column.addWidget(self.log, 0, Qt.AlignmentFlag.AlignRight)
         column.addWidget(self.widget, 1)
+        self.container.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.clear()
+
+    def set_title(self, title: str) -> None:
+        self.widget.setTitle(title)
+        self.log.setToolTip(f"Show {title.lower()} on a log scale")
 
     def clear(self) -> None:
         self.values = Decimated()
@@ -309,9 +324,19 @@ class MonitorPane(QWidget):
         self._newest_step = self._drawn_step = 0
         self._drawn_at = -math.inf
         self._epoch_pending = False  # epoch points arrived: drawn at the next tick whatever the pixels say
-        curves = QWidget()
-        self.curves_layout = QVBoxLayout(curves)
+        plots = QWidget()
+        self.curves_layout = QVBoxLayout(plots)
         self.curves_layout.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(plots)
+        self.legend = QLabel(LEGEND, textFormat=Qt.TextFormat.RichText, wordWrap=True)
+        curves = QWidget()
+        column = QVBoxLayout(curves)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.legend)
+        column.addWidget(scroll, 1)
+        self.loss_name = ""  # what the loaded model's objective minimises, for the loss plot's title
         for name in SHOWN_BEFORE_TRAINING:
             self._plot(name)
         self.checkpoint = QPushButton("Checkpoint now", toolTip="Save the run's weights now (the run store)")
@@ -351,7 +376,18 @@ class MonitorPane(QWidget):
             return
         view = self.views.get(type(frame))
         if view is not None:
-            view.show_frame(frame)
+            draw_safely(view, frame)
+
+    def model_loaded(self, loaded: ModelLoaded) -> None:
+        """Another model: its curves start empty, the loss plot says what its objective minimises, and only the
+        views of how training goes that apply to it are offered (no gradients for a model that cannot train)."""
+        info = loaded.info
+        self.loss_name = info.loss_name
+        self.clear()
+        for frame_type, view in self.views.items():
+            view.clear()
+            view.error_line().hide()
+            self.tabs.setTabVisible(self.tabs.indexOf(view), frame_type in loaded.frame_types)
 
     def set_running(self, running: bool) -> None:
         """A run is active: checkpoints can be asked for."""
@@ -369,6 +405,8 @@ class MonitorPane(QWidget):
             item = self.overlays.get((run_id, metric))
             if item is None:
                 pen = pg.mkPen(pg.intColor(index, hues=max(len(curves), 6)), width=1.5)
+                if plot.widget.getPlotItem().legend is None:  # compared runs are named in a compact legend
+                    plot.widget.addLegend(offset=(-10, 10), labelTextSize="7pt", verSpacing=-6)
                 item = self.overlays[(run_id, metric)] = plot.widget.plot(pen=pen, name=f"run {run_id}")
             item.setData(np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64))
         for plot in self.plots.values():
@@ -382,6 +420,8 @@ class MonitorPane(QWidget):
         plot = self.plots.get(name)
         if plot is None:
             plot = self.plots[name] = MetricPlot(name)
+            if name == "loss" and self.loss_name:
+                plot.set_title(f"Loss ({self.loss_name})")
             anchor = next(iter(self.plots.values()))
             if plot is not anchor:
                 plot.widget.setXLink(anchor.widget)
@@ -401,6 +441,8 @@ class MonitorPane(QWidget):
                 del self.overlays[key]
         for plot in self.plots.values():
             plot.clear()
+        if "loss" in self.plots:
+            self.plots["loss"].set_title(f"Loss ({self.loss_name})" if self.loss_name else style_of("loss").title)
         self._ranged = False
         self._redraw.stop()
         self._newest_step = self._drawn_step = 0
@@ -422,6 +464,9 @@ class MonitorPane(QWidget):
                     self._anchor.setXRange(0, event.total_steps, padding=0.01)
                     self._anchor.enableAutoRange(x=False)
                     self._ranged = True
+                    for view in self.views.values():
+                        if hasattr(view, "set_run_length"):  # views with a history over the run's steps
+                            view.set_run_length(event.total_steps)
                 last_step = event
                 self._newest_step = event.step
             elif isinstance(event, EpochMetrics):

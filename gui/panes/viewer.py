@@ -29,8 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 from engine.runtime.commands import ReplayCheckpoint, SetCheckpointInterval, TransformProbe
-from engine.runtime.events import CheckpointList, Frame
+from engine.runtime.events import CheckpointList, Frame, ModelInfo, ModelLoaded
 from gui import views as view_registry
+from gui.errors import draw_safely
 from gui.views.base import View
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,16 @@ TRANSFORM_SLIDERS = {
     "angle": (-180, 180, 0, "rotate {:+d}°"),
     "scale": (50, 200, 100, "scale {:d} %"),
 }
+# What the viewer says for a family none of whose views apply yet (rather than a blank pane or another model's picture).
+NOT_YET = {
+    "recurrent": "Gate and cell-state views for recurrent models: not yet. The monitor shows their gradient norms and "
+    "histograms.",
+    "autoencoder": "Reconstruction and latent-space views for autoencoders: not yet. The monitor shows each loss term, "
+    "the gradient norms and histograms.",
+    "boltzmann": "Sample and energy views for Boltzmann machines: not yet. The monitor shows the free energy, "
+    "reconstruction error, gradient norms and histograms.",
+}
+NOTHING_APPLIES = "No view of the activation viewer applies to {name}; the monitor shows how it trains."
 NO_CHECKPOINTS = (
     "No checkpoints yet: a recorded run keeps one at each epoch's end, at its end, every N steps when chosen "
     "here, and when you press Checkpoint now."
@@ -81,9 +92,10 @@ class ViewerPane(QWidget):
         self.frames: dict[type[Frame], Frame] = {}  # the newest frame shown, per type
         self.caption = QLabel("No input yet.", wordWrap=True)  # wraps: a long caption must not widen the window
         self.probe = QSpinBox(minimum=0, maximum=9999, prefix="validation digit #")
-        self.probe.setToolTip("Which digit of the validation set to feed the model")
+        self.probe.setToolTip("Which sample of the validation set to feed the model")
+        self.info: ModelInfo | None = None  # the model loaded
         self.probe.valueChanged.connect(self.probe_index_changed)
-        open_button = QPushButton("Open image…")
+        self.open_button = open_button = QPushButton("Open image…")
         open_button.clicked.connect(self._open_dialog)
         self.message = QLabel(
             "Drop a PNG or JPEG of a digit (or a folder of pictures) anywhere on this pane to see what the model "
@@ -114,6 +126,13 @@ class ViewerPane(QWidget):
         self._transform_timer = QTimer(self, singleShot=True, interval=60)
         self._transform_timer.timeout.connect(self._send_transform)
         self.message.setWordWrap(True)
+        self.not_yet = QLabel(wordWrap=True)  # said instead of the views when none applies to the model
+        self.not_yet.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.not_yet.setStyleSheet("color: #555; font-size: 14px; padding: 24px;")
+        self.not_yet.hide()
+        self.invariance = QWidget()
+        self.invariance.setLayout(invariance)
+        invariance.setContentsMargins(0, 0, 0, 0)
         replay = self._make_replay_row()
 
         self.views: dict[type[Frame], View] = {
@@ -135,9 +154,10 @@ class ViewerPane(QWidget):
         top.addWidget(open_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addLayout(invariance)
+        layout.addWidget(self.invariance)
         layout.addLayout(replay)
         layout.addWidget(self.message)
+        layout.addWidget(self.not_yet, 1)
         layout.addWidget(self.tabs, 1)
 
     def _make_replay_row(self) -> QHBoxLayout:
@@ -192,7 +212,7 @@ class ViewerPane(QWidget):
         # drawing it unseen at 10 frames a second would cost the GUI thread, and so training, for nothing.
         if view.isVisible():
             self._undrawn.pop(view, None)
-            view.show_frame(frame)
+            draw_safely(view, frame)
         else:
             self._undrawn[view] = frame
         if view is self.tabs.currentWidget():
@@ -215,7 +235,7 @@ class ViewerPane(QWidget):
     def watched(self) -> frozenset[type[Frame]]:
         """The frame types on screen: the current tab's, and those its view follows; none while hidden."""
         view = self.tabs.currentWidget()
-        if not self.isVisible() or not isinstance(view, View):
+        if not self.isVisible() or not self.tabs.isVisibleTo(self) or not isinstance(view, View):
             return frozenset()
         return frozenset({next(t for t, v in self.views.items() if v is view), *view.follows})
 
@@ -229,7 +249,7 @@ class ViewerPane(QWidget):
         view = self.tabs.currentWidget()
         frame = self._undrawn.pop(view, None) if isinstance(view, View) and view.isVisible() else None
         if frame is not None:
-            view.show_frame(frame)
+            draw_safely(view, frame)
 
     def _show_caption(self) -> None:
         self._draw_undrawn()
@@ -239,6 +259,49 @@ class ViewerPane(QWidget):
         if isinstance(view, View) and frame is not None:
             self.frame = frame
             self.caption.setText(self._caption(view, frame))
+
+    # ---- another model ------------------------------------------------------------------------------------
+    def model_loaded(self, loaded: ModelLoaded) -> None:
+        """Forget every frame of the last model, show only the tabs whose views apply to this one (or say that
+        none does), and name the probe input after the data (a digit, a picture, a sequence)."""
+        info = self.info = loaded.info
+        if self.replaying:
+            self.go_live()
+        self.frames.clear()
+        self.live_frames.clear()
+        self._undrawn.clear()
+        self._replay_asked.clear()
+        self.frame = None
+        for view in self.views.values():
+            view.clear()
+            view.error_line().hide()
+            view.model_changed(info)
+        applying = [t for t, v in self.views.items() if self._applies(v, t, loaded)]
+        for frame_type, view in self.views.items():
+            self.tabs.setTabVisible(self.tabs.indexOf(view), frame_type in applying)
+        if applying and self._current_frame_type() not in applying:
+            self.tabs.setCurrentWidget(self.views[applying[0]])
+        self.tabs.setVisible(bool(applying))
+        self.not_yet.setVisible(not applying)
+        self.not_yet.setText(NOT_YET.get(info.family, NOTHING_APPLIES.format(name=info.name)))
+        image = info.input_kind == "image"
+        self.open_button.setVisible(image)
+        self.invariance.setVisible(image)
+        self.probe.setPrefix(f"validation {info.sample_noun} #")
+        self.probe.setToolTip(f"Which {info.sample_noun} of the validation set ({info.data}) to feed the model")
+        self.caption.setText(f"<b>{info.name}</b> on {info.data}" + ("" if applying else " · nothing to draw yet"))
+        if not image:
+            self.show_message("")
+        self._announce_watched()
+
+    @staticmethod
+    def _applies(view: View, frame_type: type[Frame], loaded: ModelLoaded) -> bool:
+        said = view.applies(loaded.info)
+        return frame_type in loaded.frame_types if said is None else said
+
+    def _current_frame_type(self) -> type[Frame] | None:
+        view = self.tabs.currentWidget()
+        return next((t for t, v in self.views.items() if v is view), None)
 
     # ---- replaying a run's checkpoints ---------------------------------------------------------------
     def follow_run(self, run_id: str | None) -> None:

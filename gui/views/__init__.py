@@ -12,6 +12,7 @@ from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.filters import FilterFrame
 from engine.probes.gradients import GradientNormFrame
 from engine.probes.histograms import HistogramFrame
+from engine.probes.sequence_output import SequenceOutputFrame
 from engine.runtime.events import Frame
 from gui.views.attribution import AttributionView
 from gui.views.base import View
@@ -20,12 +21,14 @@ from gui.views.feature_maps import FeatureMapView
 from gui.views.filters import FilterView
 from gui.views.gradients import GradientNormView
 from gui.views.histograms import HistogramView
+from gui.views.sequence_output import SequenceOutputView
 
 VIEWS: dict[type[Frame], type[View]] = {
     FeatureMapFrame: FeatureMapView,
     AttributionFrame: AttributionView,
     FilterFrame: FilterView,
     DreamFrame: DreamView,
+    SequenceOutputFrame: SequenceOutputView,
 }
 MONITOR_VIEWS: dict[type[Frame], type[View]] = {
     GradientNormFrame: GradientNormView,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QBoxLayout, QWidget
 
-from engine.runtime.events import Frame
+from engine.runtime.events import Frame, ModelInfo
+from gui.errors import ErrorLine
 
 
 class View(QWidget):
@@ -27,9 +29,33 @@ class View(QWidget):
     def show_frame(self, frame: Frame) -> None:
         raise NotImplementedError
 
+    def applies(self, info: ModelInfo) -> bool | None:
+        """Whether the view has anything to show for this model; None (the default): as its probe says
+        (``ModelLoaded.frame_types``). A view whose frames come from a job rather than a probe says it here."""
+        return None
+
+    def model_changed(self, info: ModelInfo) -> None:
+        """Another model was loaded (before its first frame): follow it (class pickers, modes). Default: nothing."""
+
+    def clear(self) -> None:
+        """Another model was loaded: forget the last one's picture. Default: drop pyqtgraph images' data."""
+        for item in self.findChildren(pg.GraphicsView):
+            for image in [i for i in item.items() if isinstance(i, pg.ImageItem)]:
+                image.clear()
+
     def observe(self, frame: Frame) -> None:
         """Every frame the viewer receives, of any type, passes here first, so a view's pickers can follow the
         model (its layers, its classes) before its own frames arrive. Default: nothing."""
+
+    def error_line(self) -> ErrorLine:
+        """The line above the view that says a frame could not be drawn (made the first time it is asked for)."""
+        line = getattr(self, "_error_line", None)
+        if line is None:
+            line = self._error_line = ErrorLine(self)
+            layout = self.layout()
+            if isinstance(layout, QBoxLayout):
+                layout.insertWidget(0, line)
+        return line
 
     def caption(self, frame: Frame) -> str:
         """One line for the viewer's header while this view is on top (rich text allowed)."""

@@ -26,7 +26,7 @@ from engine.explain.jobs import DreamFrame
 from engine.explain.maximize import MaximizeSettings, Objective
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.commands import CancelJob, Dream, Maximize
-from engine.runtime.events import Frame
+from engine.runtime.events import Frame, ModelInfo
 from gui.views.base import View
 from gui.widgets.export import ExportButton
 
@@ -91,6 +91,20 @@ class DreamView(View):
         layout.addLayout(controls)
         layout.addWidget(self.canvas, 1)
         self._mode_changed()
+
+    def applies(self, info: ModelInfo) -> bool:
+        """Pictures through conv layers (its layer picker follows the feature maps)."""
+        return info.input_kind == "image" and "conv2d" in info.layer_types
+
+    def model_changed(self, info: ModelInfo) -> None:
+        """Maximizing a class needs class scores: offered for classifiers only."""
+        index = self.mode.findData("class")
+        if info.classifier and index < 0:
+            self.mode.insertItem(0, MODES["class"], "class")
+        elif not info.classifier and index >= 0:
+            self.mode.removeItem(index)
+        self.layer.clear()
+        self.target_class.clear()
 
     # ---- following the model -----------------------------------------------------------------------
     def observe(self, frame: Frame) -> None:

@@ -59,6 +59,7 @@ class GradientNormView(View):
         self._layers: tuple[str, ...] = ()
         self._decades: dict[pg.PlotWidget, tuple[int, int]] = {}  # each plot's y-range, in powers of ten
         self._step_range = (math.nan, math.nan)  # the history's x-range
+        self.run_steps = 0  # the length of the run being trained (the monitor says); 0: not known
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.ratio)
@@ -121,11 +122,23 @@ class GradientNormView(View):
         left, right = self._step_range
         if left <= first and last <= right:  # False while the range is NaN (nothing drawn yet)
             return
+        if self.run_steps and first <= last <= self.run_steps:  # the run's length is known: it ends there
+            self._step_range = (first, float(self.run_steps))
+            self.history_plot.setXRange(first, self.run_steps, padding=0.01)
+            return
         right = first + 8.0
         while right < last:
             right = first + 2 * (right - first)
         self._step_range = (first, right)
         self.history_plot.setXRange(first, right, padding=0.01)
+
+    def set_run_length(self, steps: int) -> None:
+        """The run being trained has ``steps`` steps: the history's x-axis ends at its last one."""
+        if steps != self.run_steps:
+            self.run_steps = steps
+            self._step_range = (math.nan, math.nan)
+            if self._steps:
+                self._draw_history()
 
     def _restart(self, layers: tuple[str, ...]) -> None:
         """Another model (or run): new layer names on the bars' axis and new lines."""

@@ -2,7 +2,8 @@
 
 import pytest
 
-from engine.runtime.events import EpochMetrics, StepMetrics
+from engine.probes.gradients import GradientNormFrame
+from engine.runtime.events import EpochMetrics, ModelInfo, ModelLoaded, StepMetrics
 from gui.panes.monitor import SHOWN_BEFORE_TRAINING, MonitorPane
 
 
@@ -13,21 +14,31 @@ def monitor(qtbot):
     return pane
 
 
-def test_before_training_it_shows_loss_and_accuracy_as_ever(monitor):
-    assert list(monitor.plots) == list(SHOWN_BEFORE_TRAINING) == ["loss", "accuracy"]
+def loaded(objective: str, loss_name: str, *frame_types) -> ModelLoaded:
+    info = ModelInfo("m", "cnn", (1, 28, 28), frozenset({"conv2d"}), "mnist", "classification", objective, loss_name)
+    return ModelLoaded(info, frozenset(frame_types))
+
+
+def test_before_training_it_shows_the_loss_titled_with_what_the_objective_minimises(monitor):
+    assert list(monitor.plots) == list(SHOWN_BEFORE_TRAINING) == ["loss"]
+    monitor.model_loaded(loaded("autoencoder", "negative ELBO: reconstruction + KL"))
+    assert list(monitor.plots) == ["loss"]  # no empty accuracy plot for a model that reports none
+    assert monitor.plots["loss"].widget.getPlotItem().titleLabel.text == "Loss (negative ELBO: reconstruction + KL)"
+    monitor.model_loaded(loaded("classification", "cross-entropy", GradientNormFrame))
+    monitor.add_metrics([StepMetrics(1, 10, 1, {"loss": 2.0, "accuracy": 0.1}, 10.0)])
     loss, accuracy = monitor.plots["loss"], monitor.plots["accuracy"]
     assert loss.widget.getPlotItem().titleLabel.text == "Loss (cross-entropy)"
     assert accuracy.widget.getPlotItem().titleLabel.text == "Accuracy"
     assert accuracy.widget.getViewBox().viewRange()[1] == pytest.approx([-0.02, 1.02])
     assert accuracy.widget.getViewBox().linkedView(0) is loss.widget.getViewBox()
     for plot in (loss, accuracy):
-        assert [item.name() for item in (plot.batch, plot.smooth, plot.val)] == [
-            "batch",
-            "batch (smoothed)",
-            "validation",
-        ]
+        assert plot.widget.getPlotItem().legend is None  # one legend above the plots, none covering curves
+        assert plot.container.minimumHeight() >= 150
         for curve in (plot.batch, plot.smooth):
             assert curve.opts["skipFiniteCheck"] and curve.opts["autoDownsample"] and curve.opts["clipToView"]
+    tabs = monitor.tabs
+    shown = [tabs.tabText(i) for i in range(tabs.count()) if tabs.isTabVisible(i)]
+    assert shown == ["Gradients", "Runs"]  # only the views whose probes apply (here: gradient norms)
 
 
 def test_a_new_metric_name_gets_a_plot_of_its_own(qtbot, monitor):
@@ -36,21 +47,20 @@ def test_a_new_metric_name_gets_a_plot_of_its_own(qtbot, monitor):
     ]
     monitor.add_metrics(steps)
     monitor.add_metrics([EpochMetrics(1, 20, {"loss": 0.3, "kl": 1.0}, {"loss": 0.25, "kl": 1.5})])
-    assert list(monitor.plots) == ["loss", "accuracy", "reconstruction", "kl"]
+    assert list(monitor.plots) == ["loss", "reconstruction", "kl"]  # only what the objective reports
     kl = monitor.plots["kl"]
-    assert kl.widget.getPlotItem().titleLabel.text == "Kl"
+    assert kl.widget.getPlotItem().titleLabel.text == "KL divergence"
     assert kl.widget.isVisibleTo(monitor) and monitor.curves_layout.indexOf(kl.container) > 0
     assert kl.widget.getViewBox().linkedView(0) is monitor.plots["loss"].widget.getViewBox()  # one step axis
     qtbot.waitUntil(lambda: kl.batch.xData is not None and len(kl.batch.xData) == 20, timeout=2_000)
     assert list(kl.batch.yData) == pytest.approx([0.1 * i for i in range(1, 21)])
     assert list(kl.val.xData) == [20] and list(kl.val.yData) == [1.5]
     assert kl.batch.opts["skipFiniteCheck"] and kl.batch.opts["clipToView"]
-    assert monitor.plots["accuracy"].batch.xData is None or len(monitor.plots["accuracy"].batch.xData) == 0
     assert monitor.plots["loss"].widget.getViewBox().viewRange()[0][1] == pytest.approx(40, rel=0.02)  # fixed run range
     assert "validation loss <b>0.250</b>, kl 1.500<br>training loss 0.300, kl 1.000" in monitor.readout.text()
 
-    monitor.clear()  # the next run (maybe another model) starts from the usual two plots
-    assert list(monitor.plots) == ["loss", "accuracy"] and monitor.curves_layout.indexOf(kl.container) == -1
+    monitor.clear()  # the next run (maybe another model) starts from the loss plot alone
+    assert list(monitor.plots) == ["loss"] and monitor.curves_layout.indexOf(kl.container) == -1
 
 
 def test_lenet_readout_reads_as_before(monitor):

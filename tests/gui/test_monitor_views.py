@@ -23,6 +23,7 @@ def monitor(qtbot):
 
 
 def test_each_plot_has_a_log_toggle(monitor):
+    monitor.add_metrics([StepMetrics(1, 10, 1, {"loss": 2.0, "accuracy": 0.1}, 10.0)])
     loss, accuracy = monitor.plots["loss"], monitor.plots["accuracy"]
     loss.log.setChecked(True)
     assert loss.widget.getPlotItem().ctrl.logYCheck.isChecked()

@@ -1,0 +1,36 @@
+"""What kind of model is loaded (``ModelInfo``), worked out from its spec, its data and its objective."""
+
+from __future__ import annotations
+
+from engine.data.datasets import Dataset
+from engine.layers import LAYERS
+from engine.runtime.events import ModelInfo
+from engine.spec.model_spec import ModelSpec
+from engine.training.objectives import objective_class
+
+
+def family_of(spec: ModelSpec, objective: str | None) -> str:
+    """``boltzmann``, ``autoencoder``, ``recurrent``, ``cnn`` or ``dense``: what its objective trains, else the
+    family of its defining layers (a recurrent layer makes a model recurrent even when a conv reads its input)."""
+    families = {LAYERS[n.type].family for n in spec.nodes if n.type in LAYERS}
+    if objective in ("rbm", "dbn", "dbm") or "boltzmann" in families:
+        return "boltzmann"
+    if objective == "autoencoder" or any(n.type in ("bottleneck", "variational_bottleneck") for n in spec.nodes):
+        return "autoencoder"
+    if "recurrent" in families:
+        return "recurrent"
+    return "cnn" if "conv" in families else "dense"
+
+
+def model_info(spec: ModelSpec, data: Dataset, objective: str | None) -> ModelInfo:
+    return ModelInfo(
+        name=spec.name,
+        family=family_of(spec, objective),
+        input_shape=tuple(spec.input_shape),
+        layer_types=frozenset(n.type for n in spec.nodes),
+        data=data.name,
+        task=data.task,
+        objective=objective,
+        loss_name=objective_class(objective).describe_loss(spec) if objective else "",
+        classes=tuple(data.classes),
+    )
