@@ -7,7 +7,8 @@ integers fit in 64 bits and whose numbers are finite (no NaN or Infinity). Anyth
 naming the file and the cause.
 
 Writing: ``atomic_write(path)`` hands out a temporary name in the same folder; when the block ends without an
-error the file is flushed to disk and renamed over ``path``, otherwise it is removed. A full disk or a crash
+error the file gets the permissions of any new file (0666 less the umask, whatever mode its writer chose), is
+flushed to disk and renamed over ``path``, otherwise it is removed. A full disk or a crash
 therefore leaves the old file (or nothing), never a half-written one.
 
 Printing: ``printable(text)`` escapes control characters (ANSI escapes, carriage returns, NULs, bidirectional
@@ -248,6 +249,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     try:
         try:
             yield temp
+            os.chmod(temp, new_file_mode())  # whatever mode the writer chose (safetensors: 0600), as any new file
             fsync_file(temp)
             os.replace(temp, path)
             fsync_dir(path.parent)
@@ -259,6 +261,19 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     except DataError as exc:  # a writer's own message names the temporary file: name the real one
         message = str(exc).replace(printable(str(temp)), printable(str(path)))
         raise type(exc)(message.replace(printable(temp.name), printable(path.name))) from None
+
+
+def new_file_mode() -> int:
+    """The permissions a new file gets here: 0666 less the umask (0644 with the usual 022)."""
+    umask = None
+    with contextlib.suppress(OSError, ValueError):  # Linux says it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    if umask is None:
+        umask = os.umask(0o022)  # elsewhere: read by setting it, and put back at once
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

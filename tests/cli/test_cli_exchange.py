@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,13 @@ from engine.presets import get_preset
 from tests.support import all_presets
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def new_file_mode() -> int:
+    """What a file written here would get: 0666 less the umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def lumen(*args, timeout=240):
@@ -83,7 +91,10 @@ def test_import_makes_a_run_folder(tmp_path, lenet_weights, suffix):
     out = tmp_path / "run"
     result = lumen("import", "lenet5", weights, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert {p.name for p in out.iterdir()} >= {"model.json", "weights.safetensors", "run.json"}
+    run_files = {p.name for p in out.iterdir()}
+    assert run_files >= {"model.json", "weights.safetensors", "run.json"}
+    # Every file as any new file here (0644 with the usual umask): safetensors' own 0600 is not kept.
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == dict.fromkeys(run_files, new_file_mode())
     run = json.loads((out / "run.json").read_text())
     assert run["imported_from"] == str(weights.resolve()) and len(run["sha256"]) == 64
     saved = load_file(str(out / "weights.safetensors"))
@@ -211,6 +222,7 @@ def test_export_torchscript_and_safetensors(tmp_path, run_dir, lenet_weights):
         torch.testing.assert_close(torch.jit.load(str(tmp_path / "lenet.pt"))(x), expected, atol=1e-5, rtol=1e-5)
     result = lumen("export", run_dir, "--format", "safetensors", "--out", tmp_path / "w.safetensors")
     assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == new_file_mode()
     with torch.no_grad():
         torch.testing.assert_close(lenet_with(load_file(str(tmp_path / "w.safetensors")))(x), expected)
 
