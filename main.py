@@ -344,6 +344,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     # The run store keeps what --resume needs: how the data was named, where the run folder goes.
     kept = {**info, "data_arg": args.data, "out": str(args.out.absolute()), "force": args.force}
     recorder = _start_recording(spec, data.name, training, kept, args.checkpoint_every)
+    if recorder is not None:  # run.json names the run, so that its resume knows the folder for its own
+        info["run_id"] = recorder.id
     try:
         _train_and_save(training, spec, model, [], info, args.out, args.force, recorder)
     finally:
@@ -412,7 +414,11 @@ class _Unfailing:
 
 def _train_and_save(training, spec, model, history: list, info: dict, out: Path, force: bool, recorder) -> None:
     """Train to the end (recording metrics and checkpoints in the run store), then write the run folder ``out``;
-    Ctrl-C or SIGTERM checkpoint and save what there is; a failure marks the recorded run failed."""
+    Ctrl-C or SIGTERM checkpoint and save what there is; a failure marks the recorded run failed.
+
+    Ctrl-C and SIGTERM stop the run between batches, once the last one is recorded: the run folder and the
+    checkpoint then agree with the store, and a resumed run records every step once. A second signal while a
+    batch is being computed stops at once; the store's last checkpoint (consistent with its metrics) is kept."""
     from engine.errors import LumenError
     from engine.io.runs import save_run
     from engine.io.untrusted import printable
@@ -426,9 +432,10 @@ def _train_and_save(training, spec, model, history: list, info: dict, out: Path,
             recorder.close(status, message)
 
     began = time.monotonic()
-    restore_signals = _stop_like_ctrl_c()  # SIGTERM now stops training as Ctrl-C does
+    stop = _StopRequest()
+    restore_signals = stop.install()  # Ctrl-C and SIGTERM now stop training between batches
     try:
-        for event in training.steps():
+        for event in stop.guarded(training.steps()):
             history.append(event)
             if recorder is not None:
                 recorder.record(event)
@@ -439,11 +446,12 @@ def _train_and_save(training, spec, model, history: list, info: dict, out: Path,
             elif isinstance(event, EpochMetrics):
                 sys.stderr.write("\n")
                 print(f"epoch {event.epoch}: train {_measures(event.train)}  val {_measures(event.val)}", flush=True)
+            stop.check()  # a stop asked for during that batch: now, with everything up to it recorded
     except (KeyboardInterrupt, BrokenPipeError) as exc:
         restore_signals()
         code = _interrupted_exit_code(exc)
         with _signals_held():  # a second Ctrl-C must not cut the save short
-            ended("stopped", f"interrupted at step {training.step}")
+            ended("stopped", f"interrupted at step {training.step}", checkpoint=not stop.abrupt)
             save_run(out, spec, model, history, {**info, "interrupted": True}, force=force)
         _note(f"\ninterrupted; saved the run so far to {printable(str(out))}\n")
         raise SystemExit(code) from None
@@ -462,6 +470,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
     """``train --resume RUN``: the run's last checkpoint in the run store, trained on to its end."""
     from engine.errors import DataError
     from engine.graph.model import build_model
+    from engine.io.runs import check_run_dir
     from engine.io.store import INFO_FILE, SPEC_FILE, RunRecorder, RunStore, latest_checkpoint, load_checkpoint
     from engine.io.untrusted import printable, read_json
     from engine.spec.model_spec import ModelSpec
@@ -477,6 +486,13 @@ def cmd_resume(args: argparse.Namespace) -> None:
         raise DataError(f"run {row.id} has finished; there is nothing to resume")
     folder = Path(row.folder)
     info = read_json(folder / INFO_FILE, "the run's settings")
+    # The run folder is checked before anything changes (README: before the first batch). The run's own folder,
+    # saved when it was interrupted (its run.json names the run), is replaced by the finished run.
+    if args.out is None and not isinstance(info.get("out"), str):  # a run the window started has no folder
+        raise DataError(f"run {row.id} has no run folder of its own; name one with --out")
+    out = Path(args.out) if args.out is not None else Path(info["out"])
+    force = bool(args.force or info.get("force")) or _same_run(out, row.id)
+    check_run_dir(out, force)
     spec = ModelSpec.load(folder / SPEC_FILE)
     checkpoint = latest_checkpoint(folder)
     if checkpoint is None:
@@ -490,21 +506,22 @@ def cmd_resume(args: argparse.Namespace) -> None:
     store.set_status(row.id, "running", f"resumed at step {training.step}")
     history = store.history(row.id)
     recorder = RunRecorder(store, store.run(row.id), checkpoint_every=int(info.get("checkpoint_every") or 0))
-    out = Path(args.out) if args.out is not None else Path(info["out"])
     _note(f"resuming run {row.id} ({printable(row.model)} on {printable(row.data)}) at step {training.step}\n")
     keep = {k: info[k] for k in ("dataset", "objective", "fitted", "config") if k in info}
-    force = bool(args.force or info.get("force")) or _same_run(out, row.id)
     _train_and_save(training, spec, training.model, history, {**keep, "run_id": row.id}, out, force, recorder)
 
 
 def _same_run(out: Path, run_id: str) -> bool:
     """Whether the run folder ``out`` was written by this recorded run (then a resume may replace it)."""
-    import json
+    from engine.errors import LumenError
+    from engine.io.runs import RUN_FILE
+    from engine.io.untrusted import read_json
 
     try:
-        return json.loads((out / "run.json").read_text()).get("run_id") == run_id
-    except (OSError, ValueError, AttributeError):
+        info = read_json(out / RUN_FILE, "run record")  # never blocks (a FIFO there), size-limited
+    except (LumenError, OSError):
         return False
+    return isinstance(info, dict) and info.get("run_id") == run_id
 
 
 def cmd_runs() -> None:
@@ -527,17 +544,52 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be."""
 
 
-def _stop_like_ctrl_c():
-    """Make SIGTERM raise like Ctrl-C; returns the function that puts the old handler back. (Only the main thread
-    may set handlers: elsewhere, as in a test calling main() from a thread, nothing changes.)"""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+class _StopRequest:
+    """Ctrl-C and SIGTERM while training. The first asks the run to stop at the next batch boundary (``check``,
+    called once a batch's metrics are recorded and checkpointed), so what is saved and what the store holds cover
+    the same steps; a second one that comes while a batch is computed stops at once (``abrupt``)."""
 
-    def terminated(signum, frame):
-        raise _Terminated()
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.in_batch = False
+        self.abrupt = False
 
-    previous = signal.signal(signal.SIGTERM, terminated)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    def install(self):
+        """Route Ctrl-C and SIGTERM here; returns the function that puts the old handlers back. (Only the main
+        thread may set handlers: elsewhere, as in a test calling main() from a thread, nothing changes.)"""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.signal(sig, self._signalled) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _signalled(self, signum, frame) -> None:
+        if self.signum is not None and self.in_batch:
+            self.abrupt = True
+            raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        self.signum = self.signum or signum
+
+    def guarded(self, events):
+        """``events`` (a training's steps), marking the time spent computing each one."""
+        iterator = iter(events)
+        while True:
+            self.in_batch = True
+            try:
+                event = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.in_batch = False
+            yield event
+
+    def check(self) -> None:
+        """Stop now (raise as Ctrl-C would) if a signal asked for it."""
+        if self.signum is not None:
+            raise _Terminated() if self.signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 @contextlib.contextmanager

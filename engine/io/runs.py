@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import pickle
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -80,9 +82,14 @@ def save_run(
 
 
 def _move_into_place(partial: Path, run_dir: Path) -> None:
-    """Rename the finished folder to ``run_dir``; an old run there (checked by check_run_dir) goes only after."""
+    """Rename the finished folder to ``run_dir``; an old run there (checked by check_run_dir) goes only after.
+    Where the system can swap two folders in one step (Linux), ``run_dir`` is never missing, not even for a
+    moment: the old run ends up in ``partial``, which the caller removes."""
     old = None
     if run_dir.is_dir() and any(run_dir.iterdir()):
+        if _exchange(partial, run_dir):
+            fsync_dir(run_dir.parent)
+            return
         old = _hidden_sibling(run_dir, "old")
         os.replace(run_dir, old)
     elif run_dir.is_dir():
@@ -91,6 +98,19 @@ def _move_into_place(partial: Path, run_dir: Path) -> None:
     fsync_dir(run_dir.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux's ``renameat2(RENAME_EXCHANGE)``); False where that is not possible (another
+    system, an old kernel, a file system without it), and the caller renames in two steps."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a C library without it
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def _hidden_sibling(run_dir: Path, kind: str) -> Path:

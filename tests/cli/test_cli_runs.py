@@ -1,6 +1,7 @@
 """`lumen runs` lists the run store; a `train` killed with SIGKILL mid-run is continued by `train --resume`."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -73,12 +74,153 @@ def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint(tmp_path, lumen_d
     resumed = lumen("train", "--resume", folder.name[:-2])  # a unique prefix will do
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming run {folder.name}" in resumed.stderr and f"at step {last_checkpoint}" in resumed.stderr
-    with (out / "steps.csv").open() as f:
-        steps = [int(row["step"]) for row in csv.DictReader(f)]
-    assert steps == list(range(1, 601))  # each step once: those after the checkpoint were recorded again
-    with RunStore(lumen_data_dir) as store:
-        run = store.run(folder.name)
-        assert (run.status, run.step) == ("finished", 600)
-        assert store.metric(folder.name, "loss")[0] == list(range(1, 601))
+    assert_one_finished_run(out, folder.name, lumen_data_dir, 600)
     again = lumen("train", "--resume", folder.name)
     assert again.returncode == 1 and "has finished" in again.stderr
+
+
+def assert_one_finished_run(out: Path, run_id: str, data_dir: Path, total: int) -> None:
+    """``out`` is the run's one complete folder (no hidden partial or old one beside it), its steps.csv holds every
+    step once, and the store agrees: finished, at the last step."""
+    info = json.loads((out / "run.json").read_text())
+    assert info["run_id"] == run_id and "interrupted" not in info and info["steps"] == total
+    with (out / "steps.csv").open() as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f)]
+    assert steps == list(range(1, total + 1))  # each step once: those after the checkpoint were recorded again
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")) == []
+    with RunStore(data_dir) as store:
+        run = store.run(run_id)
+        assert (run.status, run.step) == ("finished", total)
+        assert store.metric(run_id, "loss")[0] == list(range(1, total + 1))
+
+
+def start_training(out: Path, data_dir: Path, steps: int = 600):
+    """``train lenet5`` in a subprocess, once it has written a checkpoint at step 20 or later: (process, the
+    run's folder in the store)."""
+    args = ["train", "lenet5", "--epochs", "3", "--steps", str(steps), "--batch-size", "16", "--checkpoint-every"]
+    process = subprocess.Popen(
+        [sys.executable, str(MAIN), *args, "20", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = list((data_dir / "runs").glob("*/checkpoints/step-*.safetensors"))
+        if found:
+            return process, found[0].parents[1]
+        if process.poll() is not None:
+            break
+        time.sleep(0.01)
+    process.kill()
+    raise AssertionError(f"no checkpoint within the time allowed: {process.communicate()}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_a_stopped_run_resumes_into_its_own_folder(tmp_path, lumen_data_dir, sig):
+    """Stopped by SIGTERM or Ctrl-C, the run is saved to --out (marked interrupted, naming the run); the resumed
+    run replaces that folder with the whole run, every step once, and the store says finished."""
+    out = tmp_path / "run"
+    process, folder = start_training(out, lumen_data_dir)
+    try:
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + sig, err
+    assert "interrupted; saved the run so far" in err and "Traceback" not in err
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["interrupted"] is True and saved["run_id"] == folder.name
+    with (out / "steps.csv").open() as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == list(range(1, saved["steps"] + 1))
+    with RunStore(lumen_data_dir) as store:
+        run = store.run(folder.name)
+        assert (run.status, run.step) == ("stopped", saved["steps"])
+    assert checkpoints(folder)[-1][0] == saved["steps"]  # the checkpoint is the saved folder's step
+
+    resumed = lumen("train", "--resume", folder.name)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"at step {saved['steps']}" in resumed.stderr and "lumen:" not in resumed.stderr
+    assert_one_finished_run(out, folder.name, lumen_data_dir, 600)
+
+
+def _stopped_run(data_dir: Path, out: Path) -> str:
+    """A run recorded in the store as stopped at step 3 with a checkpoint, as a stopped train leaves it."""
+    import torch
+
+    from engine.data.datasets import load_dataset
+    from engine.graph.model import build_model
+    from engine.io.store import RunRecorder
+    from engine.presets import get_preset
+    from engine.training.config import TrainConfig
+    from engine.training.loop import Training
+    from engine.training.resume import training_state
+
+    torch.manual_seed(0)
+    spec = get_preset("lenet5")
+    config = TrainConfig(epochs=1, batch_size=16, max_steps=200, device="cpu")
+    training = Training(build_model(spec), load_dataset("mnist"), config)
+    info = {"dataset": "mnist", "objective": training.objective.name, "config": vars(config), "out": str(out)}
+    recorder = RunRecorder.start(RunStore(data_dir), spec, "mnist", training.objective.name, 200, info)
+    events = training.steps()
+    for event in events:
+        recorder.record(event)
+        if training.step == 3:
+            break
+    recorder.checkpoint(*training_state(training))
+    recorder.close("stopped", "interrupted at step 3")
+    return recorder.id
+
+
+@pytest.mark.slow
+def test_resume_checks_its_run_folder_before_the_first_batch(tmp_path, lumen_data_dir):
+    """README: --out is checked before the first batch. A resume whose folder holds another run (no --force),
+    other files, or is a file, is refused at once and changes nothing in the store."""
+    from engine.graph.model import build_model
+    from engine.io.runs import save_run
+    from engine.presets import get_preset
+
+    out = tmp_path / "run"
+    run_id = _stopped_run(lumen_data_dir, out)
+    save_run(out, get_preset("lenet5"), build_model(get_preset("lenet5")), [], {"dataset": "mnist"})  # not this run's
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    (tmp_path / "file").write_text("a file")
+    cases = [
+        ([], "already holds a run; choose another folder, or replace it (--force)"),
+        (["--out", str(tmp_path / "notes")], "the folder holds other files"),
+        (["--out", str(tmp_path / "file")], "it is a file"),
+    ]
+    for extra, message in cases:
+        result = lumen("train", "--resume", run_id, *extra)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and "resuming" not in result.stderr
+    with RunStore(lumen_data_dir) as store:
+        run = store.run(run_id)
+        assert (run.status, run.step) == ("stopped", 3)
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+    assert "run_id" not in json.loads((out / "run.json").read_text())  # the other run is still there
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2(RENAME_EXCHANGE) is Linux's")
+def test_a_run_folder_is_replaced_in_one_step(tmp_path, monkeypatch):
+    """Replacing a run (a resume over its interrupted folder, --force) swaps the folders atomically: the run
+    folder is never missing, and nothing is left beside it."""
+    from engine.graph.model import build_model
+    from engine.io.runs import save_run
+    from engine.presets import get_preset
+
+    out, spec = tmp_path / "run", get_preset("lenet5")
+    save_run(out, spec, build_model(spec), [], {"which": "old"})
+    renamed_onto_out = []
+    replace = os.replace
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: (renamed_onto_out.append(a) if Path(b) == out else None, replace(a, b))
+    )
+    save_run(out, spec, build_model(spec), [], {"which": "new"}, force=True)
+    assert renamed_onto_out == []  # not renamed aside and back: exchanged
+    assert json.loads((out / "run.json").read_text())["which"] == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
