@@ -1,7 +1,7 @@
 """Lumen: build, train and look inside neural networks.
 
     python main.py                      the window
-    python main.py --self-test          open the window offscreen, train a step, render a frame, exit
+    python main.py --self-test [PRESET] open the window offscreen, train a few steps, draw and export every view, exit
     python main.py presets              list the model presets
     python main.py datasets             list the built-in datasets
     python main.py summary MODEL [--input C,H,W]     layer table of a preset or a spec JSON file
@@ -60,8 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lumen", description="Build, train and look inside neural networks.")
     parser.add_argument(
         "--self-test",
-        action="store_true",
-        help="open the main window offscreen, run one training step, render one frame, exit",
+        nargs="?",
+        const="lenet5",
+        metavar="PRESET",
+        help="open the main window offscreen with PRESET (default lenet5), train a few steps, show and export every "
+        "view that applies, exit 0 if every one drew and nothing raised",
     )
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     commands.add_parser("presets", help="list the model presets")
@@ -813,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train" and not args.resume and (args.model is None or args.out is None):
         missing = " and ".join(name for name, value in (("MODEL", args.model), ("--out", args.out)) if value is None)
         parser.error(f"train needs {missing} (or --resume RUN)")
-    if args.self_test or args.command is None:
+    if args.self_test is not None or args.command is None:
         from gui.app import run_app
 
         return run_app(self_test=args.self_test)

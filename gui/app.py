@@ -14,7 +14,8 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
 
 
-def run_app(self_test: bool = False) -> int:
+def run_app(self_test: str | None = None) -> int:
+    """Open the window; with ``self_test`` (a preset name), run the self-test on it offscreen instead."""
     if self_test:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
@@ -35,10 +36,10 @@ def run_app(self_test: bool = False) -> int:
 
     start_log()
     window = MainWindow()
-    install_excepthook(window)  # an error in a slot shows a dialog; the window and the run go on
     window.show()
     if self_test:
         from gui.self_test import run_self_test
 
-        return run_self_test(app, window)
+        return run_self_test(app, window, self_test)
+    install_excepthook(window)  # an error in a slot shows a dialog; the window and the run go on
     return app.exec()

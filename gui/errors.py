@@ -43,10 +43,14 @@ def start_log() -> Path | None:
     """Write Lumen's warnings and errors to ``lumen.log`` (1 MB, two old files kept); None when the data folder
     cannot be written (the errors still reach the dialogs and stderr)."""
     global _handler
+    path = log_file()
     if _handler is not None:
-        return Path(_handler.baseFilename)
+        if Path(_handler.baseFilename) == path.absolute():
+            return path
+        logging.getLogger().removeHandler(_handler)  # the data folder moved (tests point each at its own)
+        _handler.close()
+        _handler = None
     try:
-        path = log_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         _handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=2, encoding="utf-8")
     except OSError:

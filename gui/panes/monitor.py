@@ -346,6 +346,7 @@ class MonitorPane(QWidget):
         self.views: dict[type[Frame], View] = {
             frame_type: view_type() for frame_type, view_type in view_registry.MONITOR_VIEWS.items()
         }
+        self.frames: dict[type[Frame], Frame] = {}  # the newest frame each view drew
         self.tabs = QTabWidget(documentMode=True)
         for view in self.views.values():
             view.command.connect(self.command)
@@ -375,14 +376,15 @@ class MonitorPane(QWidget):
             self.data_preview.show_preview(frame)
             return
         view = self.views.get(type(frame))
-        if view is not None:
-            draw_safely(view, frame)
+        if view is not None and draw_safely(view, frame):
+            self.frames[type(frame)] = frame
 
     def model_loaded(self, loaded: ModelLoaded) -> None:
         """Another model: its curves start empty, the loss plot says what its objective minimises, and only the
         views of how training goes that apply to it are offered (no gradients for a model that cannot train)."""
         info = loaded.info
         self.loss_name = info.loss_name
+        self.frames.clear()
         self.clear()
         for frame_type, view in self.views.items():
             view.clear()

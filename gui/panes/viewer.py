@@ -56,6 +56,7 @@ NOT_YET = {
     "reconstruction error, gradient norms and histograms.",
 }
 NOTHING_APPLIES = "No view of the activation viewer applies to {name}; the monitor shows how it trains."
+MIN_VIEW_WIDTH = 420
 NO_CHECKPOINTS = (
     "No checkpoints yet: a recorded run keeps one at each epoch's end, at its end, every N steps when chosen "
     "here, and when you press Checkpoint now."
@@ -139,6 +140,9 @@ class ViewerPane(QWidget):
             frame_type: view_type() for frame_type, view_type in view_registry.VIEWS.items()
         }
         self.tabs = QTabWidget(documentMode=True, tabBarAutoHide=True)  # one view: no tab bar at all
+        # A tab widget is as wide as its widest page's controls, shown or not (the attribution view's: ~730 px);
+        # a set minimum bounds the dock, so the window fits a 1366-px screen whatever model is loaded.
+        self.tabs.setMinimumWidth(MIN_VIEW_WIDTH)
         for view in self.views.values():
             view.setAcceptDrops(False)  # drops go to the pane
             view.command.connect(self.command)

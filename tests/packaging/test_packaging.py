@@ -54,14 +54,17 @@ def test_frozen_app_builds_and_runs(tmp_path: Path) -> None:
     # Run from a neutral folder so nothing can be picked up from the source checkout.
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     env.pop("PYTHONPATH", None)
-    self_test = subprocess.run(
-        [str(exe), "--self-test"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-    )
-    assert self_test.returncode == 0, (
-        f"frozen --self-test exited {self_test.returncode}\nstdout:\n{self_test.stdout[-3000:]}\n"
-        f"stderr:\n{self_test.stderr[-6000:]}"
-    )
-    assert "self-test passed" in self_test.stdout
+    env["LUMEN_DATA_DIR"] = str(tmp_path / "data")
+    for preset in ("lenet5", "lstm_many_to_one", "vae"):  # one CNN, one recurrent, one generative model
+        self_test = subprocess.run(
+            [str(exe), "--self-test", preset], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=RUN_TIMEOUT_S,
+        )  # fmt: skip
+        assert self_test.returncode == 0, (
+            f"frozen --self-test {preset} exited {self_test.returncode}\nstdout:\n{self_test.stdout[-3000:]}\n"
+            f"stderr:\n{self_test.stderr[-6000:]}"
+        )
+        assert f"self-test passed: {preset}" in self_test.stdout
 
     summary = subprocess.run(
         [str(exe), "summary", "lenet5"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
