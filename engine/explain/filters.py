@@ -71,8 +71,18 @@ def colour_mosaic(weights: np.ndarray) -> np.ndarray:
 
 
 def kernel_mosaic(weights: np.ndarray) -> np.ndarray:
-    """out×in×kh×kw weights as a grid: a row per output channel, a column per input channel, NaN gaps."""
+    """out×in×kh×kw weights as a grid: a row per output channel, a column per input channel, NaN gaps. A layer
+    reading one channel (a grey picture) has one kernel per output: those are tiled near-square instead, so six
+    filters are not drawn as one narrow column beside an empty pane."""
     out_ch, in_ch, kh, kw = weights.shape
+    if in_ch == 1:
+        cols = math.ceil(math.sqrt(out_ch))
+        rows = math.ceil(out_ch / cols)
+        grid = np.full((rows * (kh + 1) - 1, cols * (kw + 1) - 1), np.nan, np.float32)
+        for o in range(out_ch):
+            r, c = divmod(o, cols)
+            grid[r * (kh + 1) : r * (kh + 1) + kh, c * (kw + 1) : c * (kw + 1) + kw] = weights[o, 0]
+        return grid
     mosaic = np.full((out_ch * (kh + 1) - 1, in_ch * (kw + 1) - 1), np.nan, np.float32)
     for o in range(out_ch):
         for i in range(in_ch):

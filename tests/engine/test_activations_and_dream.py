@@ -125,7 +125,9 @@ def test_the_feature_map_probe_shows_the_chosen_layers(mnist):
 def test_filters_as_pictures():
     lenet = build_model(get_preset("lenet5"))
     first = filter_image(lenet, "conv1")
-    assert not first.colour and first.mosaic.shape == (6 * 6 - 1, 1 * 6 - 1) and first.shown == (6, 1)
+    # one input channel: six kernels tiled 2 rows × 3 columns, not one narrow column
+    assert not first.colour and first.mosaic.shape == (2 * 6 - 1, 3 * 6 - 1) and first.shown == (6, 1)
+    np.testing.assert_array_equal(first.mosaic[6:11, 12:17], lenet.conv1.weight[5, 0].detach().numpy())
     deep = filter_image(lenet, "conv2")
     assert deep.mosaic.shape == (16 * 6 - 1, 6 * 6 - 1) and np.isnan(deep.mosaic).any()
     np.testing.assert_array_equal(deep.mosaic[:5, :5], lenet.conv2.weight[0, 0].detach().numpy())
