@@ -1,15 +1,16 @@
 """Training throughput with the monitor and every live view attached, against a bare PyTorch loop, side by side.
 
-One process, one real window (offscreen unless QT_QPA_PLATFORM says otherwise). The window trains LeNet-5 on
-the bundled MNIST through the worker (monitor curves, gradient norms, histograms, feature maps, filters,
-attribution: every probe and view on); a bare loop trains the same model on the same data, batch size and
-torch thread count in the main thread. They alternate in windows of ``--window`` seconds (the GUI run is paused
-while the bare loop runs, and the other way round), so a change in machine load hits both alike; the ratio of
-each pair is reported (median, min, max). Measured twice: on a fresh monitor, and after ``--prefill`` steps of
-metrics (default 50,000) have been put into the monitor's plots.
+One process, one real window (offscreen unless QT_QPA_PLATFORM says otherwise). The window trains a preset
+(``--preset``, LeNet-5 on the bundled MNIST by default) on its own data through the worker (monitor curves and
+every probe and view that applies to the model: for LeNet-5 gradient norms, histograms, feature maps, filters,
+attribution; for a recurrent model the sequence view); a bare loop trains the same model on the same data, batch
+size and torch thread count in the main thread. They alternate in windows of ``--window`` seconds (the GUI run
+is paused while the bare loop runs, and the other way round), so a change in machine load hits both alike; the
+ratio of each pair is reported (median, min, max). Measured twice: on a fresh monitor, and after ``--prefill``
+steps of metrics (default 50,000) have been put into the monitor's plots.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/monitor_throughput.py [--pairs 5] [--window 4] [--warmup 2] \
-        [--live-rate "10 frames/s"]
+        [--live-rate "10 frames/s"] [--preset lstm_many_to_one]
     python benchmarks/monitor_throughput.py --rss-steps 20000 [--preset lenet5]   # RSS growth instead
 
 Goal: ratio ≥ 0.9 at both points; RSS growth < 50 MB over 20,000 steps with live views on.
@@ -34,10 +35,10 @@ import torch
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from engine.data.datasets import load_mnist
 from engine.graph.model import build_model
 from engine.presets import get_preset
 from engine.runtime.events import RunState, StepMetrics
+from engine.training.fit import load_run_data, plan_run
 from engine.training.loop import TrainConfig, Training
 from gui.app import configure_pyqtgraph
 from gui.main_window import MainWindow, _training_threads
@@ -123,20 +124,22 @@ def open_window(preset: str) -> tuple[QApplication, MainWindow]:
     window.resize(1600, 1000)
     window.show()
     window.builder.load_preset(preset)
-    while window.viewer.frame is None:
+    name = get_preset(preset).name
+    while window.viewer.info is None or window.viewer.info.name != name:
         app.processEvents()
     return app, window
 
 
 def throughput(args: argparse.Namespace) -> None:
-    app, window = open_window("lenet5")
+    app, window = open_window(args.preset)
     live = Live(app, window)
     threads = _training_threads()
     print(f"platform {app.platformName()}, {os.cpu_count()} cores, torch threads {threads}, torch {torch.__version__}")
     window.docks["monitor"].raise_()
     window.monitor.epochs.setValue(1000)
     window.monitor.live_rate.setCurrentText(args.live_rate)
-    print(f"live views: {window.monitor.live_rate.currentText()}")
+    tab = window.viewer.tabs.tabText(window.viewer.tabs.currentIndex())
+    print(f"{args.preset}; live views: {window.monitor.live_rate.currentText()}; viewer tab: {tab}")
     window.train_action.trigger()
     while live.step == 0:
         live.pump(0.01)
@@ -146,11 +149,14 @@ def throughput(args: argparse.Namespace) -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     config = window.monitor.config()
+    spec = get_preset(args.preset)
+    data, preferred = load_run_data(spec, None)
+    plan = plan_run(spec, data, preferred=preferred)  # the model fitted to its data, as the window trains it
     bare = Training(
-        build_model(get_preset("lenet5")),
-        load_mnist(),
+        build_model(plan.spec),
+        data,
         TrainConfig(epochs=1000, lr=config.lr, batch_size=config.batch_size, seed=1, device="cpu"),
-        "classification",
+        plan.objective,
     ).steps()
     print("fresh monitor:")
     fresh = measure(live, bare, args.pairs, args.window, warmup=args.warmup)
