@@ -664,8 +664,10 @@ def cmd_explain(args: argparse.Namespace) -> None:
     from engine.explain.overlay import overlay
     from engine.io.image_files import read_image
     from engine.io.runs import open_run, read_run_info, run_classes
-    from engine.io.untrusted import atomic_write, printable
+    from engine.io.untrusted import atomic_writes, printable
 
+    input_path = None if args.npy is None else args.npy.with_name(args.npy.name.removesuffix(".npy") + ".input.npy")
+    written = _check_outputs(("--out", args.out), ("--npy", args.npy), ("--npy's input file", input_path))
     info = read_run_info(args.run)
     model = open_run(args.run)
     shape = tuple(model.spec.input_shape)
@@ -691,15 +693,10 @@ def cmd_explain(args: argparse.Namespace) -> None:
         options["black"] = black_picture_input(prepare, pixels)
     result = attribute(model, x, args.method, args.target, **options)
     picture = overlay(result.input, result.heat())
-    with atomic_write(args.out) as temp:
-        Image.fromarray(picture).save(temp, format="PNG")
-    written = [args.out]
-    if args.npy is not None:
-        input_path = args.npy.with_name(args.npy.name.removesuffix(".npy") + ".input.npy")
-        for path, array in ((args.npy, result.map), (input_path, result.input)):
-            with atomic_write(path) as temp, open(temp, "wb") as f:
-                np.save(f, array)
-            written.append(path)
+    with atomic_writes(written) as temps:  # all or none
+        Image.fromarray(picture).save(temps[0], format="PNG")
+        for temp, array in zip(temps[1:], (result.map, result.input)):
+            _save_npy(temp, array)
     delta = f", convergence delta {result.delta:.3g}" if result.delta is not None else ""
     layer = f", layer {result.layer}" if result.layer else ""
     files = ", ".join(printable(str(p)) for p in written)
@@ -734,6 +731,33 @@ def _image_for(run_dir: Path, image: Path):
     return model, image_input(read_image(image), shape, digits=digits, preprocess=model.spec.preprocess)
 
 
+def _check_outputs(*outputs: tuple[str, Path | None]) -> list[Path]:
+    """The files a command will write, as (the option that named it, path or None when not asked for): each one
+    checked before any work (a folder, a missing folder, no permission, two options naming one file), so that
+    they are written all or none."""
+    from engine.errors import DataError
+    from engine.io.untrusted import check_writable, printable
+
+    seen: dict[str, str] = {}
+    paths = []
+    for flag, path in outputs:
+        if path is None:
+            continue
+        check_writable(path, flag)
+        same = seen.setdefault(os.path.realpath(path), flag)
+        if same != flag:
+            raise DataError(f"{same} and {flag} name the same file, {printable(str(path))}; give each its own")
+        paths.append(path)
+    return paths
+
+
+def _save_npy(path: Path, array) -> None:
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
 def _write_png(path: Path, pixels) -> None:
     from PIL import Image
 
@@ -744,24 +768,23 @@ def _write_png(path: Path, pixels) -> None:
 
 
 def cmd_activations(args: argparse.Namespace) -> None:
-    import numpy as np
+    from PIL import Image
 
     from engine.explain.activations import activation_after, activations, as_maps, check_layers, mosaic_picture
-    from engine.io.untrusted import atomic_write, printable
+    from engine.io.untrusted import atomic_writes, printable
     from engine.probes.feature_maps import tile
 
+    written = _check_outputs(("--out", args.out), ("--npy", args.npy))
     model, x = _image_for(args.run, args.image)
     check_layers(model, [args.layer])
     node = (activation_after(model, args.layer) if args.after_activation else None) or args.layer
     raw = activations(model, x, [node])[node]
     maps = as_maps(raw)
     mosaic, (rows, cols) = tile(maps)
-    _write_png(args.out, mosaic_picture(mosaic))
-    written = [args.out]
-    if args.npy is not None:
-        with atomic_write(args.npy) as temp, open(temp, "wb") as f:
-            np.save(f, raw)
-        written.append(args.npy)
+    with atomic_writes(written) as temps:  # all or none
+        Image.fromarray(mosaic_picture(mosaic)).save(temps[0], format="PNG")
+        if args.npy is not None:
+            _save_npy(temps[1], raw)
     files = ", ".join(printable(str(p)) for p in written)
     what = f"{printable(args.layer)}" + (f" (after {printable(node)})" if node != args.layer else "")
     print(
@@ -779,6 +802,7 @@ def cmd_dream(args: argparse.Namespace) -> None:
     from engine.io.runs import open_run
     from engine.io.untrusted import printable
 
+    _check_outputs(("--out", args.out))
     if args.image is not None:
         model, x = _image_for(args.run, args.image)
     else:

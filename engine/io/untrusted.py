@@ -23,8 +23,9 @@ import math
 import os
 import re
 import stat
+import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,36 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     except DataError as exc:  # a writer's own message names the temporary file: name the real one
         message = str(exc).replace(printable(str(temp)), printable(str(path)))
         raise type(exc)(message.replace(printable(temp.name), printable(path.name))) from None
+
+
+@contextlib.contextmanager
+def atomic_writes(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """``atomic_write`` for files that belong together (an image and its arrays): a temporary name beside each;
+    they are renamed into place only when the block ends without an error, so a failed write (a full disk)
+    leaves none of the new files. Check the paths first (``check_writable``) to refuse before any work."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_write(path)) for path in paths]
+
+
+def check_writable(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse, before any work is done, a file that cannot be written: a folder (``flag`` names the option that
+    gave it), one whose folder is missing or is a file, one in a folder without write permission or on a
+    read-only disk."""
+    path = Path(path)
+    name = printable(str(path))
+    if path.is_dir():
+        raise DataError(f"{name} is a folder; {flag} names the file to write")
+    folder = path.parent
+    if not folder.is_dir():
+        cause = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"cannot write {name}: {printable(str(folder))} {cause}")
+    try:  # the real test (permissions say little to root, nothing about a read-only disk)
+        handle, probe = tempfile.mkstemp(prefix=".lumen-check-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
+    return path
 
 
 def new_file_mode() -> int:

@@ -115,3 +115,49 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(run_dir, digit, tmp_path, cap
     with pytest.raises(SystemExit) as exited:
         main.main(["explain", str(run_dir), "--image", str(digit), "--method", "lime", "--out", "x.png"])
     assert exited.value.code == 2
+
+
+def _lumen(*args):
+    return subprocess.run(
+        [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+
+
+@pytest.mark.slow
+def test_every_output_is_checked_before_any_is_written(run_dir, digit, tmp_path):
+    """explain, activations and dream write all their files or none: an --npy that is a folder, a missing
+    folder, or two options naming one file are refused before the PNG is written (or anything computed)."""
+    (tmp_path / "a folder").mkdir()
+    (tmp_path / "taken.input.npy").mkdir()
+    ok = tmp_path / "ok.png"
+    explain = ["explain", run_dir, "--image", digit, "--method", "saliency", "--out", ok]
+    activations = ["activations", run_dir, "--image", digit, "--layer", "conv1", "--out", ok]
+    cases = [
+        (explain + ["--npy", tmp_path / "a folder"], "a folder is a folder; --npy names the file to write"),
+        (explain + ["--npy", tmp_path / "taken.npy"], "is a folder; --npy's input file names the file to write"),
+        (explain + ["--npy", tmp_path / "no" / "map.npy"], f"{tmp_path / 'no'} does not exist"),
+        (explain + ["--npy", ok], "--out and --npy name the same file"),
+        (activations + ["--npy", tmp_path / "a folder"], "is a folder; --npy names the file to write"),
+        (["dream", run_dir, "--layer", "conv1", "--out", tmp_path / "a folder"], "is a folder; --out names the file"),
+    ]
+    for args, message in cases:
+        result = _lumen(*args)
+        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and result.stdout == ""
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder", "taken.input.npy"], args
+
+
+def test_a_write_that_fails_leaves_none_of_the_files(run_dir, digit, tmp_path, capsys, monkeypatch):
+    def disk_full(path, array):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(main, "_save_npy", disk_full)
+    out, npy = tmp_path / "map.png", tmp_path / "map.npy"
+    code = main.main(["explain", str(run_dir), "--image", str(digit), "--method", "saliency"] + ["--out", str(out)])
+    assert code == 0 and out.is_file()  # no .npy asked for: the PNG alone
+    out.unlink()
+    code = main.main(
+        ["explain", str(run_dir), "--image", str(digit), "--method", "saliency", "--out", str(out), "--npy", str(npy)]
+    )
+    assert code == 1 and "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither the PNG nor a temporary file
