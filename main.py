@@ -287,6 +287,7 @@ def with_input_shape(spec, shape: tuple[int, ...]):
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
+    from engine.data.files import check_out_of_data
     from engine.graph import budget
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir
@@ -296,6 +297,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from engine.training.loop import TrainConfig, Training, resolve_device
 
     check_run_dir(args.out, args.force)  # before training, so a bad --out loses no work
+    check_out_of_data(args.data, args.out)  # a run folder inside an image folder would be a class next time
     spec = load_model_arg(args.model)
     config = TrainConfig(
         epochs=args.epochs,

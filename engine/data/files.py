@@ -3,6 +3,7 @@ series. Every file goes through ``engine.io.untrusted`` (regular files only, siz
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,14 @@ import torch
 
 from engine.data.datasets import CLASSIFICATION, REGRESSION, Dataset, split
 from engine.errors import DataError
-from engine.io.untrusted import read_bytes, read_csv_numbers, shown
+from engine.graph.budget import check_data
+from engine.io.untrusted import MAX_VALUE, read_bytes, read_csv_numbers, shown
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_IMAGE_BYTES = 40 * 2**20
 MAX_IDX_BYTES = 512 * 2**20
 MAX_IMAGES = 100_000
+MAX_CLASSES = 10_000  # labels 0 … 9,999 (ImageNet has 1,000); a label of 2³¹ − 1 is a damaged file, not 2³¹ classes
 IDX_TYPES: dict[int, Any] = {
     0x08: np.uint8,
     0x09: np.int8,
@@ -103,13 +106,20 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 + 4 * ndim:
         raise DataError(f"{shown(path.name)}: the header is cut short")
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    count = math.prod(shape)  # a Python int: four sizes of 65,536 are 2⁶⁴ values, not 0
     body = data[4 + 4 * ndim :]
-    if len(body) != expected:
+    if len(body) != count * dtype.itemsize:
         raise DataError(
-            f"{shown(path.name)}: the header says {shape} values, the file holds {len(body) // dtype.itemsize:,}"
+            f"{shown(path.name)}: the header says {'×'.join(map(str, shape))} = {count:,} values, "
+            f"the file holds {len(body) // dtype.itemsize:,}"
         )
-    return np.frombuffer(body, dtype=dtype).reshape(shape)
+    array = np.frombuffer(body, dtype=dtype).reshape(shape)
+    if dtype.kind == "f" and array.size and not bool(np.all(np.abs(array) <= MAX_VALUE)):
+        index = np.unravel_index(int(np.argmin(np.abs(array) <= MAX_VALUE)), shape)
+        value = float(array[index])
+        cause = "is not a finite number" if not math.isfinite(value) else f"is beyond ±{MAX_VALUE:.3g}, float32's range"
+        raise DataError(f"{shown(path.name)}: the value at {tuple(int(i) for i in index)}, {value!r}, {cause}")
+    return array
 
 
 def idx_file(path: Path, labels: str | None = None) -> Dataset:
@@ -118,22 +128,43 @@ def idx_file(path: Path, labels: str | None = None) -> Dataset:
     idx1-ubyte``)."""
     images = read_idx(path)
     if images.ndim != 3:
-        raise DataError(f"{shown(path.name)}: images must be N×H×W, got {images.shape}")
+        raise DataError(f"{shown(path.name)}: images must be N×H×W, got {'×'.join(map(str, images.shape))}")
+    if images.size == 0:
+        raise DataError(f"{shown(path.name)}: holds no images ({'×'.join(map(str, images.shape))})")
+    n, h, w = images.shape
+    # float32 pixels, then the training and validation sets taken from them: twice over
+    check_data(2 * images.size * 4, f"{shown(path.name)}: {n:,} images of {h}×{w} as float32")
     label_path = (
         Path(labels) if labels else path.with_name(path.name.replace("images", "labels").replace("idx3", "idx1"))
     )
     if label_path == path or not label_path.exists():
         raise DataError(f"{shown(path.name)}: no labels file beside it (looked for {shown(label_path.name)})")
     y = read_idx(label_path)
-    if y.ndim != 1 or len(y) != len(images):
-        raise DataError(f"{shown(label_path.name)}: {len(y)} labels for {len(images)} images")
+    if y.ndim != 1:
+        raise DataError(
+            f"{shown(label_path.name)}: a labels file has one dimension (a label per image), this one has {y.ndim} "
+            f"({'×'.join(map(str, y.shape))}): is it an images file?"
+        )
+    if len(y) != len(images):
+        raise DataError(f"{shown(label_path.name)}: {len(y):,} labels for {len(images):,} images")
+    if y.dtype.kind == "f" and not bool(np.all(y == np.floor(y))):
+        raise DataError(f"{shown(label_path.name)}: labels must be whole numbers (class indices)")
+    low, high = y.min(), y.max()
+    if low < 0:
+        raise DataError(f"{shown(label_path.name)}: labels must be ≥ 0, found {int(low):,}")
+    if high >= MAX_CLASSES:
+        raise DataError(
+            f"{shown(label_path.name)}: a label of {int(high):,} would make {int(high) + 1:,} classes, "
+            f"more than {MAX_CLASSES:,} (labels 0 to {MAX_CLASSES - 1:,})"
+        )
+    if low == high:
+        raise DataError(
+            f"{shown(label_path.name)}: every label is {int(low)}, one class; classification needs at least two"
+        )
     scale = 255.0 if images.dtype == np.uint8 else 1.0
     x = np.ascontiguousarray((images.astype(np.float32) / scale)[:, None])
-    y = y.astype(np.int64)
-    if y.min() < 0:
-        raise DataError(f"{shown(label_path.name)}: labels must be ≥ 0")
-    classes = tuple(str(c) for c in range(int(y.max()) + 1))
-    return _classification(path.name, classes, x, y, f"IDX images {shown(path.name)}")
+    classes = tuple(str(c) for c in range(int(high) + 1))
+    return _classification(path.name, classes, x, y.astype(np.int64), f"IDX images {shown(path.name)}")
 
 
 def csv_series(path: Path, steps: int = 32, target: str | None = None) -> Dataset:
@@ -144,15 +175,22 @@ def csv_series(path: Path, steps: int = 32, target: str | None = None) -> Datase
         raise DataError(f"csv: steps must be a whole number ≥ 1, got {steps!r}")
     if len(values) < steps + 2:
         raise DataError(f"{shown(path.name)}: {len(values)} rows, too few for windows of {steps} steps")
-    mean, std = values.mean(0), values.std(0)
-    series = (values - mean) / np.where(std > 0, std, 1)
     picked = list(range(len(columns))) if target is None else [columns.index(target)] if target in columns else None
     if picked is None:
         raise DataError(f"{shown(path.name)}: no column {target!r} (columns: {', '.join(columns)})")
-    starts = np.arange(0, len(series) - steps)
-    x = np.stack([series[s : s + steps] for s in starts]).astype(np.float32)
-    y = np.stack([series[s + 1 : s + steps + 1, picked] for s in starts]).astype(np.float32)
-    n_val = max(1, int(len(starts) * 0.15))  # the end of the series is held out: no future leaks into training
+    windows = len(values) - steps
+    check_data(
+        windows * steps * (len(columns) + len(picked)) * 4,
+        f"{shown(path.name)}: {windows:,} windows of {steps} steps × {len(columns)} column"
+        f"{'s' if len(columns) != 1 else ''} (inputs and targets, float32)",
+    )
+    # Statistics in float64: values near float32's limit (±3e38) would overflow a float32 sum of squares.
+    mean, std = values.mean(0, dtype=np.float64), values.std(0, dtype=np.float64)
+    series = ((values - mean) / np.where(std > 0, std, 1)).astype(np.float32)
+    slide = np.lib.stride_tricks.sliding_window_view  # views: no Python object per window
+    x = np.ascontiguousarray(slide(series, steps, axis=0)[:windows].transpose(0, 2, 1))
+    y = np.ascontiguousarray(slide(series[1:, picked], steps, axis=0)[:windows].transpose(0, 2, 1))
+    n_val = max(1, int(windows * 0.15))  # the end of the series is held out: no future leaks into training
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     return Dataset(
         path.stem,
@@ -164,3 +202,19 @@ def csv_series(path: Path, steps: int = 32, target: str | None = None) -> Datase
         REGRESSION,
         f"CSV series {shown(path.name)}: {len(columns)} columns, windows of {steps}",
     )
+
+
+def check_out_of_data(data: str | Path | None, out: str | Path) -> None:
+    """Refuse a run folder ``out`` inside the image folder ``data`` (or equal to it): the next training on that
+    folder would count the run folder as a class of its own."""
+    if data is None or not Path(data).is_dir():
+        return
+    try:
+        folder, run = Path(data).resolve(), Path(out).resolve()
+    except (OSError, RuntimeError):  # a symlink loop: check_run_dir says what is wrong with it
+        return
+    if run == folder or folder in run.parents:
+        raise DataError(
+            f"--out {shown(out)} is inside the image folder {shown(data)}: the run folder would become a class "
+            "the next time it is read; choose a folder outside it"
+        )

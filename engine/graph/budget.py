@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.errors import SpecError
+from engine.errors import DataError, SpecError
 from engine.io.untrusted import human_size
 
 if TYPE_CHECKING:  # engine.graph.model imports this module
@@ -148,3 +148,11 @@ def check_model(
 ) -> MemoryEstimate:
     """``check`` for a (meta) ``GraphModel``."""
     return check(model_estimate(model, batch, training), batch, training, limit)
+
+
+def check_data(nbytes: int, what: str, limit: int | None = None) -> None:
+    """Raise DataError, with the figure and the limit, if the arrays a data file implies (``what``, e.g. "its
+    1,000,000 windows of 32 steps") need more than the limit; called before they are made."""
+    limit = memory_limit() if limit is None else limit
+    if nbytes > limit:
+        raise DataError(f"{what} would need about {human_size(nbytes)}, more than {_limit_words(limit)}")

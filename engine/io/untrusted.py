@@ -25,6 +25,7 @@ import re
 import stat
 import tempfile
 import unicodedata
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,16 +105,70 @@ def read_json(path: str | Path, what: str = "JSON file", limit: int = MAX_JSON_B
 
 MAX_CSV_BYTES = 64 * 2**20  # a million rows of a few columns
 MAX_CSV_COLUMNS = 1024
+MAX_VALUE = float(np.finfo(np.float32).max)  # values are kept as float32: anything beyond is out of range
 
 
 def read_csv_numbers(path: str | Path, what: str = "CSV file", limit: int = MAX_CSV_BYTES) -> tuple[list[str], Any]:
     """The column names (the header row, or ``column 1`` … when the first row is numbers) and the values as a
-    rows×columns float32 numpy array: every row as wide as the first, every value a finite number."""
+    rows×columns float32 numpy array: every row as wide as the first, every value a finite number within float32's
+    range. Plain numbers are parsed by numpy (a 64 MiB file of short rows in seconds); anything numpy refuses is
+    read again cell by cell to name the row and column at fault."""
     import csv
     import io
 
     path = Path(path)
     text = read_text(path, limit, what)
+    first = text.split("\n", 1)[0]
+    try:
+        head = next(csv.reader([first]), [])
+    except csv.Error:
+        head = []
+    if head and any(cell.strip() for cell in head) and len(head) <= MAX_CSV_COLUMNS:
+        header = None if all(_numeric(c) for c in head) else [printable(c.strip()) for c in head]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # "input contained no data" and the like: said precisely below
+                values = np.loadtxt(
+                    io.StringIO(text),
+                    delimiter=",",
+                    quotechar='"',
+                    comments=None,
+                    skiprows=1 if header is not None else 0,
+                    dtype=np.float64,
+                    ndmin=2,
+                )
+        except (ValueError, Warning):
+            pass  # a cell numpy cannot read, a short row, no rows: said precisely below
+        else:
+            if values.shape[0] > 0 and values.shape[1] == len(head):
+                bad = np.argwhere(~(np.abs(values) <= MAX_VALUE))  # NaN, infinite, beyond float32
+                if len(bad) == 0:
+                    return header or [f"column {j + 1}" for j in range(len(head))], values.astype(np.float32)
+    return _read_csv_cells(path, text)
+
+
+def _numeric(cell: str) -> bool:
+    """Whether the cell is written as a number (so a first row of numbers, NaN among them, is data, not a header)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_number(cell: str) -> float | None:
+    """The cell's value, if it is a finite number float32 can hold."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if abs(value) <= MAX_VALUE else None
+
+
+def _read_csv_cells(path: Path, text: str) -> tuple[list[str], Any]:
+    import csv
+    import io
+
     try:
         rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
     except csv.Error as exc:
@@ -124,14 +179,7 @@ def read_csv_numbers(path: str | Path, what: str = "CSV file", limit: int = MAX_
     if width > MAX_CSV_COLUMNS:
         raise UnreadableFile(f"{shown(path.name)} has {width:,} columns, more than {MAX_CSV_COLUMNS:,}")
 
-    def number(cell: str) -> float | None:
-        try:
-            value = float(cell)
-        except ValueError:
-            return None
-        return value if math.isfinite(value) else None
-
-    header = None if all(number(c) is not None for c in rows[0]) else [printable(c.strip()) for c in rows[0]]
+    header = None if all(_numeric(c) for c in rows[0]) else [printable(c.strip()) for c in rows[0]]
     body = rows[1:] if header is not None else rows
     values = np.empty((len(body), width), dtype=np.float32)
     for i, row in enumerate(body):
@@ -140,12 +188,16 @@ def read_csv_numbers(path: str | Path, what: str = "CSV file", limit: int = MAX_
                 f"{shown(path.name)}: row {i + 1 + (header is not None)} has {len(row)} values, not {width}"
             )
         for j, cell in enumerate(row):
-            value = number(cell)
+            value = _csv_number(cell)
             if value is None:
                 shown_cell = printable(cell[:12]) + ("…" if len(cell) > 12 else "")
+                try:
+                    finite = math.isfinite(float(cell))
+                except ValueError:
+                    finite = False
+                cause = f"is beyond ±{MAX_VALUE:.3g}, float32's range" if finite else "is not a finite number"
                 raise UnreadableFile(
-                    f"{shown(path.name)}: row {i + 1 + (header is not None)}, column {j + 1}: "
-                    f"{shown_cell!r} is not a finite number"
+                    f"{shown(path.name)}: row {i + 1 + (header is not None)}, column {j + 1}: {shown_cell!r} {cause}"
                 )
             values[i, j] = value
     return header or [f"column {j + 1}" for j in range(width)], values

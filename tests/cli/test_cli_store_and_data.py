@@ -4,11 +4,13 @@ sense. Each ends in one ``lumen:`` line (or, for the store during ``train``, one
 
 import os
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.io.store import DB_FILE, LOCK_WAIT_S, RunStore
@@ -107,3 +109,138 @@ def test_a_store_on_a_read_only_file_system(tmp_path):
         )
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+# ---- 3-6. data files: what they imply, checked before anything is built ---------------------------------------------
+
+
+def write_idx(path: Path, array, code: int) -> Path:
+    array = np.asarray(array)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes())
+    return path
+
+
+IMAGES = np.random.default_rng(0).integers(0, 255, (100, 28, 28), dtype=np.uint8)
+LABELS = {
+    "a label of 2³¹ − 1": (np.array([0] * 99 + [2**31 - 1], dtype=">i4"), 0x0C),
+    "one class": (np.full(100, 3, dtype=np.uint8), 0x08),
+    "NaN labels": (np.array([0, 1] * 49 + [np.nan, 1], dtype=">f4"), 0x0D),
+    "an images file as labels": (IMAGES, 0x08),
+}
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("a label of 2³¹ − 1", "a label of 2,147,483,647 would make 2,147,483,648 classes, more than 10,000"),
+        ("one class", "every label is 3, one class; classification needs at least two"),
+        ("NaN labels", "the value at (98,), nan, is not a finite number"),
+        ("an images file as labels", "a labels file has one dimension (a label per image), this one has 3 (100×28×28)"),
+    ],
+)
+def test_idx_labels_that_make_no_sense_are_one_line(tmp_path, case, message):
+    labels, code = LABELS[case]
+    images = write_idx(tmp_path / "train-images-idx3-ubyte", IMAGES, 0x08)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels, code)
+    began = time.monotonic()
+    one_line_error(
+        lumen("train", "lenet5", *QUICK, "--data", images, "--out", tmp_path / "run", data_dir=tmp_path), message
+    )
+    assert time.monotonic() - began < 20  # no tuple of 2³¹ class names
+    assert not (tmp_path / "run").exists()
+
+
+def test_idx_headers_that_overflow_or_hold_nothing_are_one_line(tmp_path):
+    overflow = tmp_path / "overflow" / "train-images-idx3-ubyte"
+    overflow.parent.mkdir()
+    overflow.write_bytes(bytes([0, 0, 8, 4]) + struct.pack(">4I", *[65536] * 4))  # 2⁶⁴ values, wraps to 0 in int64
+    one_line_error(
+        lumen("train", "lenet5", *QUICK, "--data", overflow, "--out", tmp_path / "run", data_dir=tmp_path),
+        "65536×65536×65536×65536 = 18,446,744,073,709,551,616 values, the file holds 0",
+    )
+    empty = write_idx(tmp_path / "empty" / "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8), 0x08)
+    write_idx(tmp_path / "empty" / "train-labels-idx1-ubyte", np.zeros((0,), np.uint8), 0x08)
+    one_line_error(
+        lumen("train", "lenet5", *QUICK, "--data", empty, "--out", tmp_path / "run", data_dir=tmp_path),
+        "holds no images (0×28×28)",
+    )
+
+
+def test_csv_windows_beyond_the_memory_limit_are_refused_with_the_figure(tmp_path):
+    series = tmp_path / "series.csv"
+    series.write_text("0.5\n1.5\n" * 100_000)  # 200,000 rows: 199,968 windows of 32 steps
+    began = time.monotonic()
+    one_line_error(
+        lumen(
+            "train",
+            "lstm_many_to_many",
+            *QUICK,
+            "--data",
+            series,
+            "--out",
+            tmp_path / "run",
+            data_dir=tmp_path,
+            env={"LUMEN_MEMORY_LIMIT": "16M"},
+        ),
+        "series.csv: 199,968 windows of 32 steps × 1 column (inputs and targets, float32) would need about 48.8 MiB",
+        "more than Lumen's limit, 16.0 MiB (LUMEN_MEMORY_LIMIT)",
+    )
+    assert time.monotonic() - began < 20
+
+
+@pytest.mark.slow
+def test_a_csv_of_33_million_rows_is_refused_in_seconds(tmp_path):
+    series = tmp_path / "series.csv"
+    series.write_text("0\n" * 33_000_000)  # 63 MiB, inside the 64 MiB limit on CSV files
+    began = time.monotonic()
+    one_line_error(
+        lumen(
+            "train",
+            "lstm_many_to_many",
+            *QUICK,
+            "--data",
+            series,
+            "--out",
+            tmp_path / "run",
+            data_dir=tmp_path,
+            env={"LUMEN_MEMORY_LIMIT": "4G"},
+        ),
+        "32,999,968 windows of 32 steps",
+        "would need about 7.9 GiB, more than Lumen's limit, 4.0 GiB",
+    )
+    assert time.monotonic() - began < 45  # parsing 33 M rows takes seconds; nothing of the windows is made
+
+
+def test_csv_values_at_float32s_edge_train_and_beyond_it_are_refused(tmp_path):
+    edge = tmp_path / "edge.csv"
+    edge.write_text("".join(f"{v}\n" for v in [3e38, -3e38, 1.0, 2.0] * 50))
+    result = lumen("train", "lstm_many_to_many", *QUICK, "--data", edge, "--out", tmp_path / "run", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr and "nan" not in result.stdout.lower(), (result.stdout, result.stderr)
+    for text, message in (
+        ("1.0\n2.0\n1e39\n", "row 3, column 1: '1e39' is beyond ±3.4e+38, float32's range"),
+        ("x\n1.0\nnan\n", "row 3, column 1: 'nan' is not a finite number"),
+    ):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text * 30 if text[0] != "x" else text + "1.0\n" * 60)
+        one_line_error(
+            lumen("train", "lstm_many_to_many", *QUICK, "--data", bad, "--out", tmp_path / "r2", data_dir=tmp_path),
+            message,
+        )
+
+
+def test_out_inside_the_image_folder_is_refused_before_training(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "pictures"
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(IMAGES[i]).save(folder / name / f"{i}.png")
+    one_line_error(
+        lumen("train", "lenet5", *QUICK, "--data", folder, "--out", folder / "run", data_dir=tmp_path),
+        "is inside the image folder",
+        "choose a folder outside it",
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["a", "b"]
