@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -288,6 +289,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from engine.data.files import check_out_of_data
+    from engine.errors import LumenError
     from engine.graph import budget
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir
@@ -296,8 +298,20 @@ def cmd_train(args: argparse.Namespace) -> None:
     from engine.training.fit import load_run_data, plan_run
     from engine.training.loop import TrainConfig, Training, resolve_device
 
-    check_run_dir(args.out, args.force)  # before training, so a bad --out loses no work
-    check_out_of_data(args.data, args.out)  # a run folder inside an image folder would be a class next time
+    # Under torch.distributed.run only rank 0 prints and writes the run folder: it alone checks --out, before the
+    # process group starts, and every process stops on its refusal as soon as the group has started (agree).
+    main_rank = distributed.rank_from_env() == 0
+    if not main_rank:
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # for the life of this process
+    refusal = None
+    try:
+        if main_rank:
+            check_run_dir(args.out, args.force)  # before training, so a bad --out loses no work
+            check_out_of_data(args.data, args.out)  # a run folder inside an image folder would be a class next time
+    except LumenError as exc:
+        if distributed.world_size() <= 1:
+            raise
+        refusal = exc
     spec = load_model_arg(args.model)
     config = TrainConfig(
         epochs=args.epochs,
@@ -321,9 +335,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     config.check()
     group = distributed.init_from_env(config.device)  # under torch.distributed.run: one process of N
     if group is not None:
+        if group.agree(refusal) is not None:  # rank 0 refused --out: every process stops, each with exit 1
+            _leave_together(group, refusal)
         config = group.config_for(config)
-        if not group.is_main:  # only rank 0 prints and writes the run folder
-            sys.stdout = sys.stderr = open(os.devnull, "w")  # for the life of this process
     device = resolve_device(config.device)
     data, preferred = load_run_data(spec, args.data)
     plan = plan_run(spec, data, config.objective, preferred)  # resized to the data; refused naming the node
@@ -352,10 +366,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     if recorder is not None:  # run.json names the run, so that its resume knows the folder for its own
         info["run_id"] = recorder.id
     try:
-        _train_and_save(training, spec, model, [], info, args.out, args.force, recorder)
+        _train_and_save(training, spec, model, [], info, args.out, args.force, recorder, group)
     finally:
         if group is not None:
             group.close()
+
+
+def _leave_together(group, refusal) -> None:
+    """Every process of a data-parallel run exits 1 at the same moment, rank 0 after printing why: the launcher
+    then reports each exit code instead of stopping the slower processes with SIGTERM (its own summary of the
+    failed processes follows; it cannot be turned off from here)."""
+    if refusal is not None:  # rank 0: the others print nowhere
+        _note(f"lumen: {_one_line(str(refusal))}\n")
+    with contextlib.suppress(Exception):  # a process already gone: leave anyway
+        group.barrier()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    os._exit(1)  # not sys.exit: interpreter shutdown takes the slower process past the launcher's next look
 
 
 def _start_recording(spec, data_name: str, training, info: dict, checkpoint_every: int):
@@ -417,13 +444,17 @@ class _Unfailing:
             _note(f"\nlumen: the run store stopped recording run {self.id}, training goes on: {_one_line(str(exc))}\n")
 
 
-def _train_and_save(training, spec, model, history: list, info: dict, out: Path, force: bool, recorder) -> None:
+def _train_and_save(
+    training, spec, model, history: list, info: dict, out: Path, force: bool, recorder, group=None
+) -> None:
     """Train to the end (recording metrics and checkpoints in the run store), then write the run folder ``out``;
     Ctrl-C or SIGTERM checkpoint and save what there is; a failure marks the recorded run failed.
 
     Ctrl-C and SIGTERM stop the run between batches, once the last one is recorded: the run folder and the
     checkpoint then agree with the store, and a resumed run records every step once. A second signal while a
-    batch is being computed stops at once; the store's last checkpoint (consistent with its metrics) is kept."""
+    batch is being computed stops at once; the store's last checkpoint (consistent with its metrics) is kept.
+    Data-parallel (``group``), another process that dies fails the batch's collective: rank 0 saves the run so
+    far as SIGTERM would, says so in one line and exits 1."""
     from engine.errors import LumenError
     from engine.io.runs import save_run
     from engine.io.untrusted import printable
@@ -464,6 +495,20 @@ def _train_and_save(training, spec, model, history: list, info: dict, out: Path,
         restore_signals()
         ended("failed", str(exc), checkpoint=False)
         raise
+    except RuntimeError as exc:  # gloo or NCCL: a peer left mid-batch, before the update (DDP syncs in backward)
+        if group is None:
+            raise
+        restore_signals()
+        with _signals_held():
+            ended("stopped", f"another process of the run stopped at step {training.step}")
+            save_run(out, spec, model, history, {**info, "interrupted": True}, force=force)
+        cause = re.sub(r"^\[[^\]]*\]\s*", "", (str(exc).strip().splitlines() or [""])[0])  # gloo's source line
+        cause = cause.split(". ")[0][:160] or type(exc).__name__
+        _note(
+            f"\nlumen: another process of the data-parallel run stopped ({_one_line(cause)}); "
+            f"saved the run so far to {printable(str(out))}\n"
+        )
+        raise SystemExit(1) from None
     restore_signals()
     with _signals_held():
         ended("finished", f"finished at step {training.step}")

@@ -14,7 +14,10 @@ makes a ``Training`` data-parallel:
 - validation runs whole on every process (the same weights give the same numbers), so early stopping and
   schedules agree without talking.
 
-Only rank 0 prints and writes the run folder (``main.py`` asks :attr:`Group.is_main`). Objectives that update
+Only rank 0 prints and writes the run folder (``main.py`` asks :attr:`Group.is_main`): it alone checks ``--out``,
+before the group starts (:func:`rank_from_env`), and :meth:`Group.agree` tells every process its refusal, so that
+all of them stop before any work. A process that dies fails the others' next collective with a ``RuntimeError``;
+``main.py`` then saves the run so far on rank 0. Objectives that update
 weights without a forward pass through the model (rbm, dbn, dbm) train on one process only.
 """
 
@@ -45,6 +48,16 @@ def world_size() -> int:
         return max(1, int(os.environ.get("WORLD_SIZE", "1")))
     except ValueError:
         return 1
+
+
+def rank_from_env() -> int:
+    """This process's rank under the launcher; 0 without it (or with a RANK that ``init_from_env`` refuses)."""
+    if world_size() <= 1:
+        return 0
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 class _Replicated(DistributedDataParallel):
@@ -92,6 +105,16 @@ class Group:
         model: nn.Module = training.model
         training.objective.model = _Replicated(model, device_ids=device_ids)  # type: ignore[assignment]
         training.shard = (self.rank, self.size)
+
+    def agree(self, refusal: LumenError | None) -> str | None:
+        """Rank 0's refusal of the run (its run folder, checked before the group started), as every process hears
+        it once the group has started: the message, or None to go ahead."""
+        message = [None if refusal is None else str(refusal)]
+        dist.broadcast_object_list(message, src=0)
+        return message[0]
+
+    def barrier(self) -> None:
+        dist.barrier()
 
     def close(self) -> None:
         if dist.is_initialized():

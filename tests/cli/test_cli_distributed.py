@@ -1,10 +1,14 @@
 """`main.py train` under torch.distributed.run: two local processes (gloo) train data-parallel, and the weights
 equal a single-process run with the same global batch; only rank 0 prints and writes the run folder."""
 
+import csv
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from safetensors.torch import load_file
 
 from engine.data.datasets import load_dataset
 from engine.graph.model import build_model
+from engine.io.store import RunStore
 from engine.presets import get_preset
 from engine.training.config import TrainConfig
 from engine.training.loop import Training
@@ -99,3 +104,70 @@ def test_without_the_launcher_training_stays_single_process(monkeypatch):
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert init_from_env() is None
+
+
+def launch(out: Path, *extra: str, data_dir: Path) -> subprocess.Popen:
+    """``torch.distributed.run --nproc_per_node 2 main.py train …`` (gloo, CPU), its run store in ``data_dir``."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    launcher += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    args = ["lenet5", "--data", "mnist", "--batch-size", "32", "--device", "cpu", *extra, "--out", str(out)]
+    return subprocess.Popen(
+        [*launcher, "main.py", "train", *args],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "LUMEN_DATA_DIR": str(data_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_a_taken_out_is_refused_once_by_rank_0_and_every_process_exits_1(tmp_path, lumen_data_dir):
+    """Rank 0 alone checks --out, before the process group starts; every process hears its refusal and exits 1
+    before any work, and the lumen line is printed once (the launcher's own summary of the failed processes
+    follows: torch.distributed.run prints it for any process that exits non-zero)."""
+    from engine.io.runs import save_run
+
+    out = tmp_path / "taken"
+    save_run(out, get_preset("lenet5"), build_model(get_preset("lenet5")), [], {"mine": True})
+    process = launch(out, "--steps", "4", "--epochs", "1", data_dir=lumen_data_dir)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert err.count("lumen:") == 1 and "already holds a run; choose another folder" in err, err
+    assert "exitcode  : 1" in err and "RuntimeError" not in err and "data-parallel over" not in err, err
+    assert json.loads((out / "run.json").read_text()) == {"mine": True, "steps": 0, "final": {}}
+    assert not (lumen_data_dir / "runs").exists() or not any((lumen_data_dir / "runs").iterdir())  # nothing recorded
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the launcher's processes in /proc")
+def test_when_a_peer_dies_rank_0_saves_the_run_so_far(tmp_path, lumen_data_dir):
+    """One process killed mid-run: rank 0 saves the run so far (as SIGTERM would) and says so in one line, not
+    gloo's RuntimeError and a traceback; the folder and the store agree on the steps done."""
+    out = tmp_path / "run"
+    process = launch(out, "--steps", "3000", "--epochs", "30", "--checkpoint-every", "10", data_dir=lumen_data_dir)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(lumen_data_dir.glob("runs/*/checkpoints/step-*")):
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        rank_1 = [pid for pid in children if b"RANK=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")]
+        assert len(rank_1) == 1, children
+        os.kill(int(rank_1[0]), signal.SIGKILL)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    ours = [line for line in err.splitlines() if line.startswith("lumen:")]
+    assert len(ours) == 1 and "another process of the data-parallel run stopped" in ours[0], err
+    assert f"saved the run so far to {out}" in ours[0] and "RuntimeError" not in err, err
+    assert err.count("Traceback") <= 1  # the launcher's own, for its ChildFailedError; none from rank 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["interrupted"] is True and 10 <= info["steps"] < 3000
+    with (out / "steps.csv").open() as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == list(range(1, info["steps"] + 1))
+    with RunStore(lumen_data_dir) as store:
+        run = store.run(info["run_id"])
+        assert (run.status, run.step) == ("stopped", info["steps"])
