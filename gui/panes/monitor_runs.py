@@ -142,8 +142,12 @@ class RunsPanel(QWidget):
         store = self.store()
         if store is None:
             return
-        store.mark_interrupted()
-        rows = store.runs()
+        try:
+            store.mark_interrupted()
+            rows = store.runs()
+        except LumenError as exc:  # the store was damaged or locked after it opened: say so, stop asking
+            self._store_failed(exc)
+            return
         if rows == self.rows:
             return
         self.rows = rows
@@ -186,16 +190,25 @@ class RunsPanel(QWidget):
         if store is None:
             return
         curves: dict[tuple[str, str], tuple] = {}
-        for run_id in sorted(self.compared):
-            for phase, name in store.metric_names(run_id):
-                if phase != "step":
-                    continue
-                steps, values = store.metric(run_id, name)
-                line = Decimated()
-                for step, value in zip(steps, values, strict=True):
-                    line.add(step, value)
-                curves[(run_id, name)] = line.arrays()
+        try:
+            for run_id in sorted(self.compared):
+                for phase, name in store.metric_names(run_id):
+                    if phase != "step":
+                        continue
+                    steps, values = store.metric(run_id, name)
+                    line = Decimated()
+                    for step, value in zip(steps, values, strict=True):
+                        line.add(step, value)
+                    curves[(run_id, name)] = line.arrays()
+        except LumenError as exc:
+            self._store_failed(exc)
+            return
         self.overlay_changed.emit(curves)
+
+    def _store_failed(self, exc: LumenError) -> None:
+        self.message.setText(str(exc))
+        self._timer.stop()
+        self.shutdown()
 
     # ---- export ---------------------------------------------------------------------------------------------
     def selected_run(self) -> str | None:

@@ -176,3 +176,28 @@ def test_gradient_history_y_range_covers_the_whole_history_not_just_the_newest_b
         view.show_frame(GradientNormFrame(step, ("conv1", "fc1"), norms, np.ones(2), norms[0]))
     low, high = view.history_plot.getViewBox().viewRange()[1]  # log mode: decades
     assert low <= np.log10(100.0 / 20**1.5) and high >= 2.0
+
+
+def test_a_store_locked_after_the_runs_list_opened_it_is_one_message_not_an_exception(qtbot, tmp_path):
+    import sqlite3
+
+    from engine.io.store import DB_FILE
+    from gui.panes.monitor_runs import RunsPanel
+
+    folder = tmp_path / "data"
+    with RunStore(folder) as store:
+        run_id = store.new_run("lenet5", "mnist", "classification", 10).id
+    panel = RunsPanel(store=lambda: RunStore(folder))
+    qtbot.addWidget(panel)
+    panel.refresh()
+    assert [row.id for row in panel.rows] == [run_id]
+    other = sqlite3.connect(folder / DB_FILE, isolation_level=None)
+    other.execute("UPDATE runs SET pid = 999999999")  # its process is gone: refreshing marks it interrupted...
+    other.execute("BEGIN EXCLUSIVE")  # ...which another process's lock now stops
+    try:
+        panel.refresh()  # raised out of a timer's slot before
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "is locked by another process" in panel.message.text()
+    assert not panel._timer.isActive()
