@@ -41,5 +41,5 @@ def run_app(self_test: str | None = None) -> int:
         from gui.self_test import run_self_test
 
         return run_self_test(app, window, self_test)
-    install_excepthook(window)  # an error in a slot shows a dialog; the window and the run go on
+    install_excepthook(window, rescue=window.rescue_run)  # a dialog; the run is checkpointed; the window goes on
     return app.exec()

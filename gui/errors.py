@@ -121,9 +121,15 @@ class _Relay(QObject):
     raised = Signal(str, str)
 
 
-def install_excepthook(parent: QWidget, shown: Callable[[str, str], None] | None = None) -> Callable[[], None]:
+def install_excepthook(
+    parent: QWidget,
+    shown: Callable[[str, str], None] | None = None,
+    rescue: Callable[[], None] | None = None,
+) -> Callable[[], None]:
     """Route uncaught exceptions (in Qt slots, in threads) to a log entry and a dialog; the app stays alive.
-    ``shown(summary, details)`` replaces the dialog (tests). Returns a function that puts the old hooks back."""
+    ``rescue()`` runs first, once per distinct error (the window checkpoints a run in progress, so whatever the
+    error leads to, the run is in the store). ``shown(summary, details)`` replaces the dialog (tests). Returns a
+    function that puts the old hooks back."""
     relay = _Relay(parent)
     seen: set[str] = set()
 
@@ -131,6 +137,11 @@ def install_excepthook(parent: QWidget, shown: Callable[[str, str], None] | None
         if summary in seen:  # the same error again (a slot firing 30 times a second): logged, not shown again
             return
         seen.add(summary)
+        if rescue is not None:
+            try:
+                rescue()
+            except Exception:  # the rescue must never become the next error
+                log.exception("could not save the run after an error")
         if shown is not None:
             shown(summary, details)
         else:

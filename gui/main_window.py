@@ -347,6 +347,11 @@ class MainWindow(QMainWindow):
             self.viewer.show_message("")  # training again: why it had paused no longer holds
         self._apply_state(event.state)
 
+    def rescue_run(self) -> None:
+        """After an unexpected error: a run in progress is checkpointed into the run store at once."""
+        if self.state in (RunState.TRAINING, RunState.PAUSED):
+            self.bridge.worker.checkpoint()
+
     def _show_error(self, message: str) -> None:
         self.viewer.show_message(message, error=True)
         self.statusBar().showMessage(message, 10_000)

@@ -121,7 +121,10 @@ def test_an_error_in_a_slot_is_shown_logged_and_the_window_stays(qtbot, settings
     qtbot.addWidget(window)
     window.show()
     shown: list[tuple[str, str]] = []
-    uninstall = install_excepthook(window, shown=lambda summary, details: shown.append((summary, details)))
+    rescued: list[bool] = []
+    uninstall = install_excepthook(
+        window, shown=lambda summary, details: shown.append((summary, details)), rescue=lambda: rescued.append(True)
+    )
     try:
 
         def slot():
@@ -134,6 +137,7 @@ def test_an_error_in_a_slot_is_shown_logged_and_the_window_stays(qtbot, settings
     finally:
         uninstall()
     assert [summary for summary, _ in shown] == ["KeyError: 'no such layer'"]
+    assert rescued == [True]  # the run (if any) was saved before the dialog
     assert "Traceback" in shown[0][1]
     assert window.isVisible()
     assert "uncaught KeyError: 'no such layer'" in (lumen_data_dir / LOG_NAME).read_text()
@@ -219,3 +223,15 @@ def qtbot_app():
     from PySide6.QtWidgets import QApplication
 
     return QApplication.instance()
+
+
+def test_after_an_unexpected_error_a_run_in_progress_is_checkpointed(qtbot, window):
+    window.monitor.epochs.setValue(1)
+    window.monitor.batch_size.setValue(8)  # thousands of batches: no epoch ends (and checkpoints) on its own
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: window.progress.value() >= 5, timeout=30_000)
+    assert window.viewer.replay_steps == ()
+    window.rescue_run()  # what the excepthook calls before its dialog
+    qtbot.waitUntil(lambda: len(window.viewer.replay_steps) == 1, timeout=10_000)
+    assert window.viewer.replay_steps[0] >= 5
+    window.stop_action.trigger()
