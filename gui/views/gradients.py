@@ -12,11 +12,13 @@ holds the GIL the training thread needs, so this view stays cheap at its frame r
 
 from __future__ import annotations
 
+import html
 import math
 from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -50,7 +52,10 @@ class GradientNormView(View):
         self.history_plot.setLogMode(y=True)
         self.history_plot.setLabel("bottom", "step")
         self.history_plot.enableAutoRange(x=False, y=False)
-        self.history_plot.addLegend(offset=(-10, 10))
+        # The layers' colours are named above the plot: a legend inside it covered the lines.
+        self.legend = QLabel(textFormat=Qt.TextFormat.RichText, wordWrap=True)
+        for plot in (self.bars_plot, self.history_plot):  # decades labelled, not every 0.2, 0.3, ... between them
+            plot.getAxis("left").setStyle(maxTextLevel=0)
         self.history_plot.setDownsampling(auto=True, mode="peak")
         self.history_plot.setClipToView(True)
         self.lines: dict[str, pg.PlotDataItem] = {}
@@ -64,6 +69,7 @@ class GradientNormView(View):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.ratio)
         layout.addWidget(self.bars_plot, 1)
+        layout.addWidget(self.legend)
         layout.addWidget(self.history_plot, 1)
 
     def caption(self, frame: GradientNormFrame) -> str:  # type: ignore[override]
@@ -153,6 +159,13 @@ class GradientNormView(View):
             layer: self.history_plot.plot(pen=pg.mkPen(layer_colour(i, len(layers)), width=2), name=layer)
             for i, layer in enumerate(layers)
         }
+        self.legend.setText(
+            " &nbsp;".join(
+                f'<span style="color:#{"".join(f"{c:02x}" for c in layer_colour(i, len(layers)))}">━</span> '
+                f"{html.escape(layer)}"
+                for i, layer in enumerate(layers)
+            )
+        )
 
     def bar_heights(self) -> np.ndarray:
         """The drawn bars' heights (the norms), for tests and export."""

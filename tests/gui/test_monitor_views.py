@@ -201,3 +201,21 @@ def test_a_store_locked_after_the_runs_list_opened_it_is_one_message_not_an_exce
         other.close()
     assert "is locked by another process" in panel.message.text()
     assert not panel._timer.isActive()
+
+
+def test_gradient_history_ends_at_the_runs_last_step_and_names_layers_outside_the_plot(qtbot):
+    """Seen under Xvfb: the x-axis ran to 500 for a 355-step run, and the legend covered the lines."""
+    from gui.views.gradients import GradientNormView
+
+    view = GradientNormView()
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    layers = ("conv1", "fc1")
+    view.set_run_length(355)
+    for step in range(1, 40):
+        view.show_frame(GradientNormFrame(step, layers, np.array([0.1, 1.0]), np.ones(2), 0.1))
+    (left, right), _ = view.history_plot.getViewBox().viewRange()
+    assert left <= 1 and right == pytest.approx(355, rel=0.02)
+    assert view.history_plot.getPlotItem().legend is None
+    assert "conv1" in view.legend.text() and "fc1" in view.legend.text()
