@@ -35,10 +35,15 @@ def _resize(gray: np.ndarray, height: int, width: int) -> np.ndarray:
     return F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
 
 
+FLAT = 0.02  # a picture whose lightest and darkest pixels differ by less (5 grey levels) is one colour
+
+
 def digit_input(pixels: np.ndarray, size: int = 28) -> torch.Tensor:
     """A picture of one digit prepared as MNIST's were: light ink on black, the ink's bounding box scaled
     to fit 20×20 and centred by its centre of mass in a 28×28 frame. Returns 1×1×size×size."""
     gray = to_gray(pixels)
+    if gray.size == 0 or float(gray.max() - gray.min()) < FLAT:  # one colour all over, whatever its size (1×1)
+        raise DataError("the image looks blank: no ink stands out from the background")
     if gray.mean() > 0.5:  # dark ink on light paper, as scans and drawings are
         gray = 1.0 - gray
     ink = gray > 0.2 * gray.max() if gray.max() > 0 else np.zeros_like(gray, bool)

@@ -161,3 +161,17 @@ def test_a_write_that_fails_leaves_none_of_the_files(run_dir, digit, tmp_path, c
     )
     assert code == 1 and "No space left on device" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # neither the PNG nor a temporary file
+
+
+@pytest.mark.parametrize(
+    "size, grey", [(1, 128), (28, 128), (1, 255), (28, 255), (1, 0), (2, 77)], ids=lambda v: str(v)
+)
+def test_a_picture_of_one_colour_is_refused_whatever_its_size(run_dir, tmp_path, capsys, size, grey):
+    """A uniform 1×1 PNG is refused as a blank 28×28 one is, with the same message (it was explained)."""
+    picture = tmp_path / "flat.png"
+    Image.fromarray(np.full((size, size), grey, np.uint8)).save(picture)
+    out = tmp_path / "map.png"
+    code = main.main(["explain", str(run_dir), "--image", str(picture), "--method", "saliency", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and err == "lumen: the image looks blank: no ink stands out from the background\n", err
+    assert not out.exists()
