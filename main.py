@@ -524,10 +524,15 @@ def cmd_resume(args: argparse.Namespace) -> None:
     from engine.io.store import INFO_FILE, SPEC_FILE, RunRecorder, RunStore, latest_checkpoint, load_checkpoint
     from engine.io.untrusted import printable, read_json
     from engine.spec.model_spec import ModelSpec
+    from engine.training import distributed
     from engine.training.fit import load_run_data
     from engine.training.loop import TrainConfig, Training
     from engine.training.resume import restore_training
 
+    if distributed.world_size() > 1:  # N copies would each train and write the same run
+        if distributed.rank_from_env() != 0:
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # the refusal is printed once, by rank 0
+        raise DataError("train --resume goes on in one process; run it without torch.distributed.run")
     store = RunStore()
     row = store.find(args.resume)
     if row.status == "running":

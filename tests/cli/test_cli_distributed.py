@@ -171,3 +171,20 @@ def test_when_a_peer_dies_rank_0_saves_the_run_so_far(tmp_path, lumen_data_dir):
     with RunStore(lumen_data_dir) as store:
         run = store.run(info["run_id"])
         assert (run.status, run.step) == ("stopped", info["steps"])
+
+
+@pytest.mark.slow
+def test_resume_under_the_launcher_is_refused_once(tmp_path, lumen_data_dir):
+    """Each process would resume the whole run on its own and write the same folder: refused, said once."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    launcher += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    result = subprocess.run(
+        [*launcher, "main.py", "train", "--resume", "20250101-000000-abcd"],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("lumen:") == 1 and "run it without torch.distributed.run" in result.stderr
