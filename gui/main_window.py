@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QSizePolicy,
     QStyle,
     QToolBar,
     QWidget,
@@ -148,7 +149,10 @@ class MainWindow(QMainWindow):
 
     def _make_status_bar(self) -> None:
         self.status_label = QLabel()
-        self.progress = QProgressBar(minimumWidth=240, textVisible=True)
+        # A long status ("fitted to the data: ...") is cut, not allowed to widen the window past the screen; the
+        # whole text is in its tooltip.
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.progress = QProgressBar(minimumWidth=340, textVisible=True)  # "step 40 / 1125 · ETA 0:15" fits
         self.progress.setFormat("step %v / %m")
         self.eta = Eta()
         self._progress_shown_at = -math.inf
@@ -338,9 +342,15 @@ class MainWindow(QMainWindow):
         """Everything the last model showed goes; the panes offer what applies to this one."""
         self.monitor.model_loaded(loaded)
         self.viewer.model_loaded(loaded)
+        if self.state not in (RunState.TRAINING, RunState.PAUSED):  # the last run's progress is not this model's
+            self._progress_pending = None
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("not trained yet")
 
     def _status(self, event: StatusChanged) -> None:
         self.status_label.setText(event.message)
+        self.status_label.setToolTip(event.message)
         if event.state is RunState.PAUSED and event.message.startswith("paused: "):
             self._paused_because = event.message.removeprefix("paused: ")
         elif event.state is RunState.TRAINING and self.viewer.message.text() == self._paused_because:

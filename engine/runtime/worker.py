@@ -323,6 +323,7 @@ class EngineWorker:
         if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run("stopped: a new model was loaded")
         self._cancel_job()
+        self._training, self._steps = None, None  # the last run's step count is not this model's
         self._spec = plan.spec if plan is not None else spec
         self._model, self._data, self._plan, self._unfit = model, data, plan, unfit
         self._history.clear()
@@ -736,7 +737,7 @@ class EngineWorker:
         last = epochs[-1]
         headline_first = sorted(last.val.items(), key=lambda item: item[0] != "accuracy")  # accuracy leads
         measured = ", ".join(f"{name} {readable(value, percent=name == 'accuracy')}" for name, value in headline_first)
-        return f"finished {last.epoch} epochs: validation {measured}"
+        return f"finished {last.epoch} epoch{'s' if last.epoch != 1 else ''}: validation {measured}"
 
     def _run_probes(self, *, force: bool) -> None:
         if self._model is None or self._data is None:

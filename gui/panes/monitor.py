@@ -51,6 +51,7 @@ from gui.views.base import View
 from gui.widgets.dataset_preview import DatasetPreviewWidget
 from gui.widgets.decimate import Decimated, DecimatedMean
 
+NOT_TRAINED = "Not trained yet."
 DEFAULT_DATA = "the model's own"  # the dataset box's first entry: the preset's default data
 DEVICES = ("auto", "cpu", "cuda")
 # How often the live views (feature maps, attribution, ...) may refresh while training, as the floor of every
@@ -91,13 +92,17 @@ PLOT_MIN_HEIGHT = 150  # below this a plot's axis text and curves stop being rea
 # One legend for every plot, above them: a legend inside each plot covered the curves of the smaller ones.
 LEGEND = (
     '<span style="color:#5aa0e6">━</span> batch &nbsp; <span style="color:#286ec8">━</span> smoothed &nbsp; '
-    '<span style="color:#286ec8">■</span> training (epoch mean) &nbsp; '
-    '<span style="color:#e67e22">●━</span> validation'
+    '<span style="color:#286ec8">■</span> epoch mean &nbsp; <span style="color:#e67e22">●━</span> validation'
 )
 
 
+def spoken(name: str) -> str:
+    """A metric's name as people read it: ``free_running_accuracy`` → ``free running accuracy``."""
+    return name.replace("_", " ")
+
+
 def style_of(name: str) -> PlotStyle:
-    return PLOT_STYLES.get(name) or PlotStyle(name.replace("_", " ").capitalize(), name)
+    return PLOT_STYLES.get(name) or PlotStyle(spoken(name).capitalize(), spoken(name))
 
 
 class MetricPlot:
@@ -113,6 +118,7 @@ class MetricPlot:
         self.widget = pg.PlotWidget(title=self.style.title)
         self.widget.setLabel("bottom", "step")
         self.widget.setLabel("left", self.style.y_label)
+        self.widget.getAxis("left").enableAutoSIPrefix(False)  # "(x0.001)" cut the axis title off on small plots
         self.widget.showGrid(x=True, y=True, alpha=0.2)
         if self.style.y_range is not None:
             self.widget.setYRange(*self.style.y_range, padding=0.02)
@@ -274,7 +280,7 @@ class MonitorPane(QWidget):
         for text, interval in LIVE_RATES.items():
             self.live_rate.addItem(text, interval)
         self.live_rate.setCurrentText(DEFAULT_LIVE_RATE)
-        self.readout = QLabel("Not trained yet.")
+        self.readout = QLabel(NOT_TRAINED, wordWrap=True)  # wraps: a long readout must not widen the window
 
         settings = QFormLayout()
         settings.addRow("Data", self.dataset)
@@ -386,6 +392,7 @@ class MonitorPane(QWidget):
         self.loss_name = info.loss_name
         self.frames.clear()
         self.clear()
+        self.readout.setText(NOT_TRAINED)
         for frame_type, view in self.views.items():
             view.clear()
             view.error_line().hide()
@@ -438,6 +445,8 @@ class MonitorPane(QWidget):
         for name in [n for n in self.plots if n not in SHOWN_BEFORE_TRAINING]:  # the last model's own measures
             plot = self.plots.pop(name)
             self.curves_layout.removeWidget(plot.container)
+            plot.container.hide()  # at once: deleteLater waits for the event loop, and the old plot stayed drawn
+            plot.container.setParent(None)
             plot.container.deleteLater()
             for key in [k for k in self.overlays if k[1] == name]:
                 del self.overlays[key]
@@ -450,6 +459,7 @@ class MonitorPane(QWidget):
         self._newest_step = self._drawn_step = 0
         self._drawn_at = -math.inf
         self._epoch_pending = False
+        self._anchor.setXRange(0, 1, padding=0.03)  # not the last run's range until this one's steps arrive
         self._anchor.enableAutoRange(x=True)
 
     def add_metrics(self, events: Iterable[StepMetrics | EpochMetrics]) -> None:
@@ -463,7 +473,7 @@ class MonitorPane(QWidget):
                 if not self._ranged:
                     # The whole run's x-range from the start: the curves grow into it, and the axes
                     # (whose text is the costliest thing to paint) are not redrawn at every update.
-                    self._anchor.setXRange(0, event.total_steps, padding=0.01)
+                    self._anchor.setXRange(0, event.total_steps, padding=0.03)  # the last epoch's markers whole
                     self._anchor.enableAutoRange(x=False)
                     self._ranged = True
                     for view in self.views.values():
@@ -482,17 +492,17 @@ class MonitorPane(QWidget):
         if last_step is not None and not validated and not any(p.val_steps for p in self.plots.values()):
             name, value = next(iter(last_step.values.items()), ("", 0.0))
             self.readout.setText(
-                f"Epoch {last_step.epoch}, step {last_step.step}: batch {name} {readable(name, value)}"
+                f"Epoch {last_step.epoch}, step {last_step.step}: batch {spoken(name)} {readable(name, value)}"
             )
         if not self._redraw.isActive():
             self._redraw.start()
 
     @staticmethod
     def _describe(values: Mapping[str, float], bold: bool = False) -> str:
-        parts = [f"{name} {readable(name, value)}" for name, value in _headline_first(values)]
+        parts = [f"{spoken(name)} {readable(name, value)}" for name, value in _headline_first(values)]
         if bold and parts:
             name, value = _headline_first(values)[0]
-            parts[0] = f"{name} <b>{readable(name, value)}</b>"
+            parts[0] = f"{spoken(name)} <b>{readable(name, value)}</b>"
         return ", ".join(parts)
 
     def _redraw_if_due(self) -> None:

@@ -57,6 +57,9 @@ NOT_YET = {
 }
 NOTHING_APPLIES = "No view of the activation viewer applies to {name}; the monitor shows how it trains."
 MIN_VIEW_WIDTH = 420
+DROP_HINT = (
+    "Drop a PNG or JPEG of a digit (or a folder of pictures) anywhere on this pane to see what the model makes of it."
+)
 NO_CHECKPOINTS = (
     "No checkpoints yet: a recorded run keeps one at each epoch's end, at its end, every N steps when chosen "
     "here, and when you press Checkpoint now."
@@ -98,11 +101,7 @@ class ViewerPane(QWidget):
         self.probe.valueChanged.connect(self.probe_index_changed)
         self.open_button = open_button = QPushButton("Open image…")
         open_button.clicked.connect(self._open_dialog)
-        self.message = QLabel(
-            "Drop a PNG or JPEG of a digit (or a folder of pictures) anywhere on this pane to see what the model "
-            "makes of it.",
-            wordWrap=True,
-        )
+        self.message = QLabel(DROP_HINT, wordWrap=True)
         # A dropped folder: its pictures, stepped through with this box (hidden until then).
         self.folder: list[Path] = []
         self.folder_step = QSpinBox(minimum=1, maximum=1, prefix="picture ")
@@ -159,7 +158,10 @@ class ViewerPane(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.invariance)
-        layout.addLayout(replay)
+        self.replay_row = QWidget()
+        self.replay_row.setLayout(replay)
+        replay.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.replay_row)
         layout.addWidget(self.message)
         layout.addWidget(self.not_yet, 1)
         layout.addWidget(self.tabs, 1)
@@ -268,7 +270,8 @@ class ViewerPane(QWidget):
     def model_loaded(self, loaded: ModelLoaded) -> None:
         """Forget every frame of the last model, show only the tabs whose views apply to this one (or say that
         none does), and name the probe input after the data (a digit, a picture, a sequence)."""
-        info = self.info = loaded.info
+        before, info = self.info, loaded.info
+        self.info = info
         if self.replaying:
             self.go_live()
         self.frames.clear()
@@ -288,14 +291,22 @@ class ViewerPane(QWidget):
         self.tabs.setVisible(bool(applying))
         self.not_yet.setVisible(not applying)
         self.not_yet.setText(NOT_YET.get(info.family, NOTHING_APPLIES.format(name=info.name)))
-        image = info.input_kind == "image"
+        image = info.input_kind == "image" and bool(applying)  # the probe input's controls, where a view uses it
         self.open_button.setVisible(image)
         self.invariance.setVisible(image)
+        self.probe.setVisible(bool(applying))
+        self.replay_row.setVisible(bool(applying))
+        self.replay_run, self.replay_steps = None, ()  # the last model's checkpoints are not this one's
+        self.replay_slider.setMaximum(0)
+        self.replay_slider.setEnabled(False)
+        self._label_replay()
         self.probe.setPrefix(f"validation {info.sample_noun} #")
         self.probe.setToolTip(f"Which {info.sample_noun} of the validation set ({info.data}) to feed the model")
         self.caption.setText(f"<b>{info.name}</b> on {info.data}" + ("" if applying else " · nothing to draw yet"))
         if not image:
             self.show_message("")
+        elif before is None or before.input_kind != "image" or not self.message.text():
+            self.show_message(DROP_HINT)  # back to pictures; a message about a dropped picture stays otherwise
         self._announce_watched()
 
     @staticmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shiboken6
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout
 
@@ -189,10 +190,35 @@ def test_each_family_gets_only_the_views_that_apply_and_nothing_of_the_last_mode
 
 
 def test_the_window_never_grows_wider_than_a_small_screen_on_any_family(qtbot, window):
+    """Seen under Xvfb: long readouts and status lines (an encoder–decoder's metrics) widened the window."""
     for preset in ("vae", "lstm_encoder_decoder", "rbm", "lenet5"):
         load(qtbot, window, preset)
+        window.monitor.epochs.setValue(1)
+        window.train_action.trigger()
+        qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=120_000)
         qtbot.wait(200)
         assert window.minimumSizeHint().width() <= 1366, preset
+
+
+def test_loading_another_model_leaves_nothing_of_the_last_run(qtbot, window):
+    """Seen under Xvfb: the old plots stayed drawn over the new one, and the header, progress bar, readout and
+    replay row still spoke of the last run."""
+    load(qtbot, window, "lstm_encoder_decoder")
+    window.monitor.epochs.setValue(1)
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=120_000)
+    qtbot.waitUntil(lambda: "free_running_accuracy" in window.monitor.plots, timeout=5_000)
+    old = window.monitor.plots["free_running_accuracy"].container
+    assert window.viewer.replay_steps  # the run's end left a checkpoint
+    load(qtbot, window, "gru_many_to_one")
+    assert not shiboken6.isValid(old) or not old.isVisible()  # gone from the screen
+    assert list(window.monitor.plots) == ["loss"]
+    assert window.monitor.readout.text() == "Not trained yet."
+    assert window.progress.format() == "not trained yet" and window.progress.value() == 0
+    assert window.viewer.replay_steps == () and window.viewer.replay_label.text() == "live (no checkpoints)"
+    qtbot.waitUntil(lambda: SequenceOutputFrame in window.viewer.frames, timeout=10_000)
+    assert window.viewer.frames[SequenceOutputFrame].step == 0  # fresh weights, not "model at step 107"
+    assert "model at step 0" in window.viewer.caption.text()
 
 
 def test_self_test_on_the_command_line_names_an_unknown_preset():
