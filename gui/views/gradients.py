@@ -77,6 +77,15 @@ class GradientNormView(View):
             return f"gradient norms · model at step {frame.step}"
         return f"first/last-layer gradient ratio <b>{frame.ratio:.3g}</b> · model at step {frame.step}"
 
+    def clear(self) -> None:
+        """Another model: no bars, no lines, until it trains."""
+        self.frame = None
+        self._restart(())
+        self.bars.setData([], [])
+        self.run_steps = 0
+        self._step_range = (math.nan, math.nan)
+        self.ratio.setText("Gradient norms appear once the model trains.")
+
     def show_frame(self, frame: GradientNormFrame) -> None:  # type: ignore[override]
         self.frame = frame
         if frame.layers != self._layers:

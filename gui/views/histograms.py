@@ -66,7 +66,8 @@ class HistogramView(View):
         for column, kind in enumerate(("weights", "activations")):
             plot = self.canvas.addPlot(row=0, col=column, title=kind)
             plot.invertY(True)
-            plot.setLabel("left", "frame (newest at the bottom)")
+            plot.setLabel("left", "over time (newest at the bottom)")
+            plot.getAxis("left").setStyle(showValues=False)  # row numbers said nothing (0.5, 1.5 with few frames)
             plot.setLabel("bottom", "value")
             image = pg.ImageItem(axisOrder="row-major")
             image.setColorMap(pg.colormap.get(CMAP))
@@ -76,6 +77,14 @@ class HistogramView(View):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addWidget(self.canvas, 1)
+
+    def clear(self) -> None:
+        """Another model: its layers' histories start empty (a layer of the same name is another layer)."""
+        self.frame = None
+        self.strips = {}
+        self.layer_picker.clear()
+        for image in self.images.values():
+            image.clear()
 
     def caption(self, frame: HistogramFrame) -> str:  # type: ignore[override]
         return f"histograms of <b>{self.layer_picker.currentText()}</b> · model at step {frame.step}"

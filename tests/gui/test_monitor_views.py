@@ -219,3 +219,18 @@ def test_gradient_history_ends_at_the_runs_last_step_and_names_layers_outside_th
     assert left <= 1 and right == pytest.approx(355, rel=0.02)
     assert view.history_plot.getPlotItem().legend is None
     assert "conv1" in view.legend.text() and "fc1" in view.legend.text()
+
+
+def test_another_model_starts_the_gradient_and_histogram_views_empty(qtbot, window):
+    """A layer of the same name in the next model is another layer: its history must not carry on."""
+    window.monitor.epochs.setValue(1)
+    window.monitor.batch_size.setValue(256)
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=60_000)
+    gradients = window.monitor.views[GradientNormFrame]
+    histograms = window.monitor.views[HistogramFrame]
+    qtbot.waitUntil(lambda: gradients.frame is not None and bool(histograms.strips), timeout=10_000)
+    window.builder.load_preset("alexnet_small")  # conv1 again, and other layers
+    qtbot.waitUntil(lambda: window.viewer.info.name.startswith("AlexNet"), timeout=30_000)
+    assert gradients.frame is None and len(gradients.bar_heights()) == 0 and gradients.lines == {}
+    assert all(strip.count <= 1 for strip in histograms.strips.values())  # at most the new model's first frame
