@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engine.data.datasets import load_mnist
+from engine.errors import DataError
 from engine.graph.model import build_model
 from engine.io.store import RunRecorder, RunStore, data_dir, latest_checkpoint, load_checkpoint
 from engine.presets import get_preset
@@ -88,7 +89,11 @@ def test_a_run_whose_process_died_is_marked_interrupted(store, tmp_path):
     with RunStore(store.folder) as reopened:
         assert reopened.run(row.id).status == "interrupted"
         assert reopened.run(alive.id).status == "running"
-        assert reopened.find(row.id[:-1]).id in (row.id, alive.id) or True
+        shared = os.path.commonprefix([row.id, alive.id])  # the timestamp, and maybe a hex digit or two
+        found = reopened.find(row.id[: len(shared) + 1])  # the shortest prefix only the dead run has
+        assert (found.id, found.status) == (row.id, "interrupted")
+        with pytest.raises(DataError, match="2 runs in the store match"):
+            reopened.find(shared)
 
 
 def test_export_csv_has_one_column_per_name(store, tmp_path):
