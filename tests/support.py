@@ -29,6 +29,18 @@ def write_png(path: Path, width: int, height: int, rows_per_chunk: int = 500) ->
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
+def one_line_error(result, *messages: str, status: int = 1) -> None:
+    """A CLI refusal as a user meets it (``result``: a finished ``subprocess.run`` of main.py): exit status
+    ``status`` (argparse's usage errors exit 2), one line on stderr that starts ``lumen: `` and names every one of
+    ``messages``, and no traceback, torch stack frames or warnings."""
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("lumen: "), result.stderr
+    for noise in ("Traceback", "frame #", "Warning"):
+        assert noise not in result.stderr, result.stderr
+    for message in messages:
+        assert message in result.stderr, result.stderr
+
+
 def all_presets() -> dict:
     """engine.presets.PRESETS and every list or dict of presets in engine/presets/*.py."""
     from engine.presets.preset import Preset

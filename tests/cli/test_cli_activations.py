@@ -14,7 +14,7 @@ from PIL import Image
 from engine.graph.model import build_model
 from engine.io.runs import save_run
 from engine.presets import get_preset
-from tests.support import SAMPLES
+from tests.support import SAMPLES, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,14 +28,6 @@ def lumen(*args, timeout=240):
         timeout=timeout,
         env={**os.environ},
     )
-
-
-def one_line_error(result, *messages):
-    assert result.returncode == 1, (result.returncode, result.stderr)
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("lumen: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for message in messages:
-        assert message in result.stderr, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.graph.model import build_model
 from engine.presets import get_preset
-from tests.support import all_presets
+from tests.support import all_presets, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,12 +30,6 @@ def lumen(*args, timeout=240):
     return subprocess.run(
         [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
-
-
-def one_line_error(result, message):
-    assert result.returncode != 0
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture

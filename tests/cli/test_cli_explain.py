@@ -15,6 +15,7 @@ from engine.explain.attribution import METHODS, attribute
 from engine.graph.model import build_model
 from engine.io.runs import open_run, save_run
 from engine.presets import get_preset
+from tests.support import one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,8 +143,8 @@ def test_every_output_is_checked_before_any_is_written(run_dir, digit, tmp_path)
     ]
     for args, message in cases:
         result = _lumen(*args)
-        assert result.returncode == 1 and message in result.stderr, (args, result.stderr)
-        assert result.stderr.count("\n") == 1 and result.stdout == ""
+        one_line_error(result, message)
+        assert result.stdout == "", args
         assert sorted(p.name for p in tmp_path.iterdir()) == ["a folder", "taken.input.npy"], args
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from engine.io.store import DB_FILE, LOCK_WAIT_S, RunStore
 from tests.engine.test_store_failures import damaged_store
+from tests.support import one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ("--epochs", "1", "--steps", "2", "--batch-size", "8")
@@ -29,14 +30,6 @@ def lumen(*args, data_dir, timeout=120, env=None):
         timeout=timeout,
         env={**os.environ, "LUMEN_DATA_DIR": str(data_dir), **(env or {})},
     )
-
-
-def one_line_error(result, *messages):
-    assert result.returncode == 1, (result.returncode, result.stderr)
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("lumen: "), result.stderr
-    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
-    for message in messages:
-        assert message in result.stderr, result.stderr
 
 
 def trained_unrecorded(result, out, *messages):

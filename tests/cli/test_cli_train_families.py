@@ -15,6 +15,7 @@ import torch
 import main
 from engine.presets import PRESETS
 from engine.presets.cnn import FULL_SIZE_PRESETS
+from tests.support import one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 # Names each family's steps carry, beyond "loss".
@@ -116,7 +117,7 @@ def test_a_missing_device_and_a_bad_choice_are_one_line_errors(tmp_path):
             text=True,
             timeout=240,
         )
-        assert result.returncode == 1 and result.stderr.count("\n") == 1 and "no CUDA device" in result.stderr
+        one_line_error(result, "no CUDA device")
     result = subprocess.run(
         [sys.executable, "main.py", "train", "lenet5", "--optimizer", "lbfgs", "--out", tmp_path / "r"],
         cwd=ROOT,
