@@ -24,7 +24,7 @@ from engine.runtime.events import EpochMetrics, StepFailed, StepMetrics
 from engine.training.config import TrainConfig
 from engine.training.objectives import Objective, choose_objective, make_objective
 
-__all__ = ["NonFiniteLoss", "OutOfMemory", "StepFailure", "TrainConfig", "Training", "evaluate", "resolve_device"]
+__all__ = ["NonFiniteLoss", "OutOfMemory", "StepFailure", "TrainConfig", "Training", "resolve_device"]
 
 
 class StepFailure(LumenError):
@@ -261,20 +261,3 @@ class Training:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
         self.optimizer.step()
         return values
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over (x, y), in eval mode; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        loss, correct = 0.0, 0
-        for start in range(0, len(x), batch_size):
-            logits = model(x[start : start + batch_size])
-            target = y[start : start + batch_size]
-            loss += nn.functional.cross_entropy(logits, target, reduction="sum").item()
-            correct += int((logits.argmax(1) == target).sum())
-        return loss / len(x), correct / len(x)
-    finally:
-        model.train(was_training)

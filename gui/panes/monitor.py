@@ -183,9 +183,6 @@ class MetricPlot:
             self.val_values.append(val)
         self._dirty = self._epochs_dirty = True
 
-    def add_validation(self, step: int, value: float) -> None:
-        self.add_epoch(step, None, value)
-
     def set_log(self, on: bool) -> None:
         """A log y-axis (values ≤ 0 are not drawn); a bounded measure's fixed range gives way to auto-range."""
         if self.log.isChecked() != on:

@@ -91,11 +91,10 @@ def test_train_writes_a_run_folder_that_reloads(tmp_path):
     from engine.graph.model import build_model
     from engine.io.runs import load_weights
     from engine.spec.model_spec import ModelSpec
-    from engine.training.loop import evaluate
+    from engine.training.loop import TrainConfig, Training
 
     model = build_model(ModelSpec.load(out / "model.json"))
     load_weights(model, out / "weights.safetensors")
-    data = load_mnist()
-    _, accuracy = evaluate(model, data.val_x, data.val_y)
-    assert accuracy == pytest.approx(run["final"]["val_accuracy"])
+    validated = Training(model, load_mnist(), TrainConfig()).validate()  # as each epoch of a run measures it
+    assert validated["accuracy"] == pytest.approx(run["final"]["val_accuracy"])
     assert torch.isfinite(next(model.parameters())).all()

@@ -19,7 +19,7 @@ from engine.io import runs
 from engine.io.untrusted import MAX_DEPTH, UnreadableFile, atomic_write, nesting_depth, parse_json, printable, read_json
 from engine.presets import PRESETS, get_preset
 from engine.spec.model_spec import MAX_NODES, ModelSpec
-from engine.training.objective import check_objective
+from engine.training.loop import TrainConfig, Training
 from tests.support import relu_chain
 
 
@@ -210,17 +210,22 @@ def test_every_preset_fits_the_budget():
 
 
 def test_outputs_that_do_not_fit_the_loss_are_refused():
+    """Training (the CLI's train, the window's Train) checks the model against its objective before any batch."""
     from engine.data.datasets import load_mnist
 
     data = load_mnist()
-    assert check_objective(get_preset("lenet5"), data) == "classification"
-    assert check_objective(get_preset("ae_undercomplete"), data) == "autoencoder"  # its code node says so
+
+    def objective(spec, name=None):
+        return Training(build_model(spec), data, TrainConfig(), name).objective.name
+
+    assert objective(get_preset("lenet5")) == "classification"
+    assert objective(get_preset("ae_undercomplete")) == "autoencoder"  # its code node says so
     with pytest.raises(SpecError, match=r"outputs a 1×28×28 tensor per sample, but training on mnist needs 10 "):
-        check_objective(get_preset("ae_undercomplete"), data, objective="classification")
+        objective(get_preset("ae_undercomplete"), "classification")
     five = lenet_dict()
     five["nodes"][-1]["params"]["out_features"] = 5
     with pytest.raises(SpecError) as caught:
-        check_objective(ModelSpec.from_dict(five), data)
+        objective(ModelSpec.from_dict(five))
     assert caught.value.node == "fc3" and "outputs 5 values per sample" in str(caught.value)
 
 
