@@ -14,7 +14,10 @@ import numpy as np
 from PySide6.QtCore import QObject, QSize, Signal
 from PySide6.QtGui import QImage, QImageReader
 
-MAX_PIXELS = 40_000_000  # refuse anything larger (a 20,000 × 20,000 picture would need 1.6 GB decoded)
+# One limit for the window and the CLI (engine/io/image_files.py, below the GUI, so importing it runs no arrow
+# up): a full-resolution photo from a phone or camera (48-64 megapixels) opens, a decompression bomb does not.
+from engine.io.image_files import MAX_PIXELS
+
 MAX_SIDE = 1024  # decode larger pictures scaled down to this longest side; models need far less
 
 
@@ -42,11 +45,14 @@ def read_image(path: str | Path) -> np.ndarray:
     size = reader.size()
     if not size.isValid() or size.isEmpty():
         raise ImageLoadError(f"{name}: the image header is damaged (no valid size)")
-    if size.width() * size.height() > MAX_PIXELS:
+    if size.width() * size.height() >= MAX_PIXELS:
         raise ImageLoadError(
-            f"{name} is {size.width():,} × {size.height():,} pixels; Lumen opens images up to "
+            f"{name} is {size.width():,} × {size.height():,} pixels; Lumen opens images under "
             f"{MAX_PIXELS // 1_000_000} megapixels. Scale it down first."
         )
+    # Qt refuses to allocate more than 256 MB for a decoded image unless told (a process-wide setting); PNG and
+    # others decode whole before scaling, 4 bytes a pixel, so a picture under MAX_PIXELS must be allowed that much.
+    QImageReader.setAllocationLimit(max(QImageReader.allocationLimit(), -(-MAX_PIXELS * 4 // 2**20)))
     longest = max(size.width(), size.height())
     if longest > MAX_SIDE:
         reader.setScaledSize(

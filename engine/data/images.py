@@ -156,3 +156,21 @@ def affine(
     theta = torch.tensor(np.concatenate([a, t[:, None]], 1), dtype=x.dtype)[None].expand(x.shape[0], 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+# The way back, a model input shown as a picture. It lives here, beside the way in, because both the live
+# attribution probe (engine/probes) and the maximization/DeepDream jobs and the CLI's dream (engine/explain) show
+# inputs, and engine/data sits below both, so neither imports across or up to reach it.
+def display_image(x: torch.Tensor) -> np.ndarray:
+    """One 1×C×H×W input as a float32 picture in [0, 1]: H×W×3 for 3 channels, else H×W (channels averaged).
+
+    Values already in [0, 1] (Lumen's data, maximized and dreamt pictures) are shown as they are; a normalised
+    input (mean/std preprocessing, e.g. ImageNet's) reaches outside, and is stretched to [0, 1] as a whole rather
+    than clamped, which would saturate most of it and hide the picture."""
+    planes = x[0].detach().float()
+    image = planes.permute(1, 2, 0) if planes.shape[0] == 3 else planes.mean(0)
+    array = image.cpu().numpy()
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 1:
+        array = (array - low) / (high - low) if high > low else np.zeros_like(array)
+    return np.ascontiguousarray(array, dtype=np.float32)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.data.images import display_image
 from engine.runtime.events import Frame
 
 
@@ -31,14 +32,6 @@ class DreamFrame(Frame):
     done: bool  # the job ended (finished or cancelled)
     cancelled: bool = False
     probability: float | None = None  # a class objective: the model's probability of that class for the picture
-
-
-def display_image(picture: torch.Tensor) -> np.ndarray:
-    """1×C×H×W in [0, 1] → H×W (one channel, or the mean of other counts) or H×W×3."""
-    planes = picture[0].detach().float().clamp(0, 1)
-    if planes.shape[0] == 3:
-        return np.ascontiguousarray(planes.permute(1, 2, 0).numpy())
-    return np.ascontiguousarray(planes.mean(0).numpy())
 
 
 class Job:

@@ -19,7 +19,7 @@ import numpy as np
 from engine.errors import DataError
 from engine.io.untrusted import read_bytes, shown
 
-MAX_PIXELS = 100_000_000  # 100 megapixels and more are refused
+MAX_PIXELS = 100_000_000  # 100 megapixels and more are refused, here and by the window (gui/image_io.py)
 MAX_FILE_BYTES = 256 * 2**20
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.data.datasets import load_mnist
-from engine.data.images import digit_input
+from engine.data.images import digit_input, display_image
 from engine.errors import DataError, LumenError
 from engine.graph.model import build_model
 from engine.presets import get_preset
@@ -180,3 +180,12 @@ def test_rgba_transparency_is_laid_over_white_and_a_blank_image_is_refused():
     rgba[10:40, 24:27] = (0, 0, 0, 255)  # an opaque black stroke: a "1"
     img = digit_input(rgba)[0, 0].numpy()
     assert img.max() > 0.9 and img[:, :5].max() == 0.0
+
+
+def test_an_input_is_shown_as_it_is_and_a_normalised_one_stretched_not_clamped():
+    grey = torch.rand(1, 1, 8, 8)
+    assert np.array_equal(display_image(grey), grey[0, 0].numpy())  # [0, 1] already: untouched
+    rgb = torch.linspace(-2.0, 2.0, 3 * 4 * 5).reshape(1, 3, 4, 5)  # ImageNet mean/std puts pixels about here
+    shown = display_image(rgb)
+    assert shown.shape == (4, 5, 3) and shown.dtype == np.float32
+    assert (shown.min(), shown.max()) == (0.0, 1.0) and len(np.unique(shown)) == 60  # no value saturated

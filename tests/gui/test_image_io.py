@@ -30,8 +30,17 @@ def test_large_image_is_decoded_scaled_down(tmp_path):
     assert read_image(tmp_path / "big.png").shape == (512, 1024, 4)
 
 
+def test_a_full_resolution_colour_photo_opens(tmp_path):
+    """67 megapixels of colour decode to 270 MB, above Qt's own 256 MB limit, yet under Lumen's one MAX_PIXELS."""
+    from PIL import Image
+
+    Image.new("RGB", (8200, 8200), (200, 40, 10)).save(tmp_path / "photo.png", compress_level=1)
+    pixels = read_image(tmp_path / "photo.png")
+    assert pixels.shape == (1024, 1024, 4) and tuple(pixels[0, 0]) == (200, 40, 10, 255)
+
+
 def test_enormous_image_is_refused_from_its_header(huge_png):
-    with pytest.raises(ImageLoadError, match=r"huge.png is 20,000 × 20,000 pixels; Lumen opens images up to 40"):
+    with pytest.raises(ImageLoadError, match=r"huge.png is 20,000 × 20,000 pixels; Lumen opens images under 100"):
         read_image(huge_png)
 
 
