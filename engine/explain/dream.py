@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import LumenError
-from engine.explain.maximize import Objective, input_shape_of, objective_value
+from engine.explain.maximize import MaximizeTarget, input_shape_of, objective_value
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ class DreamSettings:
             raise LumenError(f"the step size must be a positive number, got {self.lr}")
 
 
-def dream_objective(layer: str, channel: int | None) -> Objective:
-    return Objective("layer", 0, layer) if channel is None else Objective("channel", channel, layer)
+def dream_objective(layer: str, channel: int | None) -> MaximizeTarget:
+    return MaximizeTarget("layer", 0, layer) if channel is None else MaximizeTarget("channel", channel, layer)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

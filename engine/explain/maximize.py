@@ -36,7 +36,7 @@ COLOUR_DECORRELATION = _COLOUR_SQRT / np.max(np.linalg.norm(_COLOUR_SQRT, axis=0
 
 
 @dataclass(frozen=True)
-class Objective:
+class MaximizeTarget:
     """What to excite. ``class``: the output unit ``index`` (a class's logit). ``channel``: the mean of channel
     ``index`` of ``layer``. ``neuron``: channel ``index`` of ``layer`` at one position (``y``, ``x``; the
     centre when None). ``layer``: the mean square of the whole layer (DeepDream's objective)."""
@@ -65,7 +65,7 @@ class Objective:
         return f"{self.kind} {self.index} of {self.layer}"
 
 
-def objective_value(model: nn.Module, x: torch.Tensor, objective: Objective) -> torch.Tensor:
+def objective_value(model: nn.Module, x: torch.Tensor, objective: MaximizeTarget) -> torch.Tensor:
     """The scalar to ascend, for a batch ``x`` (averaged over it), in the graph."""
     if objective.kind == "class":
         out = model(x)
@@ -192,7 +192,7 @@ def input_shape_of(model: nn.Module, shape: tuple[int, ...] | None) -> tuple[int
 
 def maximize_steps(
     model: nn.Module,
-    objective: Objective,
+    objective: MaximizeTarget,
     settings: MaximizeSettings = MaximizeSettings(),
     *,
     input_shape: tuple[int, ...] | None = None,
@@ -230,7 +230,7 @@ def maximize_steps(
 
 def maximize(
     model: nn.Module,
-    objective: Objective,
+    objective: MaximizeTarget,
     settings: MaximizeSettings = MaximizeSettings(),
     *,
     input_shape: tuple[int, ...] | None = None,

@@ -40,7 +40,7 @@ from engine.io.untrusted import atomic_write, fsync_dir, fsync_file, human_size,
 from engine.runtime.events import EpochMetrics, StepMetrics
 from engine.spec.model_spec import ModelSpec
 
-SPEC_FILE, WEIGHTS_FILE = "model.json", "weights.safetensors"
+MODEL_FILE, WEIGHTS_FILE = "model.json", "weights.safetensors"
 EPOCHS_FILE, STEPS_FILE, RUN_FILE = "metrics.csv", "steps.csv", "run.json"
 
 
@@ -48,7 +48,7 @@ class RunExists(DataError):
     """The run folder already holds a run; it is replaced only when the caller says so (``force``)."""
 
 
-RUN_MARKERS = (SPEC_FILE, WEIGHTS_FILE, RUN_FILE)
+RUN_MARKERS = (MODEL_FILE, WEIGHTS_FILE, RUN_FILE)
 
 
 def save_run(
@@ -159,7 +159,7 @@ def _write_run(
     run_dir: Path, spec: ModelSpec, model: nn.Module, history: list[StepMetrics | EpochMetrics], info: dict
 ) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec.save(run_dir / SPEC_FILE)
+    spec.save(run_dir / MODEL_FILE)
     save_weights(model, run_dir / WEIGHTS_FILE)
     epochs = [e for e in history if isinstance(e, EpochMetrics)]
     steps = [e for e in history if isinstance(e, StepMetrics)]
@@ -368,7 +368,7 @@ def open_run(run_dir: str | Path) -> GraphModel:
     """The model of a complete run folder, with its weights."""
     run_dir = Path(run_dir)
     read_run_info(run_dir)
-    model = build_model(ModelSpec.load(run_dir / SPEC_FILE))
+    model = build_model(ModelSpec.load(run_dir / MODEL_FILE))
     load_weights(model, run_dir / WEIGHTS_FILE)
     return model
 

@@ -15,7 +15,7 @@ import numpy as np
 from engine.errors import LumenError
 from engine.explain.attribution import AttributionSettings
 from engine.explain.dream import DreamSettings
-from engine.explain.maximize import MaximizeSettings, Objective
+from engine.explain.maximize import MaximizeSettings, MaximizeTarget
 from engine.probes.base import LayerChoice
 from engine.runtime.events import Frame
 from engine.spec.model_spec import ModelSpec
@@ -103,7 +103,7 @@ class Maximize:
     """Start a long job: the picture that most excites ``objective``; progress arrives as ``DreamFrame``s.
     A job already running is cancelled first."""
 
-    objective: Objective
+    objective: MaximizeTarget
     settings: MaximizeSettings = MaximizeSettings()
 
 

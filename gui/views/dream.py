@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from engine.explain.dream import DreamSettings
 from engine.explain.jobs import DreamFrame
-from engine.explain.maximize import MaximizeSettings, Objective
+from engine.explain.maximize import MaximizeSettings, MaximizeTarget
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.commands import CancelJob, Dream, Maximize
 from engine.runtime.events import Frame, ModelInfo
@@ -142,7 +142,7 @@ class DreamView(View):
                 self.status.setText("The model has no classes to maximize.")
                 return
             command: Maximize | Dream = Maximize(
-                Objective("class", self.target_class.currentIndex()), MaximizeSettings(steps=self.steps.value())
+                MaximizeTarget("class", self.target_class.currentIndex()), MaximizeSettings(steps=self.steps.value())
             )
         elif layer is None:
             self.status.setText("No layer to excite yet: load a model that takes images.")
@@ -152,7 +152,7 @@ class DreamView(View):
             command = Dream(layer, None if channel < 0 else channel, DreamSettings(steps=self.steps.value()))
         else:
             command = Maximize(
-                Objective(mode, max(self.channel.value(), 0), layer), MaximizeSettings(steps=self.steps.value())
+                MaximizeTarget(mode, max(self.channel.value(), 0), layer), MaximizeSettings(steps=self.steps.value())
             )
         self.running = True
         self.progress.setValue(0)

@@ -15,7 +15,7 @@ from engine.explain.activations import activation_after, activations, layer_name
 from engine.explain.dream import DreamSettings, dream, dream_steps
 from engine.explain.filters import filter_image
 from engine.explain.jobs import DreamFrame
-from engine.explain.maximize import MaximizeSettings, Objective, maximize, objective_value
+from engine.explain.maximize import MaximizeSettings, MaximizeTarget, maximize, objective_value
 from engine.graph.model import build_model
 from engine.presets import get_preset
 from engine.probes.base import LayerChoice, ProbeContext, ProbeInput
@@ -143,7 +143,7 @@ def test_filters_as_pictures():
 # ---- activation maximization and DeepDream ---------------------------------------------------------------------
 @pytest.mark.parametrize("digit", [3, 7])
 def test_activation_maximization_of_a_digit_is_classified_as_that_digit(lenet, digit):
-    picture = maximize(lenet, Objective("class", digit), MaximizeSettings(steps=128))
+    picture = maximize(lenet, MaximizeTarget("class", digit), MaximizeSettings(steps=128))
     assert picture.shape == (1, 1, 28, 28) and 0 <= picture.min() and picture.max() <= 1
     with torch.no_grad():
         probability = torch.softmax(lenet(picture), 1)[0, digit].item()
@@ -155,29 +155,29 @@ def test_activation_maximization_of_a_digit_is_classified_as_that_digit(lenet, d
 def test_maximizing_a_channel_raises_it_on_small_rgb_inputs(parameterisation):
     torch.manual_seed(1)
     model = build_model(tiny_rgb()).eval()
-    objective = Objective("channel", 2, "relu1")
+    objective = MaximizeTarget("channel", 2, "relu1")
     start = torch.full((1, 3, 16, 16), 0.5)
     picture = maximize(model, objective, MaximizeSettings(steps=100, parameterisation=parameterisation))
     with torch.no_grad():
         assert objective_value(model, picture, objective) > objective_value(model, start, objective) + 0.05
-    neuron = Objective("neuron", 1, "conv1")
+    neuron = MaximizeTarget("neuron", 1, "conv1")
     assert maximize(model, neuron, MaximizeSettings(steps=3)).shape == (1, 3, 16, 16)
 
 
 def test_bad_objectives_are_refused_with_a_message(lenet):
     with pytest.raises(LumenError, match="no layer 'nope'"):
-        maximize(lenet, Objective("channel", 0, "nope"))
+        maximize(lenet, MaximizeTarget("channel", 0, "nope"))
     with pytest.raises(LumenError, match="6 channels; channel 9"):
-        maximize(lenet, Objective("channel", 9, "conv1"), MaximizeSettings(steps=1))
+        maximize(lenet, MaximizeTarget("channel", 9, "conv1"), MaximizeSettings(steps=1))
     with pytest.raises(LumenError, match="class 10 is out of range"):
-        maximize(lenet, Objective("class", 10), MaximizeSettings(steps=1))
+        maximize(lenet, MaximizeTarget("class", 10), MaximizeSettings(steps=1))
     with pytest.raises(LumenError, match="unknown objective"):
-        maximize(lenet, Objective("colour"))
+        maximize(lenet, MaximizeTarget("colour"))
 
 
 def test_deepdream_amplifies_the_layer_octave_by_octave(lenet, mnist):
     image = mnist.val_x[:1]
-    objective = Objective("layer", 0, "conv2")
+    objective = MaximizeTarget("layer", 0, "conv2")
     settings = DreamSettings(octaves=3, steps=10)
     progress = list(dream_steps(lenet, image, "conv2", None, settings))
     assert [done for done, _, _ in progress] == list(range(1, 31)) and {t for _, t, _ in progress} == {30}
@@ -202,7 +202,7 @@ def test_affine_moves_rotates_and_scales_about_the_centre():
 
 # ---- the worker's long jobs and layer choices -----------------------------------------------------------------
 def test_a_maximize_job_reports_progress_and_ends_done(worker):
-    worker.submit(Maximize(Objective("class", 4), MaximizeSettings(steps=60)))
+    worker.submit(Maximize(MaximizeTarget("class", 4), MaximizeSettings(steps=60)))
     last = worker.recorder.wait_for(lambda e: isinstance(e, DreamFrame) and e.done)
     frames = [e for e in worker.recorder.seen if isinstance(e, DreamFrame)]
     assert [f.fraction for f in frames] == sorted(f.fraction for f in frames) and last.fraction == 1.0
@@ -222,7 +222,7 @@ def test_a_long_job_lets_other_commands_through_and_can_be_cancelled(worker):
 
 
 def test_a_bad_job_is_refused_and_the_worker_goes_on(worker):
-    worker.submit(Maximize(Objective("channel", 0, "no_such_layer")))
+    worker.submit(Maximize(MaximizeTarget("channel", 0, "no_such_layer")))
     error = worker.recorder.wait_for(lambda e: type(e).__name__ == "EngineError")
     assert "no_such_layer" in error.message
     worker.probe_sample(1)
