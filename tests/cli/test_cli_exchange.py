@@ -246,16 +246,16 @@ def test_export_onnx(tmp_path, run_dir):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, message, status",
     [
-        (["export", "nowhere", "--format", "python", "--out", "x.py"], "nowhere is not a run folder (no such folder)"),
-        (["export", "nowhere", "--format", "keras", "--out", "x.py"], "argument --format: invalid choice: 'keras'"),
-        (["import", "lenet5", "missing.pth", "--out", "x"], "missing.pth: no such file"),
-        (["import", "resnet9000", "missing.pth", "--out", "x"], "unknown preset 'resnet9000'"),
+        ("export nowhere --format python --out x.py".split(), "nowhere is not a run folder (no such folder)", 1),
+        (["export", "nowhere", "--format", "keras", "--out", "x.py"], "argument --format: invalid choice: 'keras'", 2),
+        (["import", "lenet5", "missing.pth", "--out", "x"], "missing.pth: no such file", 1),
+        (["import", "resnet9000", "missing.pth", "--out", "x"], "unknown preset 'resnet9000'", 1),
     ],
 )
-def test_exchange_errors_are_one_clear_line(args, message):
-    one_line_error(lumen(*args), message)
+def test_exchange_errors_are_one_clear_line(args, message, status):
+    one_line_error(lumen(*args), message, status=status)
 
 
 def _every_preset():
