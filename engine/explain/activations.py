@@ -23,18 +23,49 @@ class UnknownLayer(LumenError):
     pass
 
 
-def layer_names(model: GraphModel) -> list[str]:
-    """Every node whose output can be looked at, in the order the model runs them (the input left out)."""
-    return [n for n in model.order if n != model.spec.input_node.id]
+# What the probes and explain functions need of a model is small: named submodules to hook, a forward pass, and
+# (optionally) class names and a preparation of pictures, which travel beside the model. A ``GraphModel`` says
+# more (its nodes' order, types and edges); any other ``nn.Module`` — a user's, a torchvision one — is read through
+# its named submodules, so it is inspected the same way.
+TORCH_TYPES: dict[type[nn.Module], str] = {
+    nn.Conv1d: "conv1d",
+    nn.Conv2d: "conv2d",
+    nn.ConvTranspose2d: "conv_transpose2d",
+    nn.Linear: "linear",
+    nn.ReLU: "relu",
+    nn.MaxPool2d: "maxpool2d",
+    nn.AvgPool2d: "avgpool2d",
+    nn.AdaptiveAvgPool2d: "adaptive_avgpool2d",
+    nn.BatchNorm2d: "batchnorm2d",
+    nn.Dropout: "dropout",
+    nn.Flatten: "flatten",
+    nn.LSTM: "lstm",
+    nn.GRU: "gru",
+    nn.RNN: "rnn",
+}
 
 
-def layer_type(model: GraphModel, name: str) -> str:
-    return model.spec.node(name).type
+def layer_names(model: nn.Module) -> list[str]:
+    """Every layer whose output can be looked at: a ``GraphModel``'s nodes in the order it runs them (the input
+    left out); any other module's innermost submodules, in the order they were registered."""
+    if isinstance(model, GraphModel):
+        return [n for n in model.order if n != model.spec.input_node.id]
+    return [name for name, module in model.named_modules() if name and next(module.children(), None) is None]
 
 
-def activation_after(model: GraphModel, name: str) -> str | None:
+def layer_type(model: nn.Module, name: str) -> str:
+    """The layer's type: a ``GraphModel`` node's Lumen type, else torch's class as Lumen calls it (``conv2d``)."""
+    if isinstance(model, GraphModel):
+        return model.spec.node(name).type
+    module = model.get_submodule(name)
+    return TORCH_TYPES.get(type(module), type(module).__name__.lower())
+
+
+def activation_after(model: nn.Module, name: str) -> str | None:
     """The activation node (ReLU, ...) that is the only consumer of ``name``, if there is one: the layer's
-    output *after* its non-linearity."""
+    output *after* its non-linearity. Only a ``GraphModel`` knows its edges; for any other module, None."""
+    if not isinstance(model, GraphModel):
+        return None
     consumers = [n for n in model.order if name in model.sources[n]]
     if len(consumers) == 1 and LAYERS[layer_type(model, consumers[0])].family == "activation":
         return consumers[0]
@@ -45,7 +76,7 @@ def check_layers(model: nn.Module, layers: Sequence[str]) -> None:
     known = dict(model.named_modules())
     missing = [name for name in layers if not name or name not in known]
     if missing:
-        sample = ", ".join(layer_names(model)[:12]) if isinstance(model, GraphModel) else ""
+        sample = ", ".join(layer_names(model)[:12])
         raise UnknownLayer(
             f"the model has no layer {missing[0]!r}"
             + (f" (layers: {sample}{', …' if sample else ''})" if sample else "")

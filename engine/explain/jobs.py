@@ -1,16 +1,12 @@
-"""Long jobs the worker runs in slices: activation maximization and DeepDream, with progress frames.
-
-A ``Job`` wraps one of the step generators (``maximize_steps``, ``dream_steps``). ``advance`` runs steps for
-at most ``slice_s`` seconds and returns a ``DreamFrame`` when one is due (no more often than
-``interval_s``, and always the last), so the worker handles commands (pause, stop, cancel, a new probe
-input) between slices and the GUI gets a bounded number of frames. ``cancel`` ends it with the last picture.
+"""Activation maximization and DeepDream as jobs the worker runs in slices (``engine.runtime.jobs.Job``), with
+progress frames: ``picture_job`` wraps one of the step generators (``maximize_steps``, ``dream_steps``) and makes a
+``DreamFrame`` of the picture so far when one is due, and always the last; cancelled, the last picture stays.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Generator
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -18,6 +14,7 @@ from torch import nn
 
 from engine.data.images import display_image
 from engine.runtime.events import Frame
+from engine.runtime.jobs import Job
 
 
 @dataclass(frozen=True)
@@ -34,77 +31,53 @@ class DreamFrame(Frame):
     probability: float | None = None  # a class objective: the model's probability of that class for the picture
 
 
-class Job:
-    def __init__(
-        self,
-        method: str,
-        target: str,
-        steps: Generator[tuple[int, int, torch.Tensor], None, None],
-        model: nn.Module,
-        *,
-        class_index: int | None = None,
-        interval_s: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self.method, self.target = method, target
-        self._steps = steps
-        self._model = model
-        self._class_index = class_index
-        self._interval_s = interval_s
-        self._clock = clock
-        self._last_emit = float("-inf")
-        self._picture: torch.Tensor | None = None
-        self._fraction = 0.0
-        self.finished = False
+def picture_job(
+    method: str,
+    target: str,
+    steps: Generator[tuple[int, int, torch.Tensor], None, None],
+    model: nn.Module,
+    *,
+    step: int,
+    class_index: int | None = None,
+) -> Job[DreamFrame]:
+    """A job over ``steps`` ((done, total, picture) per step) whose frames show the picture; ``class_index``: the
+    frames also give the model's probability of that class for it. ``step``: the training step of the weights."""
 
-    def advance(self, step: int, slice_s: float = 0.05) -> DreamFrame | None:
-        """Run steps for up to ``slice_s`` seconds (at least one); a frame when one is due or the job ended."""
-        began = self._clock()
-        while self._clock() - began < slice_s:
-            try:
-                done, total, self._picture = next(self._steps)
-            except StopIteration:
-                self.finished = True
-                break
-            self._fraction = done / total
-            if done >= total:
-                self.finished = True
-                break
-        if self.finished or self._clock() - self._last_emit >= self._interval_s:
-            self._last_emit = self._clock()
-            return self._frame(step, done=self.finished)
-        return None
-
-    def cancel(self, step: int) -> DreamFrame | None:
-        self.finished = True
-        self._steps.close()
-        return self._frame(step, done=True, cancelled=True)
-
-    def _frame(self, step: int, *, done: bool, cancelled: bool = False) -> DreamFrame | None:
-        if self._picture is None:
-            return None
-        picture = self._picture
+    def frame(picture: torch.Tensor, fraction: float, done: bool) -> DreamFrame:
         probability = None
-        if self._class_index is not None:
-            was_training = self._model.training
-            self._model.eval()
+        if class_index is not None:
+            was_training = model.training
+            model.eval()
             try:
                 with torch.no_grad():
-                    out = self._model(picture)
+                    out = model(picture)
             finally:
-                self._model.train(was_training)
-            probability = float(torch.softmax(out[0].float(), 0)[self._class_index])
+                model.train(was_training)
+            probability = float(torch.softmax(out[0].float(), 0)[class_index])
         return DreamFrame(
             step,
-            self.method,
-            self.target,
+            method,
+            target,
             display_image(picture),
             np.ascontiguousarray(picture[0].float().numpy()),
-            self._fraction,
+            fraction,
             done,
-            cancelled,
-            probability,
+            probability=probability,
         )
+
+    def work() -> Generator[DreamFrame | None, bool, DreamFrame | None]:
+        due, picture, fraction = True, None, 0.0
+        try:
+            for done, total, picture in steps:
+                fraction = done / total
+                if done >= total:
+                    break
+                due = yield (frame(picture, fraction, False) if due else None)
+        finally:
+            steps.close()
+        return frame(picture, fraction, True) if picture is not None else None
+
+    return Job(method, target, work(), stopped=lambda last: replace(last, done=True, cancelled=True))
 
 
 def with_totals(

@@ -1,15 +1,15 @@
 """Live attribution: which pixels of the probe input make the model give its class, one or two methods side by
 side, refreshed while the model trains.
 
-What it computes (methods, target class, their options) is the worker's ``AttributionSettings``, set by the
-``SetAttribution`` command and handed over in the ``ProbeContext``. Each method goes through
-``engine.explain.attribution.attribute`` (Captum underneath; hooks off, mode restored, no graph kept). A method
-that cannot explain this model (Grad-CAM without a conv layer, say) gives a map with its message instead, and
-the other one still shows. At most 10 frames a second, and at most ``budget`` of the worker's time.
+What it computes (methods, target class, their options) is its ``Settings``, ``AttributionSettings``, set with
+``ConfigureProbe``. Each method goes through ``engine.explain.attribution.attribute`` (Captum underneath; hooks
+off, mode restored, no graph kept). A method that cannot explain this model (Grad-CAM without a conv layer, say)
+gives a map with its message instead, and the other one still shows. At most 10 frames a second, and at most
+``budget`` of the worker's time.
 
-A long computation (integrated gradients on a full-size model) does not hold the worker: after ``slice_s`` the
-probe hands back a frame with ``progress`` set and keeps the rest as ``pending``, which the worker runs in
-slices between commands (``AttributionJob``), with progress frames, until it ends or ``CancelJob`` stops it.
+Every frame is made by a ``Job`` (``engine.runtime.jobs``): a short one ends within its first slice; a long one
+(integrated gradients on a full-size model) goes on in slices between the worker's commands, with progress
+frames, until it ends or ``CancelJob`` stops it.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.data.images import display_image
 from engine.errors import LumenError
-from engine.explain.attribution import METHODS, attribute_steps, conv_layers, options_for
+from engine.explain.attribution import METHODS, AttributionSettings, attribute_steps, conv_layers, options_for
 from engine.probes.base import Probe, ProbeContext
 from engine.runtime.events import Frame, ModelInfo
+from engine.runtime.jobs import Job
 
 NO_INPUT = "no input: drop a picture if the model takes images"
 TOP_K = 5
@@ -73,17 +75,6 @@ class BaselinePicture:
     name: str
 
 
-def display_image(x: torch.Tensor) -> np.ndarray:
-    """One 1×C×H×W input as a picture in [0, 1]: RGB for 3 channels, grey otherwise (channels averaged)."""
-    planes = x[0].detach().float()
-    image = planes.permute(1, 2, 0) if planes.shape[0] == 3 else planes.mean(0)
-    array = image.numpy()
-    low, high = float(array.min()), float(array.max())
-    if low < 0 or high > 1:  # a normalised input: stretched to be seen
-        array = (array - low) / (high - low) if high > low else np.zeros_like(array)
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
 def method_map(name: str, result_heat: np.ndarray, delta: float | None, layer: str | None) -> MethodMap:
     m = METHODS[name]
     reach = float(np.abs(result_heat).max()) if result_heat.size else 0.0
@@ -101,41 +92,23 @@ class AttributionProbe(Probe):
     interval_s = 0.1  # at most 10 frames a second
     budget = 0.15  # of the worker's time while training
     replayable = True
-    slice_s = 0.3  # a computation longer than this goes on in slices, with progress (``pending``)
+    Settings = AttributionSettings
 
     def applies(self, info: ModelInfo) -> bool:
         """It explains a picture's class scores."""
         return info.classifier
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self.pending: AttributionJob | None = None  # the rest of a long computation, for the worker to run
-        self._pending_for: tuple[int, int] = (0, 0)  # the (input, settings) it explains
+        super().__init__()
+        self._clock = clock  # its jobs' clock (tests tick it by hand)
 
-    def frame(self, context: ProbeContext) -> AttributionFrame | None:
-        """The frame, or, when it takes longer than ``slice_s``, a progress frame (the rest in ``pending``).
-        While a pending computation for the same input and settings goes on, nothing (it brings the frames)."""
-        key = (id(context.input), id(context.attribution))
-        if self.pending is not None:
-            if not self.pending.finished and key == self._pending_for:
-                return None
-            self.pending.cancel()
-            self.pending = None
-        steps = self.frame_steps(context)
-        began = self._clock()
-        while True:
-            try:
-                partial = next(steps)
-            except StopIteration as stop:
-                done: AttributionFrame = stop.value
-                return done
-            if self._clock() - began >= self.slice_s:
-                self.pending, self._pending_for = AttributionJob(steps, partial, clock=self._clock), key
-                return partial
+    def frame(self, context: ProbeContext) -> Job[AttributionFrame]:
+        target = "the probe input" if context.input is None else context.input.source
+        return Job("attribution", target, _when_due(self.frame_steps(context)), stopped=_stopped, clock=self._clock)
 
     def frame_steps(self, context: ProbeContext) -> FrameSteps:
         """Yields progress frames (``progress`` set, the maps done so far) between slices; returns the frame."""
-        settings = context.attribution
+        settings = self.settings
         if context.input is None:
             return AttributionFrame(context.step, NO_INPUT, np.zeros((1, 1), np.float32), None, (), (), note=NO_INPUT)
         probe, model = context.input, context.model
@@ -190,54 +163,22 @@ class AttributionProbe(Probe):
         return replace(base, maps=tuple(maps), progress=None)
 
 
-class AttributionJob:
-    """The rest of a long attribution, which the worker runs in slices between commands: ``advance`` gives a
-    progress frame at most every ``interval_s`` and the finished frame at the end; ``cancel`` stops it and
-    gives the frame so far, marked stopped."""
+def _when_due(steps: FrameSteps) -> Generator[AttributionFrame | None, bool, AttributionFrame]:
+    """``frame_steps`` as a job's work: its progress frames handed on only when one is due."""
+    due = True
+    while True:
+        try:
+            frame = next(steps)
+        except StopIteration as stop:
+            done: AttributionFrame = stop.value
+            return done
+        due = yield (frame if due else None)
 
-    def __init__(
-        self,
-        steps: FrameSteps,
-        last: AttributionFrame,
-        *,
-        interval_s: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._steps, self._last = steps, last
-        self._interval_s, self._clock = interval_s, clock
-        self._last_emit = clock()
-        self.finished = False
 
-    def advance(self, slice_s: float = 0.05) -> AttributionFrame | None:
-        """Work for up to ``slice_s`` seconds (one slice at least)."""
-        if self.finished:
-            return None
-        began = self._clock()
-        while True:
-            try:
-                self._last = next(self._steps)
-            except StopIteration as stop:
-                self.finished = True
-                done: AttributionFrame = stop.value
-                return done
-            except BaseException:
-                self.finished = True
-                raise
-            if self._clock() - began >= slice_s:
-                break
-        if self._clock() - self._last_emit >= self._interval_s:
-            self._last_emit = self._clock()
-            return self._last
-        return None
-
-    def cancel(self) -> AttributionFrame | None:
-        """Stop; the frame so far (the maps that were done), or None when it had already ended."""
-        if self.finished:
-            return None
-        self.finished = True
-        self._steps.close()
-        share = f"{self._last.progress:.0%}" if self._last.progress is not None else "part"
-        return replace(self._last, progress=None, note=f"stopped at {share}; change a setting to start again")
+def _stopped(frame: AttributionFrame) -> AttributionFrame:
+    """The frame so far (the maps that were done), marked stopped."""
+    share = f"{frame.progress:.0%}" if frame.progress is not None else "part"
+    return replace(frame, progress=None, note=f"stopped at {share}; change a setting to start again")
 
 
 def prepared_baseline(picture: BaselinePicture, prepare: Callable[[np.ndarray], torch.Tensor] | None) -> torch.Tensor:

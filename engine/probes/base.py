@@ -1,10 +1,12 @@
 """What a probe is: something the engine computes live from the model, between batches, as a Frame.
 
 A probe has a name, the Frame type it makes, whether it ``applies`` to the loaded model (``ModelInfo``), how
-often it wants to run while training (``interval_s``), and a cost budget (``budget``): the largest share of the
-worker's time it may take while training. One verb, ``frame(context)``, makes a frame (or None when it has
-nothing to show). Probes are plain objects listed in ``engine/probes/__init__.py``; the worker runs them through
-``ProbeRunner``.
+often it wants to run while training (``interval_s``), a cost budget (``budget``: the largest share of the
+worker's time it may take while training) and its own ``Settings`` (a frozen dataclass; the user changes them
+through the one ``ConfigureProbe(probe name, settings)`` command, and the probe reads ``self.settings``). One
+verb, ``frame(context)``, makes a frame, or a ``Job`` for work too long to do between two batches (run in slices
+by the worker, with progress frames), or None when it has nothing to show. Probes are plain objects listed in
+``engine/probes/__init__.py``; the worker runs them through ``ProbeRunner``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
-from engine.explain.attribution import AttributionSettings
-from engine.graph.model import GraphModel
 from engine.runtime.events import Frame, ModelInfo
+from engine.runtime.jobs import Job
 
 
 @dataclass(frozen=True)
@@ -37,25 +39,22 @@ class ProbeInput:
 
 
 @dataclass(frozen=True)
-class LayerChoice:
-    """Which layers the layer-wise probes look at, as the user picked them (``ChooseLayers``)."""
-
-    layers: tuple[str, ...] | None = None  # feature maps of these nodes; None: every conv layer
-    after_activation: bool = False  # show a layer's maps after the activation (ReLU, ...) that follows it
-    filter_layer: str | None = None  # the conv layer whose filters are drawn; None: the first one
-    colour_filters: bool = True  # a first layer reading RGB drawn as colour patches
+class NoSettings:
+    """The settings of a probe that has none."""
 
 
 @dataclass(frozen=True)
 class ProbeContext:
     """Everything a probe may look at. Read it; never train the model or keep references past the call."""
 
-    model: GraphModel
+    model: nn.Module  # a GraphModel, or any module (probes read it through named submodules and forward)
     input: ProbeInput | None  # None when the chosen input does not fit the model
     classes: tuple[str, ...]  # the dataset's class names, in output order
     step: int  # the training step of the model's weights (0 before training)
-    layer_choice: LayerChoice = LayerChoice()
-    attribution: AttributionSettings = AttributionSettings()  # what the attribution probe computes
+    info: ModelInfo | None = None  # what kind of model it is
+    # A few validation samples with their targets (the same ones all run long), for probes that look at more than
+    # the one probe input; None when the model cannot take the data.
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class Probe(ABC):
@@ -66,6 +65,17 @@ class Probe(ABC):
     # Whether its frames can be made again from a run's checkpoint (``ReplayCheckpoint``): a picture of the
     # weights and the probe input alone, needing no batch or gradients of the live run.
     replayable: ClassVar[bool] = False
+    # What the user can set, as a frozen dataclass whose defaults are the probe's first settings.
+    Settings: ClassVar[type] = NoSettings
+
+    def __init__(self) -> None:
+        self.settings = self.Settings()
+
+    def configure(self, settings: object) -> None:
+        """New settings (``ConfigureProbe``); the probe's next frame follows them."""
+        if not isinstance(settings, self.Settings):
+            raise TypeError(f"the {self.name} probe takes {self.Settings.__name__}, not {type(settings).__name__}")
+        self.settings = settings
 
     def applies(self, info: ModelInfo) -> bool:
         """Whether it can say anything about this kind of model; the worker never runs one that does not, and the
@@ -73,5 +83,6 @@ class Probe(ABC):
         return True
 
     @abstractmethod
-    def frame(self, context: ProbeContext) -> Frame | None:
-        """Look at the model now. Runs on the worker's thread; must leave the model's mode as it found it."""
+    def frame(self, context: ProbeContext) -> Frame | Job | None:
+        """Look at the model now, or return a ``Job`` that will (its first slice runs at once). Runs on the worker's
+        thread; must leave the model's mode as it found it, and keep no reference to the model."""

@@ -8,14 +8,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from engine.explain.activations import activation_after, as_maps, layer_names, layer_type, record, top_k
-from engine.graph.model import GraphModel
-from engine.probes.base import LayerChoice, Probe, ProbeContext
+from engine.probes.base import Probe, ProbeContext
 from engine.runtime.events import Frame, ModelInfo
 
 FEATURE_MAP_TYPES = ("conv2d",)
 NO_INPUT = "no input: drop a picture if the model takes images"
+
+
+@dataclass(frozen=True)
+class FeatureMapSettings:
+    """Which layers' maps are shown (None: every conv layer), and whether after the activation that follows."""
+
+    layers: tuple[str, ...] | None = None
+    after_activation: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class FeatureMapFrame(Frame):
     predictions: tuple[tuple[str, float], ...]  # top classes with probabilities, best first
     label: str | None = None  # the true class, when known
     layer_choices: tuple[tuple[str, str], ...] = ()  # every layer that can be shown: (node id, layer type)
-    choice: LayerChoice = LayerChoice()  # the user's layer choice these maps follow
+    choice: FeatureMapSettings = FeatureMapSettings()  # the settings these maps follow
     classes: tuple[str, ...] = ()  # the dataset's class names, in output order (for class pickers)
 
 
@@ -50,6 +58,7 @@ class FeatureMaps(Probe):
     interval_s = 0.1
     budget = 0.25
     replayable = True
+    Settings = FeatureMapSettings
 
     def applies(self, info: ModelInfo) -> bool:
         """Pictures through conv layers: maps are drawn as images (a sequence's or a vector's are not)."""
@@ -65,7 +74,7 @@ class FeatureMaps(Probe):
                 (),
                 (),
                 layer_choices=choices,
-                choice=context.layer_choice,
+                choice=self.settings,
                 classes=context.classes,
             )
         probe = context.input
@@ -76,7 +85,7 @@ class FeatureMaps(Probe):
             step=context.step,
             source=probe.source,
             label=probe.label,
-            choice=context.layer_choice,
+            choice=self.settings,
         )
 
 
@@ -92,15 +101,15 @@ def tile(maps: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return mosaic, (rows, cols)
 
 
-def shown_layers(model: GraphModel, choice: LayerChoice) -> list[str]:
+def shown_layers(model: nn.Module, choice: FeatureMapSettings) -> list[str]:
     """The nodes whose maps are shown: the user's pick (those the model has), else every conv layer."""
     known = set(layer_names(model))
     picked = [n for n in choice.layers or () if n in known]
-    return picked or model.nodes_of_type(*FEATURE_MAP_TYPES)
+    return picked or [n for n in layer_names(model) if layer_type(model, n) in FEATURE_MAP_TYPES]
 
 
 def feature_map_frame(
-    model: GraphModel,
+    model: nn.Module,
     x: torch.Tensor,
     classes: tuple[str, ...],
     *,
@@ -108,11 +117,11 @@ def feature_map_frame(
     source: str,
     label: str | None = None,
     top_k_count: int = 5,
-    choice: LayerChoice | None = None,
+    choice: FeatureMapSettings | None = None,
 ) -> FeatureMapFrame:
     """x is one input, 1×C×H×W. Runs in eval mode through hooks that come off (``engine.explain.activations``)
     and restores the model's mode afterwards."""
-    choice = choice or LayerChoice()
+    choice = choice or FeatureMapSettings()
     nodes = shown_layers(model, choice)
     recorded_as = {n: (activation_after(model, n) if choice.after_activation else None) or n for n in nodes}
     was_training = model.training

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
-from engine.graph.model import GraphModel
+from engine.explain.activations import layer_names
 from engine.probes.base import Probe, ProbeContext
 from engine.runtime.events import Frame, ModelInfo
 
@@ -31,14 +32,14 @@ class GradientNormFrame(Frame):
     ratio: float  # norms[0] / norms[-1] (first over last layer); NaN with fewer than two layers or a zero norm
 
 
-def gradient_norms(model: GraphModel) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+def gradient_norms(model: nn.Module) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """The layers whose parameters hold a gradient now, their gradient norms and weight norms (one sync)."""
     layers: list[str] = []
     grads: list[torch.Tensor] = []
     weights: list[torch.Tensor] = []
     with torch.no_grad():
-        for node in model.order:
-            params = [p for p in model.layers[node].parameters() if p.grad is not None]
+        for node in layer_names(model):
+            params = [p for p in model.get_submodule(node).parameters() if p.grad is not None]
             if not params:
                 continue
             layers.append(node)

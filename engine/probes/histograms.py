@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
+from engine.explain.activations import layer_names, record
 from engine.graph.model import GraphModel
 from engine.probes.base import Probe, ProbeContext
 from engine.runtime.events import Frame
@@ -39,8 +41,8 @@ def histogram(values: torch.Tensor, limit: float, bins: int = BINS) -> np.ndarra
     return torch.histc(flat, bins=bins, min=-limit, max=limit).cpu().numpy().astype(np.float32)
 
 
-def parameterised_nodes(model: GraphModel) -> list[str]:
-    return [node for node in model.order if any(True for _ in model.layers[node].parameters())]
+def parameterised_nodes(model: nn.Module) -> list[str]:
+    return [node for node in layer_names(model) if next(model.get_submodule(node).parameters(), None) is not None]
 
 
 class Histograms(Probe):
@@ -50,9 +52,10 @@ class Histograms(Probe):
     budget = 0.05
 
     def __init__(self) -> None:
+        super().__init__()
         self._limits: dict[tuple[int, str, str], float] = {}  # (model, node, "w"/"a") -> the range's half-width
 
-    def _limit(self, model: GraphModel, node: str, kind: str, values: torch.Tensor) -> float:
+    def _limit(self, model: nn.Module, node: str, kind: str, values: torch.Tensor) -> float:
         key = (id(model), node, kind)
         peak = float(values.detach().abs().max()) if values.numel() else 0.0
         limit = self._limits.get(key)
@@ -71,7 +74,7 @@ class Histograms(Probe):
         weights = []
         with torch.no_grad():
             for node in nodes:
-                flat = torch.cat([p.detach().reshape(-1) for p in model.layers[node].parameters()])
+                flat = torch.cat([p.detach().reshape(-1) for p in model.get_submodule(node).parameters()])
                 limit = self._limit(model, node, "w", flat)
                 weights.append(LayerHistogram(node, limit, histogram(flat, limit)))
             activations = []
@@ -80,11 +83,15 @@ class Histograms(Probe):
                 model.eval()
                 try:
                     device = next(model.parameters()).device
-                    _, outputs = model.forward_recording(context.input.x.to(device), nodes)
+                    x = context.input.x.to(device)
+                    if isinstance(model, GraphModel):  # every node's output at once, no hooks or copies
+                        _, outputs = model.forward_recording(x, nodes)
+                    else:
+                        _, outputs = record(model, x, nodes)
                 finally:
                     model.train(was_training)
                 for node in nodes:
-                    out = outputs[node]
+                    out = outputs.get(node)
                     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
                         continue
                     limit = self._limit(model, node, "a", out)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from engine.errors import LumenError
-from engine.explain.attribution import AttributionSettings
 from engine.explain.dream import DreamSettings
 from engine.explain.maximize import MaximizeSettings, MaximizeTarget
-from engine.probes.base import LayerChoice
 from engine.runtime.events import Frame
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
@@ -81,10 +80,13 @@ class ProbeImage:
 
 
 @dataclass(frozen=True)
-class ChooseLayers:
-    """Which layers the layer-wise probes show (feature maps, filters); see ``engine.probes.base.LayerChoice``."""
+class ConfigureProbe:
+    """New settings for the probe named ``probe``: an instance of its ``Settings`` dataclass (the feature maps'
+    layers, the attribution's methods, ...); its next frame follows them. The one command every probe's
+    controls use: a probe with settings needs no command or worker field of its own."""
 
-    choice: LayerChoice
+    probe: str
+    settings: Any
 
 
 @dataclass(frozen=True)
@@ -120,14 +122,6 @@ class Dream:
 @dataclass(frozen=True)
 class CancelJob:
     """Stop the long job in progress (maximize, dream); its last picture stays, marked cancelled."""
-
-
-@dataclass(frozen=True)
-class SetAttribution:
-    """What the live attribution probe computes: ``AttributionSettings`` (one or two methods, the target class
-    or None for the predicted one, the methods' options), checked when made."""
-
-    settings: AttributionSettings = AttributionSettings()
 
 
 @dataclass(frozen=True)
@@ -196,12 +190,11 @@ Command = (
     | Stop
     | ProbeSample
     | ProbeImage
-    | ChooseLayers
+    | ConfigureProbe
     | TransformProbe
     | Maximize
     | Dream
     | CancelJob
-    | SetAttribution
     | SetLearningRate
     | Save
     | Checkpoint

@@ -88,6 +88,7 @@ class ModelInfo:
     objective: str | None  # what a run minimises (engine.training.objectives); None: it cannot train on the data
     loss_name: str  # what its loss is, for titles: "cross-entropy", "ELBO: reconstruction + KL", ...
     classes: tuple[str, ...] = ()  # class names, or a sequence task's vocabulary
+    layers: tuple[tuple[str, str], ...] = ()  # every node but the input, in the order the model runs them: (id, type)
 
     @property
     def input_kind(self) -> str:

@@ -18,9 +18,9 @@ from engine.errors import DataError
 from engine.graph.model import GraphModel, build_model
 from engine.io.store import SPEC_FILE, checkpoints, load_checkpoint
 from engine.io.untrusted import printable
-from engine.probes.attribution import AttributionProbe
 from engine.probes.base import Probe, ProbeContext
 from engine.runtime.events import EngineError, Frame
+from engine.runtime.jobs import Job
 from engine.spec.model_spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -85,14 +85,6 @@ class CheckpointReplay:
 
 
 def whole_frame(probe: Probe, context: ProbeContext) -> Frame | None:
-    """The probe's finished frame: a long attribution is run to its end here, not handed to the worker in slices
-    (and the live probe's pending computation is left alone)."""
-    if isinstance(probe, AttributionProbe):
-        steps = probe.frame_steps(context)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as stop:
-                done: Frame = stop.value
-                return done
-    return probe.frame(context)
+    """The probe's finished frame: a probe that answers with a job has it run to its end here, not in slices."""
+    made = probe.frame(context)
+    return made.run_to_end() if isinstance(made, Job) else made

@@ -1,92 +1,45 @@
-"""The engine's worker thread: owns the model, runs training batch by batch, obeys commands.
+"""The engine's worker: a thread and a command queue around a ``Session`` (``engine.runtime.session``).
 
-Commands (dataclasses from ``engine.runtime.commands``) are queued and handled between batches, each by
-the handler its type maps to, so pause, stop and probe changes take effect within one batch. Between
-batches the due probes (``engine.probes.PROBES``) make their frames. Nothing here is shared with the
-caller except the command queue and the ``sink`` callback, which receives every event on the worker
-thread (the GUI's bridge keeps the newest frame of each type and hands the rest to Qt). Shutdown stops
-and joins the thread; nothing is ever killed.
+Commands (dataclasses from ``engine.runtime.commands``) are queued from any thread and handed to the session one
+at a time, between batches, so pause, stop and probe changes take effect within one batch; while the session is
+busy (training, a job, a replay) the thread does one unit of its work whenever no command waits. Nothing is
+shared with the caller except the queue and the ``sink`` callback, which receives every event on the worker's
+thread (the GUI's bridge keeps the newest frame of each type and hands the rest to Qt). Shutdown stops and joins
+the thread; nothing is ever killed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import queue
-import sqlite3
 import threading
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from engine import probes as probe_registry
-from engine.data.datasets import Dataset
-from engine.data.images import affine, image_input
-from engine.data.preview import dataset_preview, is_one_hot, token_names
-from engine.errors import LumenError, SpecError
-from engine.explain.attribution import AttributionSettings, black_picture_input
-from engine.explain.dream import dream_steps
-from engine.explain.jobs import Job, with_totals
-from engine.explain.maximize import maximize_steps
-from engine.graph import budget
-from engine.graph.model import GraphModel, build_model
-from engine.io.runs import save_run
-from engine.io.store import RunRecorder, RunStore
-from engine.probes.attribution import AttributionJob, AttributionProbe
-from engine.probes.base import LayerChoice, Probe, ProbeContext, ProbeInput
-from engine.probes.runner import ProbeRunner
+from engine.io.store import RunStore
+from engine.probes.base import Probe
 from engine.runtime.commands import (
-    CancelJob,
     Checkpoint,
-    ChooseLayers,
     Command,
-    Dream,
     ListCheckpoints,
     LoadModel,
-    Maximize,
     Pause,
-    ProbeChoice,
     ProbeImage,
     ProbeSample,
     Quit,
-    ReplayCheckpoint,
     Resume,
     Save,
-    SetAttribution,
-    SetCheckpointInterval,
     SetLearningRate,
     Step,
     Stop,
     Train,
-    TransformProbe,
-    WatchFrames,
 )
-from engine.runtime.events import (
-    CheckpointList,
-    EngineError,
-    Event,
-    Metrics,
-    ModelInfo,
-    ModelLoaded,
-    RunState,
-    StatusChanged,
-    StepFailed,
-    StepMetrics,
-)
-from engine.runtime.history import MetricsHistory, readable
-from engine.runtime.replay import CheckpointReplay, checkpoint_steps
+from engine.runtime.events import Event
+from engine.runtime.session import Session
 from engine.spec.model_spec import ModelSpec
-from engine.spec.shapes import fmt
-from engine.training.fit import FitReport, default_data, load_run_data, plan_run
-from engine.training.info import model_info
-from engine.training.loop import TrainConfig, Training
-from engine.training.resume import training_state
-
-log = logging.getLogger(__name__)
+from engine.training.loop import TrainConfig
 
 
 class EngineWorker:
@@ -99,76 +52,23 @@ class EngineWorker:
         store: Callable[[], RunStore] | None = None,
         checkpoint_every: int = 0,
     ):
-        self._sink = sink
-        # The run store: a factory (called on the worker's thread, which then owns the connection); None: runs are
-        # not recorded. ``checkpoint_every``: steps between checkpoints (0: at each epoch's end and when asked).
-        self._store_factory = store
-        self._store: RunStore | None = None
-        self._recorder: RunRecorder | None = None
-        self._checkpoint_every = checkpoint_every
+        # ``store``: a RunStore factory, called on the worker's thread (which then owns the connection).
+        self._session = Session(sink, probes=probes, store=store, checkpoint_every=checkpoint_every)
         self._torch_threads = torch_threads
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="lumen-engine", daemon=True)
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            LoadModel: self._load,
-            Train: self._train,
-            Pause: self._pause,
-            Resume: self._resume,
-            Step: self._step,
-            Stop: self._stop,
-            ProbeSample: self._choose_probe_input,
-            ProbeImage: self._choose_probe_input,
-            Save: self._save,
-            SetLearningRate: self._set_learning_rate,
-            ChooseLayers: self._choose_layers,
-            TransformProbe: self._transform_probe,
-            Maximize: self._maximize,
-            Dream: self._dream,
-            CancelJob: self._cancel_job_command,
-            SetAttribution: self._set_attribution,
-            Checkpoint: self._checkpoint,
-            SetCheckpointInterval: self._set_checkpoint_interval,
-            ListCheckpoints: self._list_checkpoints,
-            ReplayCheckpoint: self._want_replay,
-            WatchFrames: self._watch_frames,
-        }
-        # Everything below is touched only on the worker thread.
-        self._state = RunState.IDLE
-        self._spec: ModelSpec | None = None
-        self._model: GraphModel | None = None
-        self._data: Dataset | None = None
-        self._data_key: tuple[str, str] | None = None  # (model's default data or the chosen one, its options)
-        self._preferred: str | None = None  # the preset's objective
-        self._plan: FitReport | None = None  # the model fitted to the data; None if it cannot train on it
-        self._unfit = ""  # why not
-        self._info: ModelInfo | None = None  # what kind of model is loaded
-        self._training: Training | None = None
-        self._steps: Iterator[Metrics | StepFailed] | None = None
-        self._config = TrainConfig()
-        self._history = MetricsHistory()  # compact: numpy columns, not one object per step
-        # What the user chose to feed the probes, and that choice prepared for the current model (None if it
-        # does not fit, e.g. a digit for a sequence model).
-        self._probe_choice: ProbeChoice = ProbeSample(0)
-        self._probe_input: ProbeInput | None = None
-        self._probes = ProbeRunner(probe_registry.PROBES if probes is None else probes)
-        self._layer_choice = LayerChoice()
-        self._attribution = AttributionSettings()  # what the attribution probe computes
-        self._transform = TransformProbe()  # the invariance probe's shift, rotation and scale
-        self._job: Job | None = None  # a long job (maximize, dream) run in slices between commands
-        self._explain: AttributionJob | None = None  # a long attribution, run in slices likewise
-        self._replay = CheckpointReplay()  # a model of its own for replaying a run's checkpoints
-        self._replay_wanted: ReplayCheckpoint | None = None  # made once no command waits: the newest wins
 
     # ---- commands: safe to call from any thread, they return at once ------------------------------
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, command: Command) -> None:
-        """Queue a command; one the worker has no handler for is refused here, in the caller's thread."""
-        if type(command) not in self._handlers and not isinstance(command, Quit):
+        """Queue a command; one the session has no handler for is refused here, in the caller's thread."""
+        known = self._session.commands
+        if not isinstance(command, Quit) and type(command) not in known:
             raise TypeError(
                 f"the engine has no command {command!r}; commands are the dataclasses in "
-                f"engine.runtime.commands ({', '.join(t.__name__ for t in self._handlers)}, Quit)"
+                f"engine.runtime.commands ({', '.join(t.__name__ for t in known)}, Quit)"
             )
         self._commands.put(command)
 
@@ -205,42 +105,18 @@ class EngineWorker:
     def save(self, run_dir: str | Path, force: bool = False) -> None:
         self.submit(Save(Path(run_dir), force))
 
-    def choose_layers(self, choice: LayerChoice) -> None:
-        self.submit(ChooseLayers(choice))
-
-    def set_attribution(self, settings: AttributionSettings) -> None:
-        """What the attribution probe computes (methods, target class, options)."""
-        self.submit(SetAttribution(settings))
-
-    def transform_probe(
-        self, shift_x: float = 0.0, shift_y: float = 0.0, angle: float = 0.0, scale: float = 1.0
-    ) -> None:
-        self.submit(TransformProbe(shift_x, shift_y, angle, scale))
-
-    def cancel_job(self) -> None:
-        self.submit(CancelJob())
-
     def checkpoint(self) -> None:
         """Write a checkpoint of the run in progress now (into its run-store folder)."""
         self.submit(Checkpoint())
-
-    def set_checkpoint_interval(self, steps: int) -> None:
-        """Keep a checkpoint every ``steps`` steps of a recorded run (0: at each epoch's end)."""
-        self.submit(SetCheckpointInterval(int(steps)))
 
     def list_checkpoints(self, run: str | Path | None = None) -> None:
         """Send the ``CheckpointList`` of ``run`` (a run-store id or a run folder; None: the worker's own run)."""
         self.submit(ListCheckpoints(run))
 
-    def replay_checkpoint(self, step: int, run: str | Path | None = None) -> None:
-        """Show the viewer's probes with the weights of ``run``'s checkpoint at ``step`` (None: the own run)."""
-        self.submit(ReplayCheckpoint(int(step), run))
-
     @property
     def run_id(self) -> str | None:
         """The run-store id of the run in progress or last run (None when runs are not recorded)."""
-        recorder = self._recorder
-        return recorder.id if recorder is not None else None
+        return self._session.run_id
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop any run and end the thread; True if it ended within ``timeout`` seconds."""
@@ -253,505 +129,22 @@ class EngineWorker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    # ---- the loop --------------------------------------------------------------------------------
+    # ---- the loop (the worker's thread) -------------------------------------------------------------
     def _loop(self) -> None:
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
+        session = self._session
         while True:
-            running = (
-                self._state is RunState.TRAINING
-                or self._job is not None
-                or self._explain is not None
-                or self._replay_wanted is not None
-            )
+            busy = session.busy
             command: Command | None
             try:
-                command = self._commands.get_nowait() if running else self._commands.get()
+                command = self._commands.get_nowait() if busy else self._commands.get()
             except queue.Empty:
                 command = None
             if isinstance(command, Quit):
-                # No checkpoint here: closing must be quick; the last one stays, and the metrics are all written.
-                self._close_recorder("stopped", f"stopped at step {self._step_count}: closed", checkpoint=False)
-                if self._store is not None:
-                    self._store.close()
+                session.close()
                 return
-            try:
-                if command is not None:
-                    self._handlers[type(command)](command)
-                elif running:
-                    if self._replay_wanted is not None:
-                        self._replay_now()
-                    if self._job is not None:
-                        self._advance_job()
-                    if self._explain is not None:
-                        self._advance_explain()
-                    if self._state is RunState.TRAINING:
-                        self._advance()
-            except LumenError as exc:
-                self._fail(str(exc))
-            except Exception as exc:  # a bug, not bad input: report it and keep the worker alive
-                log.error("engine error\n%s", traceback.format_exc())
-                self._fail(f"internal error: {type(exc).__name__}: {exc}")
-
-    def _emit(self, event: Event) -> None:
-        self._sink(event)
-
-    def _set_state(self, state: RunState, message: str) -> None:
-        self._state = state
-        self._emit(StatusChanged(state, message))
-
-    def _fail(self, message: str) -> None:
-        self._emit(EngineError(message))
-        if self._state in (RunState.TRAINING, RunState.PAUSED):
-            self._end_run(f"stopped: {message}", status="failed")
-
-    @property
-    def _step_count(self) -> int:
-        return self._training.step if self._training else 0
-
-    # ---- command handlers (worker thread) ----------------------------------------------------------
-    def _load(self, command: LoadModel) -> None:
-        spec = command.spec
-        build_model(spec)  # raises SpecError before anything changes
-        data = self._dataset_for(spec, command.dataset)  # loaded or generated here, on the worker's thread
-        try:
-            plan: FitReport | None = plan_run(spec, data, preferred=self._preferred)
-            unfit = ""
-        except SpecError as exc:
-            plan, unfit = None, str(exc)
-        model = build_model(plan.spec) if plan is not None else build_model(spec)
-        if self._state in (RunState.TRAINING, RunState.PAUSED):
-            self._end_run("stopped: a new model was loaded")
-        self._cancel_job()
-        self._training, self._steps = None, None  # the last run's step count is not this model's
-        self._spec = plan.spec if plan is not None else spec
-        self._model, self._data, self._plan, self._unfit = model, data, plan, unfit
-        self._history.clear()
-        self._info = model_info(self._spec, data, plan.objective if plan is not None else None)
-        self._prepare_probe_input()
-        frame_types = self._probes.reset(self._info)
-        if plan is not None:
-            fitted = f"; {plan.line()}" if plan.changes else ""
-            self._set_state(RunState.IDLE, f"{spec.name} loaded on {data.name} ({plan.objective}){fitted}")
-        else:
-            self._set_state(
-                RunState.IDLE, f"{spec.name} loaded; it can be inspected but not trained on {data.name}: {unfit}"
-            )
-        self._emit(ModelLoaded(self._info, frame_types))  # before any frame of it: views of the last one clear
-        self._emit(dataset_preview(data))  # a few samples of the data, drawn beside the monitor's Data choice
-        self._run_probes(force=True)
-
-    def _dataset_for(self, spec: ModelSpec, dataset: str | None) -> Dataset:
-        """The data for ``spec``: the one already loaded if it is the same, else loaded now."""
-        choice = default_data(spec)
-        name = dataset or choice.dataset
-        key = (name, repr(sorted(choice.options.items())) if name == choice.dataset else "")
-        self._preferred = choice.objective
-        if self._data is not None and self._data_key == key:
-            return self._data
-        data, _ = load_run_data(spec, dataset)
-        self._data_key = key
-        return data
-
-    def _data_fits(self) -> bool:
-        return self._data is not None and self._spec is not None and self._plan is not None
-
-    def _prepare_probe_input(self) -> None:
-        """Turn the user's probe choice into an input for the current model, if it can be one."""
-        choice = self._probe_choice
-        self._probe_input = None
-        if self._spec is None or self._data is None:
-            return
-        if isinstance(choice, ProbeSample) and self._data_fits():
-            data, index = self._data, choice.index % len(self._data.val_x)
-            target = data.val_y[index]
-            label = data.classes[int(target)] if target.ndim == 0 and data.classes else None
-            what = self._info.sample_noun if self._info is not None else "sample"
-            x = data.val_x[index : index + 1]
-            tokens = token_names(data, x.shape[-1]) if is_one_hot(x.numpy()) else ()
-            self._probe_input = ProbeInput(x, f"validation {what} #{index}", label, target=target, tokens=tokens)
-        elif isinstance(choice, ProbeImage) and len(self._spec.input_shape) == 3:
-            shape, digits = self._spec.input_shape, self._data_fits() and self._data.name == "mnist"
-            prep = self._spec.preprocess
-
-            def prepare(pixels: np.ndarray) -> torch.Tensor:
-                return image_input(pixels, shape, digits=digits, preprocess=prep)
-
-            x = prepare(choice.pixels)
-            black = black_picture_input(prepare, choice.pixels)
-            preparation = prep.describe() if prep is not None else ("MNIST-style digit" if digits else "")
-            self._probe_input = ProbeInput(x, choice.name, black=black, prepare=prepare, preparation=preparation)
-        if self._probe_input is not None and self._transform != TransformProbe():
-            t = self._transform
-            moved = affine(self._probe_input.x, shift_x=t.shift_x, shift_y=t.shift_y, angle=t.angle, scale=t.scale)
-            moved_by = f"shifted {t.shift_x:+g},{t.shift_y:+g} px, rotated {t.angle:+g}°, scaled ×{t.scale:g}"
-            self._probe_input = ProbeInput(moved, f"{self._probe_input.source} ({moved_by})", self._probe_input.label)
-
-    def _train(self, command: Train) -> None:
-        config = command.config
-        if self._model is None or self._spec is None or self._data is None:
-            raise LumenError("load a model before training")
-        config.check()
-        if self._plan is None:
-            raise LumenError(f"{self._spec.name} cannot train on {self._data.name}: {self._unfit}")
-        if config.objective and config.objective != self._plan.objective:
-            plan_run(self._spec, self._data, config.objective)  # refusals leave the current run as it is
-        if config.device == "auto":
-            # The live views read the model on the CPU; the GUI trains there unless a device is chosen.
-            config = dataclasses.replace(config, device="cpu")
-        with torch.device("meta"):
-            budget.check_model(build_model(self._spec), min(config.batch_size, len(self._data.train_x)), training=True)
-        if self._state in (RunState.TRAINING, RunState.PAUSED):
-            self._end_run("stopped: a new run began")
-        torch.manual_seed(config.seed)
-        self._cancel_job()  # it was looking at the weights being replaced
-        self._model = build_model(self._spec)  # a run starts from fresh weights
-        self._config = config
-        objective = config.objective or self._plan.objective
-        self._training = Training(self._model, self._data, config, objective)
-        if self._info is not None and self._info.objective != objective:  # another objective: other views apply
-            self._info = model_info(self._spec, self._data, objective)
-            self._emit(ModelLoaded(self._info, self._probes.reset(self._info)))
-        self._training.pause_on_failure = True  # a diverging run, or one out of memory, pauses (see _advance)
-        self._steps = self._training.steps()
-        self._history.clear()
-        self._start_recorder(config)
-        self._set_state(
-            RunState.TRAINING,
-            f"training {self._spec.name} on {self._data.name} ({self._training.objective.name}): "
-            f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}",
-        )
-
-    def _set_learning_rate(self, command: SetLearningRate) -> None:
-        if self._training is None or self._state not in (RunState.TRAINING, RunState.PAUSED):
-            raise LumenError("there is no run whose learning rate could change")
-        self._training.set_lr(command.lr)
-        self._emit(StatusChanged(self._state, f"learning rate {command.lr:g} from step {self._step_count + 1}"))
-
-    def _pause(self, _: Pause) -> None:
-        if self._state is RunState.TRAINING:
-            self._set_state(RunState.PAUSED, f"paused at step {self._step_count}")
-
-    def _resume(self, _: Resume) -> None:
-        if self._state is RunState.PAUSED:
-            self._set_state(RunState.TRAINING, f"resumed at step {self._step_count}")
-
-    def _step(self, _: Step) -> None:
-        if self._state is RunState.PAUSED:
-            self._advance(force_probes=True)
-            if self._state is RunState.PAUSED:
-                self._emit(StatusChanged(RunState.PAUSED, f"paused at step {self._step_count}"))
-
-    def _stop(self, _: Stop) -> None:
-        if self._state in (RunState.TRAINING, RunState.PAUSED):
-            self._end_run(f"stopped at step {self._step_count}")
-
-    def _choose_probe_input(self, choice: ProbeChoice) -> None:
-        if isinstance(choice, ProbeImage):
-            if self._spec is None:
-                raise LumenError("load a model before inspecting an image")
-            if len(self._spec.input_shape) != 3:
-                raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs, not images")
-        previous = self._probe_choice
-        self._probe_choice = choice
-        try:
-            self._prepare_probe_input()
-        except LumenError:
-            self._probe_choice = previous  # a picture that cannot be used changes nothing
-            self._prepare_probe_input()
-            raise
-        self._run_probes(force=True)
-
-    def _save(self, command: Save) -> None:
-        if self._model is None or self._spec is None:
-            raise LumenError("there is no model to save")
-        save_run(
-            command.run_dir,
-            self._spec,
-            self._model,
-            self._history.events(),
-            {"dataset": self._data.name if self._data else None, "config": vars(self._config)},
-            force=command.force,
-        )
-        self._emit(StatusChanged(self._state, f"saved the run to {command.run_dir}"))
-
-    def _choose_layers(self, command: ChooseLayers) -> None:
-        self._layer_choice = command.choice
-        self._run_probes(force=True)
-
-    def _watch_frames(self, command: WatchFrames) -> None:
-        if self._probes.watch(command.frame_types) and self._state is not RunState.TRAINING:
-            self._run_probes(force=False)  # no batch is coming soon: make the newly watched frames now
-
-    def _set_attribution(self, command: SetAttribution) -> None:
-        self._attribution = command.settings
-        self._run_probes(force=True)
-
-    def _transform_probe(self, command: TransformProbe) -> None:
-        affine(
-            torch.zeros(1, 1, 2, 2),
-            shift_x=command.shift_x,
-            shift_y=command.shift_y,
-            angle=command.angle,
-            scale=command.scale,
-        )  # refuses a bad one before anything changes
-        self._transform = command
-        self._prepare_probe_input()
-        self._run_probes(force=True)
-
-    # ---- long jobs: activation maximization, DeepDream ------------------------------------------------
-    def _maximize(self, command: Maximize) -> None:
-        if self._model is None:
-            raise LumenError("load a model before maximizing an activation")
-        steps = with_totals(maximize_steps(self._model, command.objective, command.settings), command.settings.steps)
-        self._start_job(
-            Job(
-                "activation maximization",
-                command.objective.describe(),
-                steps,
-                self._model,
-                class_index=command.objective.index if command.objective.kind == "class" else None,
-            )
-        )
-
-    def _dream(self, command: Dream) -> None:
-        if self._model is None or self._spec is None:
-            raise LumenError("load a model before dreaming")
-        if self._probe_input is not None:
-            start = self._probe_input.x.float()
-        else:  # nothing to dream on: a little grey noise
-            start = 0.5 + 0.1 * torch.randn(1, *self._spec.input_shape, generator=torch.Generator().manual_seed(0))
-        target = f"{'channel ' + str(command.channel) + ' of ' if command.channel is not None else ''}{command.layer}"
-        steps = dream_steps(self._model, start.clamp(0, 1), command.layer, command.channel, command.settings)
-        self._start_job(Job("deepdream", target, steps, self._model))
-
-    def _start_job(self, job: Job) -> None:
-        self._cancel_job()
-        self._job = job
-        self._emit(StatusChanged(self._state, f"{job.method}: {job.target}…"))
-        self._advance_job()  # the first slice now, so a bad objective is refused at once
-
-    def _advance_job(self) -> None:
-        job = self._job
-        if job is None:
-            return
-        try:
-            frame = job.advance(self._step_count)
-        except Exception:
-            self._job = None
-            raise
-        if frame is not None:
-            self._emit(frame)
-        if job.finished:
-            self._job = None
-            self._emit(StatusChanged(self._state, f"{job.method} of {job.target} finished"))
-
-    def _cancel_job(self) -> None:
-        job, self._job = self._job, None
-        if job is not None:
-            frame = job.cancel(self._step_count)
-            if frame is not None:
-                self._emit(frame)
-            self._emit(StatusChanged(self._state, f"{job.method} of {job.target} cancelled"))
-
-    def _cancel_job_command(self, _: CancelJob) -> None:
-        self._cancel_job()
-        explain, self._explain = self._explain, None
-        if explain is not None:
-            frame = explain.cancel()
-            if frame is not None:
-                self._emit(frame)
-                self._emit(StatusChanged(self._state, "attribution stopped"))
-
-    def _advance_explain(self) -> None:
-        job = self._explain
-        if job is None:
-            return
-        try:
-            frame = job.advance()
-        except Exception:
-            self._explain = None
-            raise
-        if frame is not None:
-            self._emit(frame)
-        if job.finished:
-            self._explain = None
-
-    # ---- training -------------------------------------------------------------------------------
-    def _advance(self, force_probes: bool = False) -> None:
-        """One batch (or the epoch's evaluation), then the probes that are due."""
-        if self._steps is None:
-            return
-        try:
-            event = next(self._steps)
-        except StopIteration:
-            self._end_run(self._finished_message())
-            return
-        if isinstance(event, StepFailed):
-            message = (
-                f"{event.reason} at step {event.step} (epoch {event.epoch}): paused with the last good weights; "
-                f"{event.advice}"
-            )
-            self._emit(EngineError(message))
-            self._set_state(RunState.PAUSED, f"paused: {message}")
-            return
-        self._history.append(event)
-        self._emit(event)
-        self._record(event)
-        self._run_probes(force=force_probes)
-
-    def _end_run(self, message: str, status: str | None = None) -> None:
-        self._steps = None
-        self._close_recorder(status or ("finished" if message.startswith("finished") else "stopped"), message)
-        self._set_state(RunState.FINISHED, message)
-        self._run_probes(force=True)
-
-    # ---- the run store ------------------------------------------------------------------------------------
-    def _start_recorder(self, config: TrainConfig) -> None:
-        """Record the new run in the store (its row, folder, spec and settings); a store that cannot be opened
-        is reported once and training goes on unrecorded."""
-        self._recorder = None
-        if self._store_factory is None or self._training is None or self._spec is None or self._data is None:
-            return
-        try:
-            if self._store is None:
-                self._store = self._store_factory()
-            info = {"dataset": self._data.name, "objective": self._training.objective.name, "config": vars(config)}
-            self._recorder = RunRecorder.start(
-                self._store,
-                self._spec,
-                self._data.name,
-                self._training.objective.name,
-                self._training.total_steps,
-                info,
-                checkpoint_every=self._checkpoint_every,
-            )
-        except (LumenError, sqlite3.Error) as exc:
-            self._store_factory = None
-            self._emit(EngineError(f"runs are not recorded in the run store: {exc}"))
-
-    def _record(self, event: Metrics) -> None:
-        recorder, training = self._recorder, self._training
-        if recorder is None or training is None:
-            return
-        try:
-            recorder.record(event)
-            if isinstance(event, StepMetrics) and recorder.checkpoint_due(event.step, training.steps_per_epoch):
-                recorder.checkpoint(*training_state(training))
-                self._checkpoint_written()
-        except (LumenError, sqlite3.Error) as exc:
-            self._recorder = None
-            self._emit(EngineError(f"the run store stopped recording this run: {exc}"))
-
-    def _close_recorder(self, status: str, message: str, checkpoint: bool = True) -> None:
-        """Mark the recorded run ended; a finished or stopped run's weights are checkpointed (a failed run keeps
-        its last good checkpoint)."""
-        recorder = self._recorder
-        if recorder is None or recorder.closed:
-            return
-        try:
-            if checkpoint and self._training is not None and status in ("finished", "stopped"):
-                recorder.checkpoint(*training_state(self._training))
-                self._checkpoint_written()
-            recorder.close(status, message)
-        except (LumenError, sqlite3.Error) as exc:
-            self._emit(EngineError(f"the run store could not close this run: {exc}"))
-
-    def _checkpoint(self, _: Checkpoint) -> None:
-        if self._recorder is None or self._training is None or self._state not in (RunState.TRAINING, RunState.PAUSED):
-            raise LumenError("there is no recorded run in progress to checkpoint")
-        path = self._recorder.checkpoint(*training_state(self._training))
-        self._checkpoint_written()
-        self._emit(StatusChanged(self._state, f"checkpoint at step {self._step_count}: {path.name}"))
-
-    def _checkpoint_written(self) -> None:
-        recorder = self._recorder
-        if recorder is not None:
-            self._emit(CheckpointList(recorder.id, checkpoint_steps(recorder.folder), live=True))
-
-    def _set_checkpoint_interval(self, command: SetCheckpointInterval) -> None:
-        self._checkpoint_every = command.steps
-        if self._recorder is not None and not self._recorder.closed:
-            self._recorder.checkpoint_every = command.steps  # the run in progress too, from its next step
-
-    # ---- replaying a run's checkpoints (its own model; the live run goes on untouched) ---------------------
-    def _run_folder(self, run: str | Path | None) -> tuple[str, Path, bool]:
-        """(id, folder, whether it is the worker's own run) of ``run``: an id, a folder, or None (the own run)."""
-        recorder = self._recorder
-        if run is None or (recorder is not None and run == recorder.id):
-            if recorder is None:
-                raise LumenError("there is no recorded run yet: train the model to keep checkpoints")
-            return recorder.id, recorder.folder, True
-        if isinstance(run, Path):
-            return run.name, run, False
-        if self._store is None:
-            if self._store_factory is None:
-                raise LumenError("runs are not recorded here, so there are no checkpoints to replay")
-            self._store = self._store_factory()
-        row = self._store.find(run)
-        return row.id, Path(row.folder), False
-
-    def _list_checkpoints(self, command: ListCheckpoints) -> None:
-        try:
-            run, folder, live = self._run_folder(command.run)
-        except (LumenError, sqlite3.Error) as exc:  # the live run, if any, goes on
-            self._emit(EngineError(f"cannot list the checkpoints: {exc}"))
-            return
-        self._emit(CheckpointList(run, checkpoint_steps(folder), live))
-
-    def _want_replay(self, command: ReplayCheckpoint) -> None:
-        self._replay_wanted = command  # made by the loop once no command waits, so a dragged slider's last wins
-
-    def _replay_now(self) -> None:
-        command, self._replay_wanted = self._replay_wanted, None
-        if command is None:
-            return
-        try:
-            run, folder, live = self._run_folder(command.run)
-            self._emit(CheckpointList(run, checkpoint_steps(folder), live))
-            model = self._replay.load(folder, command.step, run)
-        except (LumenError, sqlite3.Error) as exc:  # one message; the live run, if any, goes on
-            self._emit(EngineError(f"cannot replay checkpoint step {command.step}: {exc}"))
-            return
-        except Exception as exc:
-            log.error("replay failed\n%s", traceback.format_exc())
-            self._emit(EngineError(f"cannot replay checkpoint step {command.step}: {type(exc).__name__}: {exc}"))
-            return
-        probe = self._probe_input
-        fits = probe is not None and tuple(probe.x.shape[1:]) == tuple(model.spec.input_shape)
-        context = ProbeContext(
-            model,
-            probe if fits else None,
-            self._data.classes if self._data is not None else (),
-            command.step,
-            layer_choice=self._layer_choice,
-            attribution=self._attribution,
-        )
-        for event in self._replay.frames(self._probes.probes, context):
-            self._emit(event)
-
-    def _finished_message(self) -> str:
-        epochs = self._history.epochs
-        if not epochs:
-            return "finished"
-        last = epochs[-1]
-        headline_first = sorted(last.val.items(), key=lambda item: item[0] != "accuracy")  # accuracy leads
-        measured = ", ".join(f"{name} {readable(value, percent=name == 'accuracy')}" for name, value in headline_first)
-        return f"finished {last.epoch} epoch{'s' if last.epoch != 1 else ''}: validation {measured}"
-
-    def _run_probes(self, *, force: bool) -> None:
-        if self._model is None or self._data is None:
-            return
-        context = ProbeContext(
-            self._model,
-            self._probe_input,
-            self._data.classes,
-            self._step_count,
-            layer_choice=self._layer_choice,
-            attribution=self._attribution,
-        )
-        for event in self._probes.run(context, force=force, min_interval_s=self._config.frame_interval_s or 0.0):
-            self._emit(event)
-        for probe in self._probes.probes:  # a long attribution goes on in slices (_advance_explain)
-            if isinstance(probe, AttributionProbe) and probe.pending is not None and not probe.pending.finished:
-                self._explain = probe.pending
+            if command is not None:
+                session.handle(command)
+            elif busy:
+                session.work()

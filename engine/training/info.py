@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from engine.data.datasets import Dataset
 from engine.layers import LAYERS
 from engine.runtime.events import ModelInfo
@@ -22,7 +24,10 @@ def family_of(spec: ModelSpec, objective: str | None) -> str:
     return "cnn" if "conv" in families else "dense"
 
 
-def model_info(spec: ModelSpec, data: Dataset, objective: str | None) -> ModelInfo:
+def model_info(spec: ModelSpec, data: Dataset, objective: str | None, order: Sequence[str] = ()) -> ModelInfo:
+    """``order``: the nodes in the order the model runs them (``GraphModel.order``); the spec's order otherwise."""
+    types = {n.id: n.type for n in spec.nodes}
+    order = [n for n in (order or types) if n != spec.input_node.id]
     return ModelInfo(
         name=spec.name,
         family=family_of(spec, objective),
@@ -33,4 +38,5 @@ def model_info(spec: ModelSpec, data: Dataset, objective: str | None) -> ModelIn
         objective=objective,
         loss_name=objective_class(objective).describe_loss(spec) if objective else "",
         classes=tuple(data.classes),
+        layers=tuple((n, types[n]) for n in order),
     )

@@ -212,8 +212,6 @@ class ViewerPane(QWidget):
 
     def _draw(self, view: View, frame: Frame) -> None:
         self.frames[type(frame)] = frame
-        for each in self.views.values():
-            each.observe(frame)
         # A view in a tab behind another (or in a hidden dock) is drawn when it is shown, with its newest frame:
         # drawing it unseen at 10 frames a second would cost the GUI thread, and so training, for nothing.
         if view.isVisible():
@@ -239,11 +237,11 @@ class ViewerPane(QWidget):
         self._announce_watched()
 
     def watched(self) -> frozenset[type[Frame]]:
-        """The frame types on screen: the current tab's, and those its view follows; none while hidden."""
+        """The frame types on screen: the current tab's; none while hidden."""
         view = self.tabs.currentWidget()
         if not self.isVisible() or not self.tabs.isVisibleTo(self) or not isinstance(view, View):
             return frozenset()
-        return frozenset({next(t for t, v in self.views.items() if v is view), *view.follows})
+        return frozenset({next(t for t, v in self.views.items() if v is view)})
 
     def _announce_watched(self) -> None:
         watched = self.watched()

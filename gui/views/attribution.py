@@ -1,7 +1,7 @@
 """The attribution view: one or two attribution maps laid over the probe input, side by side.
 
 Controls choose what the engine's attribution probe computes (the methods, the class explained, each method's
-options) and are sent to the worker as one ``SetAttribution`` command; the probe's frames come back at most
+options) and are sent to the worker as one ``ConfigureProbe`` command; the probe's frames come back at most
 10 times a second. Each panel is the input as the model sees it with the map on top: an ImageItem with
 explicit levels and a 256-entry RGBA lookup table whose alpha grows with the attribution, so weak
 attribution lets the picture through; the opacity slider fades the whole overlay.
@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 from engine.errors import LumenError
 from engine.explain.attribution import BASELINES, METHODS, AttributionSettings
 from engine.io.image_files import read_image
-from engine.probes.attribution import AttributionFrame, BaselinePicture, MethodMap
-from engine.runtime.commands import CancelJob, SetAttribution
+from engine.probes.attribution import AttributionFrame, AttributionProbe, BaselinePicture, MethodMap
+from engine.runtime.commands import CancelJob, ConfigureProbe
 from gui.views.base import View
 from gui.widgets.export import ExportButton
 
@@ -257,7 +257,7 @@ class AttributionView(View):
 
     def send_settings(self) -> None:
         try:
-            command = SetAttribution(self.settings())
+            command = ConfigureProbe(AttributionProbe.name, self.settings())
         except LumenError as exc:
             self.problem.setText(str(exc))
             return

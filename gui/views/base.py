@@ -20,9 +20,6 @@ class View(QWidget):
     """
 
     title: ClassVar[str] = "View"
-    # Other frame types the view reads through ``observe`` (a layer picker filled from the feature maps): while the
-    # view is on screen their probes run too.
-    follows: ClassVar[tuple[type[Frame], ...]] = ()
     # A worker command (a dataclass of engine.runtime.commands) the view's controls ask for; the window submits it.
     command = Signal(object)
 
@@ -42,10 +39,6 @@ class View(QWidget):
         for item in self.findChildren(pg.GraphicsView):
             for image in [i for i in item.items() if isinstance(i, pg.ImageItem)]:
                 image.clear()
-
-    def observe(self, frame: Frame) -> None:
-        """Every frame the viewer receives, of any type, passes here first, so a view's pickers can follow the
-        model (its layers, its classes) before its own frames arrive. Default: nothing."""
 
     def error_line(self) -> ErrorLine:
         """The line above the view that says a frame could not be drawn (made the first time it is asked for)."""

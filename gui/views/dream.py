@@ -2,7 +2,7 @@
 
 The job runs on the worker (``Maximize`` / ``Dream`` commands) in slices, so training, pause and probe
 changes still get through; its ``DreamFrame``s bring the picture so far and the share done. The layer and
-class pickers follow the model: the view reads them from the feature-map frames it observes.
+class pickers follow the model: the view reads them from the ``ModelInfo`` of each model loaded.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from PySide6.QtWidgets import (
 from engine.explain.dream import DreamSettings
 from engine.explain.jobs import DreamFrame
 from engine.explain.maximize import MaximizeSettings, MaximizeTarget
-from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.commands import CancelJob, Dream, Maximize
-from engine.runtime.events import Frame, ModelInfo
+from engine.runtime.events import ModelInfo
 from gui.views.base import View
 from gui.widgets.export import ExportButton
 
@@ -40,7 +39,6 @@ MODES = {
 
 class DreamView(View):
     title = "Dream"
-    follows = (FeatureMapFrame,)  # its layer picker lists the layers the feature maps offer
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -93,38 +91,25 @@ class DreamView(View):
         self._mode_changed()
 
     def applies(self, info: ModelInfo) -> bool:
-        """Pictures through conv layers (its layer picker follows the feature maps)."""
+        """Pictures through conv layers."""
         return info.input_kind == "image" and "conv2d" in info.layer_types
 
     def model_changed(self, info: ModelInfo) -> None:
-        """Maximizing a class needs class scores: offered for classifiers only."""
+        """The model's layers (its last conv layer chosen) and classes; maximizing a class needs class scores, so
+        it is offered for classifiers only."""
         index = self.mode.findData("class")
         if info.classifier and index < 0:
             self.mode.insertItem(0, MODES["class"], "class")
         elif not info.classifier and index >= 0:
             self.mode.removeItem(index)
         self.layer.clear()
+        for node, kind in info.layers:
+            self.layer.addItem(f"{node} ({kind})", node)
+        convs = [node for node, kind in info.layers if kind.startswith("conv")]
+        if info.layers:
+            self.layer.setCurrentIndex(max(0, self.layer.findData((convs or [info.layers[-1][0]])[-1])))
         self.target_class.clear()
-
-    # ---- following the model -----------------------------------------------------------------------
-    def observe(self, frame: Frame) -> None:
-        if not isinstance(frame, FeatureMapFrame):
-            return
-        layers = [node for node, _ in frame.layer_choices]
-        if layers and layers != [self.layer.itemData(i) for i in range(self.layer.count())]:
-            current = self.layer.currentData()
-            self.layer.clear()
-            for node, kind in frame.layer_choices:
-                self.layer.addItem(f"{node} ({kind})", node)
-            convs = [node for node, kind in frame.layer_choices if kind.startswith("conv")]
-            self.layer.setCurrentIndex(
-                max(0, self.layer.findData(current if current in layers else (convs or layers)[-1]))
-            )
-        if frame.classes and list(frame.classes) != [
-            self.target_class.itemText(i) for i in range(self.target_class.count())
-        ]:
-            self.target_class.clear()
-            self.target_class.addItems(list(frame.classes))
+        self.target_class.addItems(list(info.classes))
 
     def _mode_changed(self) -> None:
         mode = self.mode.currentData()

@@ -2,23 +2,20 @@
 
 Each layer's maps arrive from the engine already tiled into one mosaic, so a layer is one ImageItem (not
 one widget per channel); levels are explicit, never auto-computed per frame. Controls: a layer picker (every
-conv layer, or any one layer of the model: the worker records what ``ChooseLayers`` asks for), before or
+conv layer, or any one layer of the model: the probe records what its ``FeatureMapSettings`` ask for), before or
 after the activation, a shared or per-tile colour scale; clicking a tile enlarges it on the left, with the
 value under the cursor. Export writes the view as PNG or the enlarged (else the first) layer's maps as .npy.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
-from engine.probes.base import LayerChoice
-from engine.probes.feature_maps import FeatureMapFrame, LayerMaps
-from engine.runtime.commands import ChooseLayers
+from engine.probes.feature_maps import FeatureMapFrame, FeatureMaps, FeatureMapSettings, LayerMaps
+from engine.runtime.commands import ConfigureProbe
 from gui.views.base import View
 from gui.widgets.export import ExportButton
 from gui.widgets.mosaic import DIVERGING_CMAP, MosaicRow, nice_ceiling, per_tile, tile_at
@@ -230,11 +227,10 @@ class FeatureMapView(View):
 
     def _choose(self) -> None:
         node = self.layer_picker.currentData()
-        base = self.frame.choice if self.frame is not None else LayerChoice()
-        choice = dataclasses.replace(
-            base, layers=(node,) if node else None, after_activation=self.after_activation.isChecked()
+        settings = FeatureMapSettings(
+            layers=(node,) if node else None, after_activation=self.after_activation.isChecked()
         )
-        self.command.emit(ChooseLayers(choice))
+        self.command.emit(ConfigureProbe(FeatureMaps.name, settings))
 
     # ---- export --------------------------------------------------------------------------------------
     def export_array(self) -> np.ndarray | None:

@@ -6,14 +6,12 @@ kernels, a row per output channel and a column per input channel, on a symmetric
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from engine.probes.filters import FilterFrame
-from engine.runtime.commands import ChooseLayers
+from engine.probes.filters import FilterFrame, Filters, FilterSettings
+from engine.runtime.commands import ConfigureProbe
 from gui.views.base import View
 from gui.widgets.export import ExportButton
 from gui.widgets.mosaic import MosaicRow
@@ -79,10 +77,8 @@ class FilterView(View):
     def _choose(self) -> None:
         if self.frame is None or not self.layer_picker.currentText():
             return
-        choice = dataclasses.replace(
-            self.frame.choice, filter_layer=self.layer_picker.currentText(), colour_filters=self.colour.isChecked()
-        )
-        self.command.emit(ChooseLayers(choice))
+        settings = FilterSettings(layer=self.layer_picker.currentText(), colour=self.colour.isChecked())
+        self.command.emit(ConfigureProbe(Filters.name, settings))
 
     def choose_layer(self, node: str) -> None:
         self.layer_picker.setCurrentText(node)

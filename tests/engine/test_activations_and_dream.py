@@ -18,10 +18,10 @@ from engine.explain.jobs import DreamFrame
 from engine.explain.maximize import MaximizeSettings, MaximizeTarget, maximize, objective_value
 from engine.graph.model import build_model
 from engine.presets import get_preset
-from engine.probes.base import LayerChoice, ProbeContext, ProbeInput
-from engine.probes.feature_maps import FeatureMapFrame, FeatureMaps
-from engine.probes.filters import Filters
-from engine.runtime.commands import CancelJob, ChooseLayers, Dream, Maximize, TransformProbe
+from engine.probes.base import Probe, ProbeContext, ProbeInput
+from engine.probes.feature_maps import FeatureMapFrame, FeatureMaps, FeatureMapSettings
+from engine.probes.filters import Filters, FilterSettings
+from engine.runtime.commands import CancelJob, ConfigureProbe, Dream, Maximize, TransformProbe
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig, Training
 
@@ -109,16 +109,23 @@ def test_the_feature_map_probe_shows_the_chosen_layers(mnist):
     default = FeatureMaps().frame(ProbeContext(model, probe, mnist.classes, 0))
     assert [m.node for m in default.layers] == ["conv1", "conv2"]
     assert ("fc1", "linear") in default.layer_choices
-    picked = FeatureMaps().frame(
-        ProbeContext(model, probe, mnist.classes, 0, LayerChoice(("pool2", "fc1"), after_activation=True))
+    picked = configured(FeatureMaps(), FeatureMapSettings(("pool2", "fc1"), after_activation=True)).frame(
+        ProbeContext(model, probe, mnist.classes, 0)
     )
     assert [(m.node, m.recorded, m.shape) for m in picked.layers] == [
         ("pool2", "pool2", (16, 5, 5)),
         ("fc1", "relu3", (1, 1, 120)),
     ]
     assert picked.layers[1].maps.min() >= 0 and picked.choice.after_activation
-    conv_after = FeatureMaps().frame(ProbeContext(model, probe, mnist.classes, 0, LayerChoice(after_activation=True)))
+    conv_after = configured(FeatureMaps(), FeatureMapSettings(after_activation=True)).frame(
+        ProbeContext(model, probe, mnist.classes, 0)
+    )
     assert [m.recorded for m in conv_after.layers] == ["relu1", "relu2"]
+
+
+def configured(probe: Probe, settings) -> Probe:
+    probe.configure(settings)
+    return probe
 
 
 # ---- filters ---------------------------------------------------------------------------------------------
@@ -136,7 +143,7 @@ def test_filters_as_pictures():
     assert 0 <= rgb.mosaic.min() and rgb.mosaic.max() <= 1
     with pytest.raises(LumenError, match="not a 2-D convolution"):
         filter_image(lenet, "fc1")
-    frame = Filters().frame(ProbeContext(lenet, None, (), 0, LayerChoice(filter_layer="conv2")))
+    frame = configured(Filters(), FilterSettings(layer="conv2")).frame(ProbeContext(lenet, None, (), 0))
     assert frame.filters.node == "conv2" and frame.conv_layers == ("conv1", "conv2")
 
 
@@ -218,7 +225,7 @@ def test_a_long_job_lets_other_commands_through_and_can_be_cancelled(worker):
     worker.submit(CancelJob())
     last = worker.recorder.wait_for(lambda e: isinstance(e, DreamFrame) and e.done, timeout=10)
     assert last.cancelled and last.fraction < 0.5 and last.method == "deepdream"
-    assert worker._job is None
+    assert not worker._session.busy  # nothing left running
 
 
 def test_a_bad_job_is_refused_and_the_worker_goes_on(worker):
@@ -229,8 +236,8 @@ def test_a_bad_job_is_refused_and_the_worker_goes_on(worker):
     worker.recorder.wait_for(lambda e: isinstance(e, FeatureMapFrame) and e.source == "validation digit #1")
 
 
-def test_choose_layers_and_transform_the_probe_input(worker):
-    worker.submit(ChooseLayers(LayerChoice(("fc1",))))
+def test_configure_the_feature_maps_and_transform_the_probe_input(worker):
+    worker.submit(ConfigureProbe("feature maps", FeatureMapSettings(("fc1",))))
     frame = worker.recorder.wait_for(lambda e: isinstance(e, FeatureMapFrame) and e.layers[0].node == "fc1")
     before = frame.image.copy()
     worker.submit(TransformProbe(angle=90.0))

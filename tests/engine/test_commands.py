@@ -9,6 +9,7 @@ import pytest
 
 from engine.runtime import commands
 from engine.runtime.commands import Command, ProbeImage, Quit, Train
+from engine.runtime.session import Session
 from engine.runtime.worker import EngineWorker
 from engine.training.loop import TrainConfig
 
@@ -18,9 +19,8 @@ def test_every_command_is_a_frozen_dataclass_with_a_handler():
     assert len(kinds) >= 15  # the ten of training and probing, plus layer choice, invariance and long jobs
     for command in kinds:
         assert dataclasses.is_dataclass(command) and command.__dataclass_params__.frozen, command
-    worker = EngineWorker(lambda event: None)  # not started: no thread
-    assert set(worker._handlers) | {Quit} == set(kinds)
-    assert all(callable(handler) for handler in worker._handlers.values())
+    session = Session(lambda event: None)  # what the worker's thread hands each command to
+    assert set(session.commands) | {Quit} == set(kinds)
     with pytest.raises(dataclasses.FrozenInstanceError):
         Train(TrainConfig()).config = TrainConfig(epochs=2)
 

@@ -32,7 +32,7 @@ from engine.io.image_files import read_image
 from engine.presets import get_preset
 from engine.probes import PROBES, ProbeContext, ProbeInput
 from engine.probes.attribution import AttributionFrame, AttributionProbe
-from engine.runtime.commands import SetAttribution
+from engine.runtime.commands import ConfigureProbe
 from engine.runtime.events import RunState
 from engine.runtime.worker import EngineWorker
 from tests.support import Recorder, state_is
@@ -221,8 +221,8 @@ def test_the_probe_is_registered_once():
 
 def test_the_probe_makes_two_maps_side_by_side(lenet, x):
     settings = AttributionSettings(("integrated-gradients", "gradcam"), None, {"steps": 16})
-    context = ProbeContext(lenet, ProbeInput(x, "noise", "4"), tuple("0123456789"), step=7, attribution=settings)
-    frame = AttributionProbe().frame(context)
+    context = ProbeContext(lenet, ProbeInput(x, "noise", "4"), tuple("0123456789"), step=7)
+    frame = configured(settings).frame(context).run_to_end()
     assert isinstance(frame, AttributionFrame) and frame.step == 7 and frame.label == "4"
     assert [m.method for m in frame.maps] == ["integrated-gradients", "gradcam"]
     ig, cam = frame.maps
@@ -244,25 +244,29 @@ def test_the_probe_shows_a_method_that_cannot_explain_the_model_as_a_message(x):
     )
     model = build_model(spec)
     settings = AttributionSettings(("saliency", "gradcam"))
-    frame = AttributionProbe().frame(
-        ProbeContext(model, ProbeInput(x, "noise"), tuple("0123456789"), 0, attribution=settings)
-    )
+    frame = configured(settings).frame(ProbeContext(model, ProbeInput(x, "noise"), tuple("0123456789"), 0)).run_to_end()
     assert frame.maps[0].error is None and "conv layer" in frame.maps[1].error
 
 
 def test_without_input_the_probe_says_so(lenet):
-    frame = AttributionProbe().frame(ProbeContext(lenet, None, tuple("0123456789"), 0))
+    frame = AttributionProbe().frame(ProbeContext(lenet, None, tuple("0123456789"), 0)).run_to_end()
     assert frame.maps == () and frame.note
 
 
-def test_the_worker_obeys_set_attribution():
+def configured(settings: AttributionSettings) -> AttributionProbe:
+    probe = AttributionProbe()
+    probe.configure(settings)
+    return probe
+
+
+def test_the_worker_configures_the_attribution_probe():
     recorder = Recorder()
     worker = EngineWorker(recorder, torch_threads=1)
     worker.start()
     try:
         worker.load_model(get_preset("lenet5"))
         recorder.wait_for(state_is(RunState.IDLE))
-        worker.submit(SetAttribution(AttributionSettings(("integrated-gradients",), 5, {"steps": 8})))
+        worker.submit(ConfigureProbe("attribution", AttributionSettings(("integrated-gradients",), 5, {"steps": 8})))
         frame = recorder.wait_for(
             lambda e: isinstance(e, AttributionFrame) and [m.method for m in e.maps] == ["integrated-gradients"]
         )

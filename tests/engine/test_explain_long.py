@@ -14,10 +14,11 @@ from engine.errors import LumenError, SpecError
 from engine.explain.attribution import AttributionSettings, attribute, attribute_steps, step_chunk
 from engine.graph.model import build_model
 from engine.presets import get_preset
-from engine.probes import ProbeContext, ProbeInput
-from engine.probes.attribution import AttributionFrame, AttributionJob, AttributionProbe, BaselinePicture
-from engine.runtime.commands import CancelJob, SetAttribution
+from engine.probes import ProbeContext, ProbeInput, runner
+from engine.probes.attribution import AttributionFrame, AttributionProbe, BaselinePicture
+from engine.runtime.commands import CancelJob, ConfigureProbe
 from engine.runtime.events import RunState
+from engine.runtime.jobs import Job
 from engine.runtime.worker import EngineWorker
 from engine.spec.model_spec import ModelSpec
 from engine.spec.preprocess import IMAGENET, Preprocess
@@ -95,15 +96,19 @@ class Ticking:
         return self.now
 
 
-def test_a_long_attribution_hands_the_rest_to_a_job_with_progress(lenet, x):
+def configured(settings: AttributionSettings, clock=None) -> AttributionProbe:
+    probe = AttributionProbe(clock=clock) if clock is not None else AttributionProbe()
+    probe.configure(settings)
+    return probe
+
+
+def test_a_long_attribution_is_a_job_with_progress(lenet, x):
     settings = AttributionSettings(("integrated-gradients", "gradcam"), 3, {"steps": 12, "chunk": 4})
-    context = ProbeContext(lenet, ProbeInput(x, "noise"), tuple("0123456789"), 0, attribution=settings)
-    probe = AttributionProbe(clock=Ticking())
-    first = probe.frame(context)
+    context = ProbeContext(lenet, ProbeInput(x, "noise"), tuple("0123456789"), 0)
+    job = configured(settings, Ticking()).frame(context)
+    assert isinstance(job, Job) and not job.finished
+    first = job.advance(slice_s=0.0)
     assert first.progress is not None and 0 < first.progress < 1 and first.maps == ()
-    job = probe.pending
-    assert isinstance(job, AttributionJob) and not job.finished
-    assert probe.frame(context) is None  # the same input and settings: the job brings the frames
     frames = []
     while not job.finished:
         frame = job.advance(slice_s=0.0)
@@ -120,10 +125,8 @@ def test_a_long_attribution_hands_the_rest_to_a_job_with_progress(lenet, x):
 
 def test_a_cancelled_job_keeps_the_maps_done_and_says_it_stopped(lenet, x):
     settings = AttributionSettings(("gradcam", "integrated-gradients"), 3, {"steps": 40, "chunk": 2})
-    context = ProbeContext(lenet, ProbeInput(x, "noise"), tuple("0123456789"), 0, attribution=settings)
-    probe = AttributionProbe(clock=Ticking())
-    probe.frame(context)
-    job = probe.pending
+    context = ProbeContext(lenet, ProbeInput(x, "noise"), tuple("0123456789"), 0)
+    job = configured(settings, Ticking()).frame(context)
     job.advance(slice_s=0.0)
     stopped = job.cancel()
     assert job.finished and stopped.progress is None and "stopped" in stopped.note
@@ -140,34 +143,42 @@ def test_a_user_picture_is_a_baseline_prepared_like_the_input(lenet, x):
     settings = AttributionSettings(
         ("integrated-gradients",), 3, {"steps": 8, "baseline": BaselinePicture(pixels, "grey.png")}
     )
-    frame = AttributionProbe().frame(
-        ProbeContext(lenet, ProbeInput(x, "noise", prepare=prepare), tuple("0123456789"), 0, attribution=settings)
+    frame = (
+        configured(settings)
+        .frame(ProbeContext(lenet, ProbeInput(x, "noise", prepare=prepare), tuple("0123456789"), 0))
+        .run_to_end()
     )
     expected = attribute(lenet, x, "integrated-gradients", 3, steps=8, baseline=prepare(pixels)).heat()
     assert frame.maps[0].error is None
     np.testing.assert_allclose(frame.maps[0].heat, expected, rtol=1e-5, atol=1e-7)
-    unprepared = AttributionProbe().frame(
-        ProbeContext(lenet, ProbeInput(x, "noise"), tuple("0123456789"), 0, attribution=settings)
+    unprepared = (
+        configured(settings).frame(ProbeContext(lenet, ProbeInput(x, "noise"), tuple("0123456789"), 0)).run_to_end()
     )
     assert "grey.png" in unprepared.maps[0].error
 
 
 def test_the_worker_runs_a_long_attribution_in_slices_and_cancel_job_stops_it(monkeypatch):
-    monkeypatch.setattr(AttributionProbe, "slice_s", 0.0)  # every attribution counts as long
+    monkeypatch.setattr(runner, "FIRST_SLICE_S", 0.0)  # every attribution counts as long
     recorder = Recorder()
     worker = EngineWorker(recorder, torch_threads=1)
     worker.start()
     try:
         worker.load_model(get_preset("lenet5"))
         recorder.wait_for(state_is(RunState.IDLE))
-        worker.submit(SetAttribution(AttributionSettings(("integrated-gradients",), 5, {"steps": 8, "chunk": 1})))
+        worker.submit(
+            ConfigureProbe("attribution", AttributionSettings(("integrated-gradients",), 5, {"steps": 8, "chunk": 1}))
+        )
         finished = recorder.wait_for(
             lambda e: isinstance(e, AttributionFrame) and e.progress is None and e.maps and e.target == 5
         )
         assert finished.maps[0].method == "integrated-gradients" and finished.maps[0].delta is not None
         assert any(isinstance(e, AttributionFrame) and e.progress is not None and e.target == 5 for e in recorder.seen)
         # a very long one: progress arrives, other commands get through, and CancelJob stops it
-        worker.submit(SetAttribution(AttributionSettings(("integrated-gradients",), 4, {"steps": 2000, "chunk": 1})))
+        worker.submit(
+            ConfigureProbe(
+                "attribution", AttributionSettings(("integrated-gradients",), 4, {"steps": 2000, "chunk": 1})
+            )
+        )
         recorder.wait_for(lambda e: isinstance(e, AttributionFrame) and e.progress is not None and e.target == 4)
         worker.submit(CancelJob())
         stopped = recorder.wait_for(lambda e: isinstance(e, AttributionFrame) and "stopped" in e.note, timeout=10)

@@ -15,7 +15,7 @@ from engine.probes.attribution import AttributionFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.gradients import GradientNormFrame
 from engine.runtime.commands import WatchFrames
-from engine.runtime.events import EngineError, RunState, StepMetrics
+from engine.runtime.events import EngineError, ModelLoaded, RunState, StepMetrics
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
 from tests.support import ask_too_much_when, state_is
@@ -120,8 +120,9 @@ def test_models_that_do_not_fit_the_data_are_inspected_not_trained(worker):
     worker.load_model(vector_model)
     loaded = rec.wait_for(state_is(RunState.IDLE))
     assert "takes 8 inputs" in loaded.message and "not trained" in loaded.message
-    empty = rec.wait_for(lambda e: isinstance(e, FeatureMapFrame) and not e.layers)  # no stale digit maps
-    assert empty.source.startswith("no input")
+    kind = rec.wait_for(lambda e: isinstance(e, ModelLoaded) and e.info.name == "tabular")
+    assert FeatureMapFrame not in kind.frame_types  # no picture views for a vector model: none stale either
+    assert kind.info.objective is None and GradientNormFrame not in kind.frame_types  # it cannot train
     worker.train(TrainConfig(epochs=1))
     assert "cannot train on mnist" in rec.wait_for(lambda e: isinstance(e, EngineError)).message
     worker.probe_image(np.full((20, 20), 128, np.uint8), "grey.png")
@@ -211,28 +212,28 @@ def test_a_diverging_run_pauses_with_the_last_good_weights_and_retries_the_batch
     assert paused.message.startswith("paused: the loss became nan at step 3")
     steps = [e.step for e in rec.seen if isinstance(e, StepMetrics)]
     assert steps == [1, 2]  # the diverged step is not recorded
-    weights = {name: p.detach().clone() for name, p in worker._model.named_parameters()}
+    weights = {name: p.detach().clone() for name, p in worker._session._model.named_parameters()}
     assert all(torch.isfinite(w).all() for w in weights.values())  # no update was made from the inf loss
     rec.seen.clear()
     worker.step_once()  # the same batch again, from the same weights: it diverges again, and pauses again
     again = rec.wait_for(lambda e: isinstance(e, EngineError))
     assert "at step 3 (epoch 1)" in again.message
     assert not [e for e in rec.drain(0.3) if isinstance(e, StepMetrics)]
-    assert all(torch.equal(weights[n], p) for n, p in worker._model.named_parameters())
+    assert all(torch.equal(weights[n], p) for n, p in worker._session._model.named_parameters())
     worker.stop()
     assert rec.wait_for(state_is(RunState.FINISHED)).message.startswith("stopped at step 2")
 
 
 def test_a_run_out_of_memory_pauses_with_a_message_and_goes_on_once_there_is_room(worker, monkeypatch):
-    import engine.runtime.worker as worker_module
+    import engine.runtime.session as session_module
 
     greedy = {"armed": False}
-    build = worker_module.build_model
+    build = session_module.build_model
 
     def training_step(model):
         return greedy["armed"] and model.training and torch.is_grad_enabled()
 
-    monkeypatch.setattr(worker_module, "build_model", lambda spec: ask_too_much_when(build(spec), training_step))
+    monkeypatch.setattr(session_module, "build_model", lambda spec: ask_too_much_when(build(spec), training_step))
     rec = worker.recorder
     greedy["armed"] = True
     worker.train(TrainConfig(epochs=1, batch_size=32))

@@ -6,8 +6,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine.explain.attribution import AttributionSettings
-from engine.probes.attribution import AttributionFrame, AttributionProbe, BaselinePicture
-from engine.runtime.commands import CancelJob, SetAttribution
+from engine.probes import runner
+from engine.probes.attribution import AttributionFrame, BaselinePicture
+from engine.runtime.commands import CancelJob, ConfigureProbe
 from gui.widgets.export import save_npy, save_png
 from tests.support import SAMPLES, drop
 
@@ -78,7 +79,7 @@ def test_export_writes_the_panels_as_png_and_the_maps_as_npy(qtbot, window, tmp_
 
 @pytest.mark.parametrize("steps", [1000])
 def test_a_long_computation_shows_progress_and_stop_ends_it(qtbot, window, monkeypatch, steps):
-    monkeypatch.setattr(AttributionProbe, "slice_s", 0.0)  # every computation counts as long
+    monkeypatch.setattr(runner, "FIRST_SLICE_S", 0.0)  # every computation counts as long
     view = window.viewer.views[AttributionFrame]
     shown(window, view)
     qtbot.waitUntil(
@@ -89,10 +90,12 @@ def test_a_long_computation_shows_progress_and_stop_ends_it(qtbot, window, monke
     view.method_a.setCurrentText("integrated-gradients")
     view.method_b.setCurrentText("(none)")
     view.steps.setValue(steps)
-    qtbot.waitUntil(lambda: any(isinstance(c, SetAttribution) for c in sent), timeout=5_000)
+    qtbot.waitUntil(lambda: any(isinstance(c, ConfigureProbe) for c in sent), timeout=5_000)
     # one step a slice, so that LeNet takes long enough to be stopped
     window.bridge.worker.submit(
-        SetAttribution(AttributionSettings(("integrated-gradients",), None, {"steps": steps, "chunk": 1}))
+        ConfigureProbe(
+            "attribution", AttributionSettings(("integrated-gradients",), None, {"steps": steps, "chunk": 1})
+        )
     )
     qtbot.waitUntil(lambda: view.busy.isVisibleTo(view), timeout=10_000)
     assert 0 <= view.progress.value() < 1000 and "computing" in view.panels[0].title.text

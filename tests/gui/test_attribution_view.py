@@ -1,11 +1,11 @@
 """The attribution view in the real window: a dropped picture gets its overlays, the controls reach the engine
-as one SetAttribution command, the maps follow training."""
+as one ConfigureProbe command, the maps follow training."""
 
 import numpy as np
 import pytest
 
 from engine.probes.attribution import AttributionFrame
-from engine.runtime.commands import SetAttribution
+from engine.runtime.commands import ConfigureProbe
 from engine.runtime.events import RunState
 from gui.views import VIEWS
 from gui.views.attribution import AttributionView, overlay_lut
@@ -55,7 +55,7 @@ def test_controls_send_one_command_and_the_ig_delta_is_shown(qtbot, window):
     view.steps.setValue(20)
     view.method_b.setCurrentText("occlusion")
     qtbot.waitUntil(lambda: len(sent) == 1, timeout=5_000)  # debounced: three changes, one command
-    assert isinstance(sent[0], SetAttribution)
+    assert isinstance(sent[0], ConfigureProbe) and sent[0].probe == "attribution"
     assert sent[0].settings.methods == ("integrated-gradients", "occlusion")
     assert sent[0].settings.options["steps"] == 20
     qtbot.waitUntil(

@@ -179,15 +179,15 @@ def test_presets_menu_groups_every_preset_by_family(qtbot, window):
 
 
 def test_a_first_batch_out_of_memory_pauses_the_window_with_a_progress_bar_that_is_not_busy(qtbot, window, monkeypatch):
-    import engine.runtime.worker as worker_module
+    import engine.runtime.session as session_module
 
     greedy = {"armed": True}
-    build = worker_module.build_model
+    build = session_module.build_model
 
     def training_step(model):
         return greedy["armed"] and model.training and torch.is_grad_enabled()
 
-    monkeypatch.setattr(worker_module, "build_model", lambda spec: ask_too_much_when(build(spec), training_step))
+    monkeypatch.setattr(session_module, "build_model", lambda spec: ask_too_much_when(build(spec), training_step))
     window.monitor.epochs.setValue(1)
     window.monitor.batch_size.setValue(512)
     window.train_action.trigger()

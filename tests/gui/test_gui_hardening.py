@@ -71,8 +71,8 @@ def settle_valid_edit(qtbot, window, loads):
     assert [s.node("fc2").params["out_features"] for s in loads] == [83]
     qtbot.waitUntil(
         lambda: (
-            window.bridge.worker._spec is not None
-            and window.bridge.worker._spec.node("fc2").params["out_features"] == 83
+            window.bridge.worker._session._spec is not None
+            and window.bridge.worker._session._spec.node("fc2").params["out_features"] == 83
         ),
         timeout=10_000,
     )
@@ -93,7 +93,7 @@ def test_a_spec_with_a_cycle_is_refused_with_its_message_and_the_model_stays(
     qtbot, window, monkeypatch, tmp_path, how, edge, culprit
 ):
     loads = spy_loads(window, monkeypatch)
-    builder, before, running = window.builder, window.builder.doc.spec, window.bridge.worker._spec
+    builder, before, running = window.builder, window.builder.doc.spec, window.bridge.worker._session._spec
     path = write_spec(tmp_path / "looped.json", lenet_with(edges=[edge]))
     if how == "drop":
         drop(window, path)
@@ -102,7 +102,7 @@ def test_a_spec_with_a_cycle_is_refused_with_its_message_and_the_model_stays(
     qtbot.waitUntil(lambda: "cycle" in builder.problem.text(), timeout=5000)
     assert f"{culprit}: is part of a cycle" in builder.problem.text()
     assert builder.doc.spec == before and len(builder.scene.nodes) == 13
-    assert window.bridge.worker._spec is running and loads == []
+    assert window.bridge.worker._session._spec is running and loads == []
     settle_valid_edit(qtbot, window, loads)  # the window keeps working
 
 
@@ -193,16 +193,16 @@ def test_after_saving_the_spec_nothing_asks(qtbot, window, monkeypatch, tmp_path
 @pytest.mark.parametrize("reserved", ["forward", "training", "spec"])
 def test_a_spec_file_with_a_reserved_node_name_is_refused(qtbot, window, monkeypatch, tmp_path, reserved):
     loads = spy_loads(window, monkeypatch)
-    builder, before, running = window.builder, window.builder.doc.spec, window.bridge.worker._spec
+    builder, before, running = window.builder, window.builder.doc.spec, window.bridge.worker._session._spec
     drop(window, write_spec(tmp_path / "reserved.json", lenet_with(rename={"conv1": reserved})))
     qtbot.waitUntil(lambda: "reserved name" in builder.problem.text(), timeout=5000)
-    assert builder.doc.spec == before and window.bridge.worker._spec is running and loads == []
+    assert builder.doc.spec == before and window.bridge.worker._session._spec is running and loads == []
     settle_valid_edit(qtbot, window, loads)
 
 
 def test_renaming_a_node_to_a_reserved_name_marks_it_and_never_reaches_the_worker(qtbot, window, monkeypatch):
     loads = spy_loads(window, monkeypatch)
-    builder, running = window.builder, window.bridge.worker._spec
+    builder, running = window.builder, window.bridge.worker._session._spec
     builder.scene.select_nodes(["conv1"])
     builder.properties.rename_requested.emit("conv1", "forward")  # what the id field sends
     assert builder.doc.spec.node("forward")  # the edit is made (and undoable), but marked
@@ -212,7 +212,7 @@ def test_renaming_a_node_to_a_reserved_name_marks_it_and_never_reaches_the_worke
     builder.undo_stack.undo()
     assert builder.doc.valid
     settle_valid_edit(qtbot, window, loads)  # only the valid spec arrives
-    assert window.bridge.worker._spec is not running
+    assert window.bridge.worker._session._spec is not running
 
 
 def test_the_window_loads_only_the_builders_valid_spec(qtbot, window, monkeypatch):
@@ -267,7 +267,7 @@ def test_only_the_newest_of_two_opened_specs_is_shown(qtbot, window, monkeypatch
     drop(window, tmp_path / "second.json")
     release.set()
     qtbot.waitUntil(lambda: bool(chosen), timeout=5000)
-    qtbot.waitUntil(lambda: window.bridge.worker._spec == get_preset(OTHER), timeout=10_000)
+    qtbot.waitUntil(lambda: window.bridge.worker._session._spec == get_preset(OTHER), timeout=10_000)
     assert [s.name for s in chosen] == [get_preset(OTHER).name] and builder.doc.spec == get_preset(OTHER)
 
 
@@ -302,7 +302,7 @@ def test_a_spec_path_that_is_not_a_small_regular_file_gets_a_clear_message(qtbot
 def test_a_model_too_big_for_the_memory_limit_is_marked_on_its_node(qtbot, window, monkeypatch, tmp_path):
     monkeypatch.setenv("LUMEN_MEMORY_LIMIT", "8M")  # LeNet-5 needs about 0.3 MB
     loads = spy_loads(window, monkeypatch)
-    builder, running = window.builder, window.bridge.worker._spec
+    builder, running = window.builder, window.bridge.worker._session._spec
     builder.set_param("fc1", "out_features", 100_000)  # 160 MB of weights in fc1 alone
     error = builder.doc.error
     assert error is not None and error.node == "fc1" and "LUMEN_MEMORY_LIMIT" in error.reason
@@ -318,7 +318,7 @@ def test_a_model_too_big_for_the_memory_limit_is_marked_on_its_node(qtbot, windo
 
     window.bridge.worker.load_model(big)  # and the engine refuses it itself, keeping its model
     qtbot.waitUntil(lambda: "more than Lumen's limit" in window.statusBar().currentMessage(), timeout=10_000)
-    assert window.bridge.worker._spec is running
+    assert window.bridge.worker._session._spec is running
 
 
 def test_a_billion_channels_are_refused_on_any_machine(window):
@@ -355,7 +355,9 @@ def test_save_run_asks_before_replacing_a_run(qtbot, window, monkeypatch, tmp_pa
     assert ModelSpec.load(folder / "model.json").node("fc2").params["out_features"] == 84
 
     window.builder.set_param("fc2", "out_features", 83)
-    qtbot.waitUntil(lambda: window.bridge.worker._spec.node("fc2").params["out_features"] == 83, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: window.bridge.worker._session._spec.node("fc2").params["out_features"] == 83, timeout=10_000
+    )
     save_via_menu(window, monkeypatch, folder)  # the folder holds a run now: asked, and cancelled
     assert len(asked) == 1 and "already holds a saved run" in asked[0][1] and sent == [False]
     assert "keeps its run" in window.statusBar().currentMessage()

@@ -1,6 +1,12 @@
-"""Probes and views plug in through their two registries only; heavy frames are latest-wins, per type."""
+"""Probes and views plug in through their two registries only; heavy frames are latest-wins, per type.
+
+A new probe with settings, a control in its view and a long job costs exactly four files: the probe's module (its
+Frame, Settings and Probe, here ``CountingProbe``), one line in ``engine/probes/__init__.py``'s ``PROBES``, the
+view's module (here ``CountingView``, whose spin box sends ``ConfigureProbe``) and one entry in
+``gui/views/__init__.py``'s ``VIEWS``; the tests below add them through the two lists alone."""
 
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -8,13 +14,15 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QToolBar, QVBoxLayout
+from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar, QVBoxLayout
 
 import engine.probes
 import gui.views
 from engine.probes import Probe
 from engine.probes.feature_maps import FeatureMapFrame
+from engine.runtime.commands import CancelJob, ConfigureProbe
 from engine.runtime.events import Frame, RunState
+from engine.runtime.jobs import Job
 from gui.main_window import MainWindow
 from gui.views import View
 
@@ -180,3 +188,78 @@ def test_a_long_caption_wraps_instead_of_widening_the_viewer(qtbot):
     pane.caption.setText("validation digit #0 (shifted +3,−2 px, rotated +10°, scaled ×1.25) (true label 4) " * 4)
     qtbot.wait(20)  # the layout takes the new text in on the next event-loop turn
     assert pane.minimumSizeHint().width() <= narrow + 10
+
+
+@dataclass(frozen=True)
+class CountingSettings:
+    up_to: int = 3  # how far the probe counts: past 20 it is a long job, counted in slices
+
+
+@dataclass(frozen=True, eq=False)
+class CountFrame(Frame):
+    counted: int
+    up_to: int
+    progress: float | None  # None: done
+
+
+class CountingProbe(Probe):
+    """Counts up to its setting; a long count is a job, each number one slice, with progress frames."""
+
+    name = "counting"
+    frame_type = CountFrame
+    Settings = CountingSettings
+
+    def frame(self, context):
+        up_to = self.settings.up_to
+        if up_to <= 20:
+            return CountFrame(context.step, up_to, up_to, None)
+
+        def work():
+            for n in range(1, up_to):
+                time.sleep(0.002)
+                yield CountFrame(context.step, n, up_to, n / up_to)
+            return CountFrame(context.step, up_to, up_to, None)
+
+        return Job("counting", f"up to {up_to}", work(), interval_s=0.0)
+
+
+class CountingView(View):
+    title = "Counting"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.up_to = QSpinBox(minimum=1, maximum=100_000, value=3)
+        self.up_to.valueChanged.connect(
+            lambda value: self.command.emit(ConfigureProbe("counting", CountingSettings(up_to=value)))
+        )
+        self.label = QLabel()
+        self.drawn: list[CountFrame] = []
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.up_to)
+        layout.addWidget(self.label)
+
+    def show_frame(self, frame):
+        self.drawn.append(frame)
+        done = "done" if frame.progress is None else f"{frame.progress:.0%}"
+        self.label.setText(f"{frame.counted} of {frame.up_to} ({done})")
+
+
+def test_a_probe_with_settings_a_control_and_a_long_job_plugs_in_through_the_two_lists(qtbot, settings, monkeypatch):
+    monkeypatch.setattr(engine.probes, "PROBES", [*engine.probes.PROBES, CountingProbe()])
+    monkeypatch.setattr(gui.views, "VIEWS", {**gui.views.VIEWS, CountFrame: CountingView})
+    window = open_window(qtbot, settings)
+    view = window.viewer.views[CountFrame]
+    window.viewer.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.label.text() == "3 of 3 (done)", timeout=10_000)  # its default settings
+    view.up_to.setValue(5)  # the control: one ConfigureProbe, the probe's next frame follows it
+    qtbot.waitUntil(lambda: view.label.text() == "5 of 5 (done)", timeout=10_000)
+    view.up_to.setValue(400)  # a long count: a job in slices, progress frames, the window answers meanwhile
+    qtbot.waitUntil(lambda: view.label.text() == "400 of 400 (done)", timeout=30_000)
+    progress = [f.progress for f in view.drawn if f.up_to == 400 and f.progress is not None]
+    assert progress and progress == sorted(progress) and all(0 < p < 1 for p in progress)
+    view.up_to.setValue(100_000)  # too long to wait for: CancelJob stops it between slices
+    qtbot.waitUntil(lambda: any(f.up_to == 100_000 for f in view.drawn), timeout=10_000)
+    window.bridge.worker.submit(CancelJob())
+    qtbot.waitUntil(lambda: not window.bridge.worker._session.busy, timeout=10_000)
+    assert view.drawn[-1].counted < 100_000
+    window.close()

@@ -1,0 +1,115 @@
+"""Recording a run in the run store: its row, folder, metrics and checkpoints, for the window's session and the
+command line alike. A store that cannot be opened, or that fails mid-run, is reported once through ``report``
+and the run goes on unrecorded: training never stops because of the store."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import LumenError
+from engine.io.store import RunRecorder, RunStore
+from engine.runtime.events import Metrics, StepMetrics
+from engine.spec.model_spec import ModelSpec
+from engine.training.loop import Training
+from engine.training.resume import training_state
+
+StoreErrors = (LumenError, sqlite3.Error)
+
+
+class Recording:
+    def __init__(
+        self,
+        store: Callable[[], RunStore] | None,
+        report: Callable[[str], None],
+        *,
+        checkpoint_every: int = 0,
+        written: Callable[[RunRecorder], None] | None = None,
+    ):
+        # ``store``: a factory, called on the thread that records (which then owns the connection); None: runs are
+        # not recorded. ``checkpoint_every``: steps between checkpoints (0: at each epoch's end and when asked).
+        # ``written(recorder)``: after each checkpoint (the window lists them for its replay slider).
+        self._factory, self._report, self._written = store, report, written
+        self._store: RunStore | None = None
+        self.checkpoint_every = checkpoint_every
+        self.recorder: RunRecorder | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.recorder.id if self.recorder is not None else None
+
+    def store(self) -> RunStore:
+        """The store, opened the first time (``LumenError`` when runs are not recorded here)."""
+        if self._store is None:
+            if self._factory is None:
+                raise LumenError("runs are not recorded here")
+            self._store = self._factory()
+        return self._store
+
+    def start(self, spec: ModelSpec, data: str, training: Training, info: dict[str, Any]) -> None:
+        """A new run's row and folder (spec, settings); a store that fails is reported once, and never asked again."""
+        self.recorder = None
+        if self._factory is None:
+            return
+        try:
+            self.recorder = RunRecorder.start(
+                self.store(),
+                spec,
+                data,
+                training.objective.name,
+                training.total_steps,
+                info,
+                checkpoint_every=self.checkpoint_every,
+            )
+        except StoreErrors as exc:
+            self._factory = None
+            self._report(f"runs are not recorded in the run store: {exc}")
+
+    def record(self, event: Metrics, training: Training) -> None:
+        """A step's or an epoch's metrics, and a checkpoint when one is due."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        try:
+            recorder.record(event)
+            if isinstance(event, StepMetrics) and recorder.checkpoint_due(event.step, training.steps_per_epoch):
+                self.checkpoint(training)
+        except StoreErrors as exc:
+            self.recorder = None
+            self._report(f"the run store stopped recording this run: {exc}")
+
+    def checkpoint(self, training: Training) -> Path:
+        """A checkpoint of the run's whole state now (``LumenError`` when no run is being recorded)."""
+        recorder = self.recorder
+        if recorder is None or recorder.closed:
+            raise LumenError("there is no recorded run in progress to checkpoint")
+        path = recorder.checkpoint(*training_state(training))
+        if self._written is not None:
+            self._written(recorder)
+        return path
+
+    def close(self, status: str, message: str, training: Training | None, checkpoint: bool = True) -> None:
+        """Mark the recorded run ended; a finished or stopped run's weights are checkpointed (a failed run keeps
+        its last good checkpoint)."""
+        recorder = self.recorder
+        if recorder is None or recorder.closed:
+            return
+        try:
+            if checkpoint and training is not None and status in ("finished", "stopped"):
+                self.checkpoint(training)
+            recorder.close(status, message)
+        except StoreErrors as exc:
+            self._report(f"the run store could not close this run: {exc}")
+
+    def set_interval(self, steps: int) -> None:
+        """Checkpoints every ``steps`` steps from now on, the run in progress too (from its next step)."""
+        self.checkpoint_every = steps
+        if self.recorder is not None and not self.recorder.closed:
+            self.recorder.checkpoint_every = steps
+
+    def shut(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
