@@ -10,7 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+import cli.explain
 import main
+from cli import COMMANDS
+from cli.parser import parse
 from engine.explain.attribution import METHODS, attribute
 from engine.graph.model import build_model
 from engine.io.runs import open_run, save_run
@@ -40,8 +43,13 @@ def digit(tmp_path_factory):
     return path
 
 
-def test_the_parser_lists_every_method_of_the_registry():
-    assert set(main.EXPLAIN_METHODS) == set(METHODS)
+def test_the_parser_takes_every_method_of_the_registry_and_no_other():
+    line = ["explain", "run", "--image", "in.png", "--out", "out.png", "--method"]
+    for method in METHODS:
+        assert parse(COMMANDS, [*line, method]).method == method
+    with pytest.raises(SystemExit) as refused:
+        parse(COMMANDS, [*line, "lime"])
+    assert refused.value.code == 2
 
 
 def test_explain_writes_the_png_the_map_and_the_input(run_dir, digit, tmp_path):
@@ -152,7 +160,7 @@ def test_a_write_that_fails_leaves_none_of_the_files(run_dir, digit, tmp_path, c
     def disk_full(path, array):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(main, "_save_npy", disk_full)
+    monkeypatch.setattr(cli.explain, "save_npy", disk_full)
     out, npy = tmp_path / "map.png", tmp_path / "map.npy"
     code = main.main(["explain", str(run_dir), "--image", str(digit), "--method", "saliency"] + ["--out", str(out)])
     assert code == 0 and out.is_file()  # no .npy asked for: the PNG alone
