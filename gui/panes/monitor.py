@@ -277,7 +277,7 @@ class MonitorPane(QWidget):
         for text, interval in LIVE_RATES.items():
             self.live_rate.addItem(text, interval)
         self.live_rate.setCurrentText(DEFAULT_LIVE_RATE)
-        self.readout = QLabel(NOT_TRAINED, wordWrap=True)  # wraps: a long readout must not widen the window
+        self.readout = QLabel(NOT_TRAINED, wordWrap=True, minimumWidth=200)  # wraps: it must not widen the window
 
         settings = QFormLayout()
         settings.addRow("Data", self.dataset)

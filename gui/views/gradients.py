@@ -54,8 +54,6 @@ class GradientNormView(View):
         self.history_plot.enableAutoRange(x=False, y=False)
         # The layers' colours are named above the plot: a legend inside it covered the lines.
         self.legend = QLabel(textFormat=Qt.TextFormat.RichText, wordWrap=True)
-        for plot in (self.bars_plot, self.history_plot):  # decades labelled, not every 0.2, 0.3, ... between them
-            plot.getAxis("left").setStyle(maxTextLevel=0)
         self.history_plot.setDownsampling(auto=True, mode="peak")
         self.history_plot.setClipToView(True)
         self.lines: dict[str, pg.PlotDataItem] = {}
@@ -129,6 +127,9 @@ class GradientNormView(View):
             return old_low, old_high
         self._decades[plot] = (low, high)
         plot.setYRange(low, high, padding=0)  # log mode: the range is in decades
+        # Decades only, labelled: pyqtgraph labels the minor ticks (0.2 … 0.9) of a short log range over each other.
+        step = max(1, (high - low) // 6)
+        plot.getAxis("left").setTicks([[(k, f"{10.0**k:g}") for k in range(low, high + 1, step)], []])
         return low, high
 
     def _fit_steps(self, first: float, last: float) -> None:

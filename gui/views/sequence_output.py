@@ -37,7 +37,9 @@ class SequenceOutputView(View):
         super().__init__(parent)
         self.frame: SequenceOutputFrame | None = None
         self.text = QLabel(textFormat=Qt.TextFormat.RichText, wordWrap=True)
-        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        font.setPointSize(font.pointSize() + 3)  # a sequence is read letter by letter
+        self.text.setFont(font)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.plot = pg.PlotWidget(title="Input, target and output over time")
@@ -46,12 +48,21 @@ class SequenceOutputView(View):
         self.input_curves: list[pg.PlotDataItem] = []
         self.target_curve = self.plot.plot(pen=TARGET_PEN, symbol="o", symbolSize=5, name="target")
         self.output_curve = self.plot.plot(pen=OUTPUT_PEN, symbol="x", symbolSize=6, name="model")
+        # A one-output classifier's answer: the probability of each of its top classes.
+        self.top_plot = pg.PlotWidget(title="The model's top classes for this sequence")
+        self.top_plot.setLabel("left", "probability")
+        self.top_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.top_plot.setMouseEnabled(False, False)
+        self.top_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=(40, 110, 200))
+        self.top_plot.addItem(self.top_bars)
+        self.top_plot.hide()
         self.export = ExportButton(lambda: self.plot.getPlotItem(), self.export_array, lambda: "sequence")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.export, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(self.text)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.top_plot, 1)
 
     def caption(self, frame: SequenceOutputFrame) -> str:  # type: ignore[override]
         return f"{html.escape(frame.source)} · model at step {frame.step}"
@@ -82,6 +93,11 @@ class SequenceOutputView(View):
         if frame.note:
             lines.append(f"<i>{html.escape(frame.note)}</i>")
         self.text.setText("<br>".join(lines))
+        self.top_plot.setVisible(bool(frame.top))
+        if frame.top:
+            self.top_bars.setOpts(x=np.arange(len(frame.top)), height=[p for _, p in frame.top])
+            self.top_plot.getAxis("bottom").setTicks([[(i, name) for i, (name, _) in enumerate(frame.top)]])
+            self.top_plot.setXRange(-0.5, len(frame.top) - 0.5, padding=0.02)
         # Curves: real-valued inputs, and real-valued targets and outputs (forecasting).
         values = frame.kind != TOKENS or frame.target_values is not None
         self.plot.setVisible(values)
