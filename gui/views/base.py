@@ -9,7 +9,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QBoxLayout, QWidget
 
 from engine.runtime.events import Frame, ModelInfo
-from gui.errors import ErrorLine
+from gui.widgets.error_line import ErrorLine
 
 
 class View(QWidget):
