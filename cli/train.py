@@ -91,7 +91,9 @@ def train(args: argparse.Namespace) -> None:
     from engine.graph import budget
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir
+    from engine.io.store import RunStore
     from engine.io.untrusted import printable
+    from engine.runtime.recording import Recording
     from engine.training import distributed
     from engine.training.fit import load_run_data, plan_run
     from engine.training.loop import TrainConfig, Training, resolve_device
@@ -160,11 +162,14 @@ def train(args: argparse.Namespace) -> None:
     info = {"dataset": data.name, "objective": plan.objective, "fitted": list(plan.changes), "config": vars(config)}
     # The run store keeps what --resume needs: how the data was named, where the run folder goes.
     kept = {**info, "data_arg": args.data, "out": str(args.out.absolute()), "force": args.force}
-    recorder = _start_recording(spec, data.name, training, kept, args.checkpoint_every)
-    if recorder is not None:  # run.json names the run, so that its resume knows the folder for its own
-        info["run_id"] = recorder.id
+    reports = _Reports()
+    recording = Recording(RunStore, reports, checkpoint_every=args.checkpoint_every)
+    recording.start(spec, data.name, training, {**kept, "checkpoint_every": args.checkpoint_every})
+    if recording.run_id is not None:  # run.json names the run, so that its resume knows the folder for its own
+        reports.run_id = info["run_id"] = recording.run_id
+        note(f"run {recording.run_id} (resume with: lumen train --resume {recording.run_id})\n")
     try:
-        _train_and_save(training, spec, model, [], info, args.out, args.force, recorder, group)
+        _train_and_save(training, spec, model, [], info, args.out, args.force, recording, group)
     finally:
         if group is not None:
             group.close()
@@ -183,67 +188,24 @@ def _leave_together(group, refusal) -> None:
     os._exit(1)  # not sys.exit: interpreter shutdown takes the slower process past the launcher's next look
 
 
-def _start_recording(spec, data_name: str, training, info: dict, checkpoint_every: int):
-    """The run's recorder in the run store, or None (with a note) when the store cannot be opened."""
-    from engine.errors import LumenError
-    from engine.io.store import RunRecorder, RunStore
+class _Reports:
+    """What ``Recording`` reports, said as the command line has always said it (tests/cli pins the lines): the run
+    store refused at the start, or failed during the run; training goes on either way. ``Recording`` words a
+    report for the window as "what happened: the store's reason"; the command line keeps the reason."""
 
-    try:
-        recorder = RunRecorder.start(
-            RunStore(),
-            spec,
-            data_name,
-            training.objective.name,
-            training.total_steps,
-            {**info, "checkpoint_every": checkpoint_every},
-            checkpoint_every=checkpoint_every,
-        )
-    except LumenError as exc:
-        note(f"lumen: the run is not recorded in the run store: {one_line(str(exc))}\n")
-        return None
-    note(f"run {recorder.id} (resume with: lumen train --resume {recorder.id})\n")
-    return _Unfailing(recorder)
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id  # the recorded run's id, once there is one
 
-
-class _Unfailing:
-    """A ``RunRecorder`` whose store failing mid-run (damaged, locked, read-only: a ``StoreError``) stops the
-    recording with one line on stderr, while training goes on; the run folder is written as usual."""
-
-    def __init__(self, recorder):
-        self.recorder = recorder
-        self.id = recorder.id
-        self.failed = False
-
-    @property
-    def closed(self) -> bool:
-        return self.failed or self.recorder.closed
-
-    def checkpoint_due(self, step: int, steps_per_epoch: int) -> bool:
-        return not self.closed and self.recorder.checkpoint_due(step, steps_per_epoch)
-
-    def record(self, event) -> None:
-        self._call(self.recorder.record, event)
-
-    def checkpoint(self, *state) -> None:
-        self._call(self.recorder.checkpoint, *state)
-
-    def close(self, status: str, message: str = "") -> None:
-        self._call(self.recorder.close, status, message)
-
-    def _call(self, method, *args) -> None:
-        from engine.io.store import StoreError
-
-        if self.closed:
-            return
-        try:
-            method(*args)
-        except StoreError as exc:
-            self.failed = True
-            note(f"\nlumen: the run store stopped recording run {self.id}, training goes on: {one_line(str(exc))}\n")
+    def __call__(self, message: str) -> None:
+        reason = one_line(message.partition(": ")[2] or message)
+        if self.run_id is None:
+            note(f"lumen: the run is not recorded in the run store: {reason}\n")
+        else:
+            note(f"\nlumen: the run store stopped recording run {self.run_id}, training goes on: {reason}\n")
 
 
 def _train_and_save(
-    training, spec, model, history: list, info: dict, out: Path, force: bool, recorder, group=None
+    training, spec, model, history: list, info: dict, out: Path, force: bool, recording, group=None
 ) -> None:
     """Train to the end (recording metrics and checkpoints in the run store), then write the run folder ``out``;
     Ctrl-C or SIGTERM checkpoint and save what there is; a failure marks the recorded run failed.
@@ -257,13 +219,9 @@ def _train_and_save(
     from engine.io.runs import save_run
     from engine.io.untrusted import printable
     from engine.runtime.events import EpochMetrics, StepMetrics
-    from engine.training.resume import training_state
 
     def ended(status: str, message: str, checkpoint: bool = True) -> None:
-        if recorder is not None and not recorder.closed:
-            if checkpoint:
-                recorder.checkpoint(*training_state(training))
-            recorder.close(status, message)
+        recording.close(status, message, training, checkpoint)
 
     began = time.monotonic()
     stop = StopRequest()
@@ -271,10 +229,7 @@ def _train_and_save(
     try:
         for event in stop.guarded(training.steps()):
             history.append(event)
-            if recorder is not None:
-                recorder.record(event)
-                if isinstance(event, StepMetrics) and recorder.checkpoint_due(event.step, training.steps_per_epoch):
-                    recorder.checkpoint(*training_state(training))
+            recording.record(event, training)  # and a checkpoint when one is due
             if isinstance(event, StepMetrics):
                 _progress(event, time.monotonic() - began)
             elif isinstance(event, EpochMetrics):
@@ -321,6 +276,7 @@ def resume(args: argparse.Namespace) -> None:
     from engine.io.runs import check_run_dir
     from engine.io.store import INFO_FILE, SPEC_FILE, RunRecorder, RunStore, latest_checkpoint, load_checkpoint
     from engine.io.untrusted import printable, read_json
+    from engine.runtime.recording import Recording
     from engine.spec.model_spec import ModelSpec
     from engine.training import distributed
     from engine.training.fit import load_run_data
@@ -358,10 +314,12 @@ def resume(args: argparse.Namespace) -> None:
     store.forget_after(row.id, training.step)
     store.set_status(row.id, "running", f"resumed at step {training.step}")
     history = store.history(row.id)
-    recorder = RunRecorder(store, store.run(row.id), checkpoint_every=int(info.get("checkpoint_every") or 0))
+    every = int(info.get("checkpoint_every") or 0)
+    recording = Recording(lambda: store, _Reports(row.id), checkpoint_every=every)
+    recording.recorder = RunRecorder(store, store.run(row.id), checkpoint_every=every)  # the run goes on
     note(f"resuming run {row.id} ({printable(row.model)} on {printable(row.data)}) at step {training.step}\n")
     keep = {k: info[k] for k in ("dataset", "objective", "fitted", "config") if k in info}
-    _train_and_save(training, spec, training.model, history, {**keep, "run_id": row.id}, out, force, recorder)
+    _train_and_save(training, spec, training.model, history, {**keep, "run_id": row.id}, out, force, recording)
 
 
 def _same_run(out: Path, run_id: str) -> bool:
