@@ -189,15 +189,14 @@ def _leave_together(group, refusal) -> None:
 
 
 class _Reports:
-    """What ``Recording`` reports, said as the command line has always said it (tests/cli pins the lines): the run
-    store refused at the start, or failed during the run; training goes on either way. ``Recording`` words a
-    report for the window as "what happened: the store's reason"; the command line keeps the reason."""
+    """What ``Recording`` reports, as the command line says it: the run store refused at the start, or failed
+    during the run; training goes on either way."""
 
     def __init__(self, run_id: str | None = None) -> None:
         self.run_id = run_id  # the recorded run's id, once there is one
 
-    def __call__(self, message: str) -> None:
-        reason = one_line(message.partition(": ")[2] or message)
+    def __call__(self, when: str, error: Exception) -> None:
+        reason = one_line(str(error))
         if self.run_id is None:
             note(f"lumen: the run is not recorded in the run store: {reason}\n")
         else:
@@ -316,7 +315,7 @@ def resume(args: argparse.Namespace) -> None:
     history = store.history(row.id)
     every = int(info.get("checkpoint_every") or 0)
     recording = Recording(lambda: store, _Reports(row.id), checkpoint_every=every)
-    recording.recorder = RunRecorder(store, store.run(row.id), checkpoint_every=every)  # the run goes on
+    recording.follow(RunRecorder(store, store.run(row.id)))  # the run goes on
     note(f"resuming run {row.id} ({printable(row.model)} on {printable(row.data)}) at step {training.step}\n")
     keep = {k: info[k] for k in ("dataset", "objective", "fitted", "config") if k in info}
     _train_and_save(training, spec, training.model, history, {**keep, "run_id": row.id}, out, force, recording)

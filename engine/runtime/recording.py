@@ -1,6 +1,7 @@
 """Recording a run in the run store: its row, folder, metrics and checkpoints, for the window's session and the
-command line alike. A store that cannot be opened, or that fails mid-run, is reported once through ``report``
-and the run goes on unrecorded: training never stops because of the store."""
+command line alike. A store that cannot be opened, or that fails mid-run, is reported once through
+``report(when, error)`` — ``when`` is ``START``, ``DURING`` or ``CLOSE`` — and the run goes on unrecorded: training
+never stops because of the store. Each caller words the report its own way."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from engine.training.loop import Training
 from engine.training.resume import training_state
 
 StoreErrors = (LumenError, sqlite3.Error)
+START, DURING, CLOSE = "start", "during", "close"  # when the store failed: the run is then not recorded at all,
+# no longer recorded, or recorded but not marked ended
 
 
 class Recording:
     def __init__(
         self,
         store: Callable[[], RunStore] | None,
-        report: Callable[[str], None],
+        report: Callable[[str, Exception], None],
         *,
         checkpoint_every: int = 0,
         written: Callable[[RunRecorder], None] | None = None,
@@ -65,7 +68,12 @@ class Recording:
             )
         except StoreErrors as exc:
             self._factory = None
-            self._report(f"runs are not recorded in the run store: {exc}")
+            self._report(START, exc)
+
+    def follow(self, recorder: RunRecorder) -> None:
+        """Go on recording a run already in the store (a resumed one)."""
+        recorder.checkpoint_every = self.checkpoint_every
+        self.recorder = recorder
 
     def record(self, event: Metrics, training: Training) -> None:
         """A step's or an epoch's metrics, and a checkpoint when one is due."""
@@ -78,7 +86,7 @@ class Recording:
                 self.checkpoint(training)
         except StoreErrors as exc:
             self.recorder = None
-            self._report(f"the run store stopped recording this run: {exc}")
+            self._report(DURING, exc)
 
     def checkpoint(self, training: Training) -> Path:
         """A checkpoint of the run's whole state now (``LumenError`` when no run is being recorded)."""
@@ -101,7 +109,7 @@ class Recording:
                 self.checkpoint(training)
             recorder.close(status, message)
         except StoreErrors as exc:
-            self._report(f"the run store could not close this run: {exc}")
+            self._report(CLOSE, exc)
 
     def set_interval(self, steps: int) -> None:
         """Checkpoints every ``steps`` steps from now on, the run in progress too (from its next step)."""

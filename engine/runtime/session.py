@@ -73,7 +73,7 @@ from engine.runtime.events import (
 )
 from engine.runtime.history import MetricsHistory, readable
 from engine.runtime.jobs import Job
-from engine.runtime.recording import Recording
+from engine.runtime.recording import CLOSE, DURING, START, Recording
 from engine.runtime.replay import CheckpointReplay, checkpoint_steps
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
@@ -501,8 +501,13 @@ class Session:
         self._run_probes(force=True)
 
     # ---- the run store ------------------------------------------------------------------------------------
-    def _report(self, message: str) -> None:
-        self._emit(EngineError(message))
+    def _report(self, when: str, error: Exception) -> None:
+        said = {
+            START: "runs are not recorded in the run store",
+            DURING: "the run store stopped recording this run",
+            CLOSE: "the run store could not close this run",
+        }
+        self._emit(EngineError(f"{said[when]}: {error}"))
 
     def _listed(self, recorder: RunRecorder) -> None:
         self._emit(CheckpointList(recorder.id, checkpoint_steps(recorder.folder), live=True))
