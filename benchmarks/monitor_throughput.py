@@ -35,9 +35,9 @@ import torch
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from engine.events import RunState, StepMetrics
 from engine.graph.model import build_model
 from engine.presets import get_preset
-from engine.runtime.events import RunState, StepMetrics
 from engine.training.fit import load_run_data, plan_run
 from engine.training.loop import TrainConfig, Training
 from gui.app import configure_pyqtgraph

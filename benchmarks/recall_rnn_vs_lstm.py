@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from engine.data.sequences import recall
+from engine.events import EpochMetrics
 from engine.graph.model import build_model
 from engine.presets import get_preset
-from engine.runtime.events import EpochMetrics
 from engine.training.config import TrainConfig
 from engine.training.fit import plan_run
 from engine.training.loop import Training

@@ -29,9 +29,9 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from engine.data.datasets import load_mnist
+from engine.events import StepMetrics
 from engine.graph.model import build_model
 from engine.presets import get_preset
-from engine.runtime.events import StepMetrics
 from engine.training.loop import TrainConfig, Training
 from gui.app import configure_pyqtgraph
 from gui.main_window import MainWindow, _training_threads

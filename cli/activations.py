@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> None:
     from PIL import Image
 
     from engine.explain.activations import activation_after, activations, as_maps, check_layers, mosaic_picture
-    from engine.io.untrusted import atomic_writes, printable
     from engine.probes.feature_maps import tile
+    from engine.untrusted import atomic_writes, printable
 
     written = check_outputs(("--out", args.out), ("--npy", args.npy))
     model, x = image_for(args.run, args.image)

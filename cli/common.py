@@ -22,7 +22,7 @@ def load_model_arg(model: str):
     except (OSError, ValueError):  # a name too long for the file system, say: a path, and ModelSpec.load says why
         is_path = True
     if is_path:
-        return ModelSpec.load(model)  # every check of engine.io.untrusted: regular file, size, depth, numbers
+        return ModelSpec.load(model)  # every check of engine.untrusted: regular file, size, depth, numbers
     return get_preset(model)  # raises with the list of presets
 
 
@@ -35,7 +35,7 @@ def note(text: str) -> None:
 
 def one_line(text: str) -> str:
     """Text from anywhere (a file name, a spec's name) as one line a terminal shows as it is."""
-    from engine.io.untrusted import printable
+    from engine.untrusted import printable
 
     return printable(text)
 
@@ -60,7 +60,7 @@ def check_outputs(*outputs: tuple[str, Path | None]) -> list[Path]:
     checked before any work (a folder, a missing folder, no permission, two options naming one file), so that
     they are written all or none."""
     from engine.errors import DataError
-    from engine.io.untrusted import check_writable, printable
+    from engine.untrusted import check_writable, printable
 
     seen: dict[str, str] = {}
     paths = []
@@ -85,7 +85,7 @@ def save_npy(path: Path, array) -> None:
 def write_png(path: Path, pixels) -> None:
     from PIL import Image
 
-    from engine.io.untrusted import atomic_write
+    from engine.untrusted import atomic_write
 
     with atomic_write(path) as temp:
         Image.fromarray(pixels).save(temp, format="PNG")
@@ -97,7 +97,7 @@ def image_for(run_dir: Path, image: Path):
     from engine.errors import DataError
     from engine.io.image_files import read_image
     from engine.io.runs import open_run, read_run_info
-    from engine.io.untrusted import printable
+    from engine.untrusted import printable
 
     info = read_run_info(run_dir)
     model = open_run(run_dir)

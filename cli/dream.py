@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> None:
     from engine.explain.dream import DreamSettings, dream
     from engine.explain.jobs import display_image
     from engine.io.runs import open_run
-    from engine.io.untrusted import printable
+    from engine.untrusted import printable
 
     check_outputs(("--out", args.out))
     if args.image is not None:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> None:
     from engine.explain.overlay import overlay
     from engine.io.image_files import read_image
     from engine.io.runs import open_run, read_run_info, run_classes
-    from engine.io.untrusted import atomic_writes, printable
+    from engine.untrusted import atomic_writes, printable
 
     input_path = None if args.npy is None else args.npy.with_name(args.npy.name.removesuffix(".npy") + ".input.npy")
     written = check_outputs(("--out", args.out), ("--npy", args.npy), ("--npy's input file", input_path))

@@ -18,7 +18,7 @@ def define(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from engine.io.export import export_run
-    from engine.io.untrusted import printable
+    from engine.untrusted import printable
 
     export_run(args.run, args.format, args.out)
     print(f"wrote {printable(str(args.out))}")

@@ -26,8 +26,8 @@ def define(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from engine.io.runs import import_run
-    from engine.io.untrusted import printable
     from engine.spec.preprocess import IMAGENET
+    from engine.untrusted import printable
 
     spec = load_model_arg(args.model)
     classes = args.classes

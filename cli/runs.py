@@ -13,7 +13,7 @@ def define(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from engine.io.store import RunStore
-    from engine.io.untrusted import printable
+    from engine.untrusted import printable
 
     with RunStore() as store:
         rows = store.runs()

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> None:
         for r in reports
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    from engine.io.untrusted import printable
+    from engine.untrusted import printable
 
     name, description = printable(spec.name), printable(spec.description)
     print(f"{name}: {description}" if description else name)
@@ -72,8 +72,8 @@ def _memory_warning(spec, nodes) -> str | None:
 
 def parse_shape(text: str) -> tuple[int, ...]:
     from engine.errors import LumenError
-    from engine.io.untrusted import printable
     from engine.spec.model_spec import MAX_SIZE
+    from engine.untrusted import printable
 
     parts = [p.strip() for p in text.split(",")]
     if len(parts) > 8 or not all(

@@ -92,11 +92,11 @@ def train(args: argparse.Namespace) -> None:
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir
     from engine.io.store import RunStore
-    from engine.io.untrusted import printable
     from engine.runtime.recording import Recording
     from engine.training import distributed
     from engine.training.fit import load_run_data, plan_run
     from engine.training.loop import TrainConfig, Training, resolve_device
+    from engine.untrusted import printable
 
     # Under torch.distributed.run only rank 0 prints and writes the run folder: it alone checks --out, before the
     # process group starts, and every process stops on its refusal as soon as the group has started (agree).
@@ -215,9 +215,9 @@ def _train_and_save(
     Data-parallel (``group``), another process that dies fails the batch's collective: rank 0 saves the run so
     far as SIGTERM would, says so in one line and exits 1."""
     from engine.errors import LumenError
+    from engine.events import EpochMetrics, StepMetrics
     from engine.io.runs import save_run
-    from engine.io.untrusted import printable
-    from engine.runtime.events import EpochMetrics, StepMetrics
+    from engine.untrusted import printable
 
     def ended(status: str, message: str, checkpoint: bool = True) -> None:
         recording.close(status, message, training, checkpoint)
@@ -274,13 +274,13 @@ def resume(args: argparse.Namespace) -> None:
     from engine.graph.model import build_model
     from engine.io.runs import check_run_dir
     from engine.io.store import INFO_FILE, SPEC_FILE, RunRecorder, RunStore, latest_checkpoint, load_checkpoint
-    from engine.io.untrusted import printable, read_json
     from engine.runtime.recording import Recording
     from engine.spec.model_spec import ModelSpec
     from engine.training import distributed
     from engine.training.fit import load_run_data
     from engine.training.loop import TrainConfig, Training
     from engine.training.resume import restore_training
+    from engine.untrusted import printable, read_json
 
     if distributed.world_size() > 1:  # N copies would each train and write the same run
         if distributed.rank_from_env() != 0:
@@ -325,7 +325,7 @@ def _same_run(out: Path, run_id: str) -> bool:
     """Whether the run folder ``out`` was written by this recorded run (then a resume may replace it)."""
     from engine.errors import LumenError
     from engine.io.runs import RUN_FILE
-    from engine.io.untrusted import read_json
+    from engine.untrusted import read_json
 
     try:
         info = read_json(out / RUN_FILE, "run record")  # never blocks (a FIFO there), size-limited

@@ -14,7 +14,7 @@ import threading
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.runtime.events import CheckpointList, EngineError, Event, Frame, ModelLoaded, StatusChanged
+from engine.events import CheckpointList, EngineError, Event, Frame, ModelLoaded, StatusChanged
 from engine.runtime.worker import EngineWorker
 
 RENDER_HZ = 30

@@ -27,7 +27,7 @@ from engine.io.store import data_dir
 from gui.widgets.error_line import show_details
 
 if TYPE_CHECKING:
-    from engine.runtime.events import Frame
+    from engine.events import Frame
     from gui.views.base import View
 
 log = logging.getLogger("lumen.gui")

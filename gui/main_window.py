@@ -22,12 +22,12 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import DataError
+from engine.events import ModelLoaded, RunState, StatusChanged, StepMetrics
 from engine.io.runs import RunExists, check_run_dir
 from engine.io.store import RunStore
-from engine.io.untrusted import shown
 from engine.presets import PRESET_GROUPS
 from engine.runtime.commands import WatchFrames
-from engine.runtime.events import ModelLoaded, RunState, StatusChanged, StepMetrics
+from engine.untrusted import shown
 from gui.bridge import EngineBridge
 from gui.image_io import ImageLoader
 from gui.panes.builder.pane import BuilderPane

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QTabWidget, QWidget
 
+from engine.events import Frame, RunState, StepMetrics
 from engine.explain.jobs import DreamFrame
 from engine.presets import PRESETS
-from engine.runtime.events import Frame, RunState, StepMetrics
 from gui.errors import install_excepthook
 from gui.main_window import MainWindow
 from gui.views.base import View

@@ -1,6 +1,6 @@
 """Reading a model spec file off the GUI thread.
 
-``ModelSpec.load`` reads through ``engine.io.untrusted`` (a regular file only, of limited size, JSON with depth
+``ModelSpec.load`` reads through ``engine.untrusted`` (a regular file only, of limited size, JSON with depth
 and number limits), so a FIFO, a device such as /dev/zero or a huge file is refused with a message. Even so the
 read runs on a one-thread pool (a file on a slow or hung network disk must not freeze the window); the result
 comes back as a queued signal. Each request gets a serial number, and the receiver uses only the newest.
@@ -14,8 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from engine.errors import LumenError
-from engine.io.untrusted import shown
 from engine.spec.model_spec import ModelSpec
+from engine.untrusted import shown
 
 
 class SpecReader(QObject):

@@ -88,7 +88,7 @@ class Recorder:
 
 def state_is(state):
     """A Recorder predicate: a StatusChanged to ``state``."""
-    from engine.runtime.events import StatusChanged
+    from engine.events import StatusChanged
 
     return lambda e: isinstance(e, StatusChanged) and e.state is state
 

@@ -20,10 +20,10 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.data.shapes import shape_images  # noqa: E402
+from engine.events import RunState  # noqa: E402
 from engine.explain.jobs import DreamFrame  # noqa: E402
 from engine.probes.attribution import AttributionFrame  # noqa: E402
 from engine.probes.feature_maps import FeatureMapFrame  # noqa: E402
-from engine.runtime.events import RunState  # noqa: E402
 from gui.app import configure_pyqtgraph  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 

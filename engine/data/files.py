@@ -1,5 +1,5 @@
 """A user's data from a path: an image folder (one sub-folder per class), an MNIST-format IDX file, or a CSV time
-series. Every file goes through ``engine.io.untrusted`` (regular files only, size limits, finite numbers)."""
+series. Every file goes through ``engine.untrusted`` (regular files only, size limits, finite numbers)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from engine.data.datasets import CLASSIFICATION, REGRESSION, Dataset, split
 from engine.errors import DataError
 from engine.graph.budget import check_data
-from engine.io.untrusted import MAX_VALUE, read_bytes, read_csv_numbers, shown
+from engine.untrusted import MAX_VALUE, read_bytes, read_csv_numbers, shown
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_IMAGE_BYTES = 40 * 2**20

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.runtime.events import Frame
+from engine.events import Frame
 
 if TYPE_CHECKING:
     from engine.data.datasets import Dataset

@@ -1,4 +1,4 @@
-"""Activation maximization and DeepDream as jobs the worker runs in slices (``engine.runtime.jobs.Job``), with
+"""Activation maximization and DeepDream as jobs the worker runs in slices (``engine.jobs.Job``), with
 progress frames: ``picture_job`` wraps one of the step generators (``maximize_steps``, ``dream_steps``) and makes a
 ``DreamFrame`` of the picture so far when one is due, and always the last; cancelled, the last picture stays.
 """
@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from engine.data.images import display_image
-from engine.runtime.events import Frame
-from engine.runtime.jobs import Job
+from engine.events import Frame
+from engine.jobs import Job
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.errors import DataError, SpecError
-from engine.io.untrusted import human_size
+from engine.untrusted import human_size
 
 if TYPE_CHECKING:  # engine.graph.model imports this module
     from engine.graph.model import GraphModel

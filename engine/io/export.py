@@ -28,10 +28,10 @@ from torch import nn
 from engine.errors import DataError, LumenError
 from engine.graph import model as graph
 from engine.io.runs import open_run, save_weights, writing
-from engine.io.untrusted import atomic_write
 from engine.layers import LAYERS
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
+from engine.untrusted import atomic_write
 
 _PREAMBLE = ["import torch", "from torch import nn"]
 _OWN_MODULES = "engine.modules."  # Lumen's module classes live in engine/modules/*.py

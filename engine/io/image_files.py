@@ -1,7 +1,7 @@
 """Decoding a user's image file without Qt (the CLI), with Pillow, as carefully as the GUI's reader does.
 
 ``read_image(path)`` reads a regular file of at most ``MAX_FILE_BYTES`` (never blocking on a FIFO or
-device, through ``engine.io.untrusted.read_bytes``), checks the header before decoding: a known picture
+device, through ``engine.untrusted.read_bytes``), checks the header before decoding: a known picture
 format (PNG, JPEG, BMP, GIF, TIFF, WebP), fewer than ``MAX_PIXELS`` pixels (decompression bombs are files
 whose header promises more), then decodes it whole (a truncated file is refused, not padded). 16-bit and
 palette images, alpha channels and CMYK come back as 8-bit grey, RGB or RGBA pixels, H×W or H×W×C uint8,
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import DataError
-from engine.io.untrusted import read_bytes, shown
+from engine.untrusted import read_bytes, shown
 
 MAX_PIXELS = 100_000_000  # 100 megapixels and more are refused, here and by the window (gui/image_io.py)
 MAX_FILE_BYTES = 256 * 2**20

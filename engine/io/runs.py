@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from engine.errors import DataError
+from engine.events import EpochMetrics, StepMetrics
 from engine.graph.budget import memory_limit
 from engine.graph.model import GraphModel, build_model
-from engine.io.untrusted import atomic_write, fsync_dir, fsync_file, human_size, printable, read_json
-from engine.runtime.events import EpochMetrics, StepMetrics
 from engine.spec.model_spec import ModelSpec
+from engine.untrusted import atomic_write, fsync_dir, fsync_file, human_size, printable, read_json
 
 MODEL_FILE, WEIGHTS_FILE = "model.json", "weights.safetensors"
 EPOCHS_FILE, STEPS_FILE, RUN_FILE = "metrics.csv", "steps.csv", "run.json"
@@ -244,18 +244,25 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     size, limit = path.stat().st_size, memory_limit()
     if size > limit:
         raise DataError(f"{name} is {human_size(size)}, more than Lumen's memory limit ({human_size(limit)})")
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        try:
-            return _flat_tensors(load_file(str(path)), name)
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise DataError(f"{name} is not a readable safetensors file: {_first_line(exc)}") from None
-    if suffix not in (".pth", ".pt"):
+    reader = WEIGHT_READERS.get(path.suffix.lower())
+    if reader is None:
         raise DataError(f"{name}: expected a PyTorch state dict (.pth or .pt) or a .safetensors file")
+    return _flat_tensors(reader(path, name), name)
+
+
+def _read_safetensors(path: Path, name: str) -> Any:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DataError(f"{name} is not a readable safetensors file: {_first_line(exc)}") from None
+
+
+def _read_pickle(path: Path, name: str) -> Any:
+    """A ``.pth``/``.pt`` state dict, unpickled with ``weights_only=True``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. a note on the pickle protocol
-            loaded = torch.load(path, weights_only=True, map_location="cpu")
+            return torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         code = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if code:
@@ -266,7 +273,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise DataError(f"{name} was refused (nothing in it was run): {what}") from None
     except Exception as exc:  # a truncated or foreign file fails anywhere inside torch.load
         raise DataError(f"{name} is not a readable PyTorch file ({type(exc).__name__}: {exc})") from None
-    return _flat_tensors(loaded, name)
+
+
+# The weight files Lumen reads, by extension: each reader returns what the file holds (checked to be a flat state
+# dict by ``_flat_tensors``) or refuses it with one line naming the file. A new format is a reader and a line here.
+WEIGHT_READERS: dict[str, Callable[[Path, str], Any]] = {
+    ".safetensors": _read_safetensors,
+    ".pth": _read_pickle,
+    ".pt": _read_pickle,
+}
 
 
 def _flat_tensors(loaded: Any, name: str) -> dict[str, torch.Tensor]:

@@ -36,9 +36,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engine.errors import DataError
-from engine.io.untrusted import atomic_write, printable, write_text_atomic
-from engine.runtime.events import EpochMetrics, StepMetrics
+from engine.events import EpochMetrics, StepMetrics
 from engine.spec.model_spec import ModelSpec
+from engine.untrusted import atomic_write, printable, write_text_atomic
 
 DB_FILE = "runs.sqlite"
 RUNS_FOLDER = "runs"

@@ -7,7 +7,7 @@ off, mode restored, no graph kept). A method that cannot explain this model (Gra
 gives a map with its message instead, and the other one still shows. At most 10 frames a second, and at most
 ``budget`` of the worker's time.
 
-Every frame is made by a ``Job`` (``engine.runtime.jobs``): a short one ends within its first slice; a long one
+Every frame is made by a ``Job`` (``engine.jobs``): a short one ends within its first slice; a long one
 (integrated gradients on a full-size model) goes on in slices between the worker's commands, with progress
 frames, until it ends or ``CancelJob`` stops it.
 """
@@ -24,10 +24,10 @@ import torch
 
 from engine.data.images import display_image
 from engine.errors import LumenError
+from engine.events import Frame, ModelInfo
 from engine.explain.attribution import METHODS, AttributionSettings, attribute_steps, conv_layers, options_for
+from engine.jobs import Job
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import Frame, ModelInfo
-from engine.runtime.jobs import Job
 
 NO_INPUT = "no input: drop a picture if the model takes images"
 TOP_K = 5

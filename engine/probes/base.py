@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.runtime.events import Frame, ModelInfo
-from engine.runtime.jobs import Job
+from engine.events import Frame, ModelInfo
+from engine.jobs import Job
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.events import Frame, ModelInfo
 from engine.explain.activations import activation_after, as_maps, layer_names, layer_type, record, top_k
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import Frame, ModelInfo
 
 FEATURE_MAP_TYPES = ("conv2d",)
 NO_INPUT = "no input: drop a picture if the model takes images"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.events import Frame, ModelInfo
 from engine.explain.filters import FilterImage, conv_layers, filter_image
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import Frame, ModelInfo
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.events import Frame, ModelInfo
 from engine.explain.activations import layer_names
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import Frame, ModelInfo
 
 
 @dataclass(frozen=True)

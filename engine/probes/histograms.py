@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.events import Frame
 from engine.explain.activations import layer_names, record
 from engine.graph.model import GraphModel
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import Frame
 
 BINS = 64
 MAX_REMEMBERED = 512  # layer ranges kept across models before the oldest are forgotten

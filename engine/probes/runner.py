@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import LumenError
+from engine.events import EngineError, Frame, ModelInfo
+from engine.jobs import Job
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import EngineError, Frame, ModelInfo
-from engine.runtime.jobs import Job
 
 log = logging.getLogger(__name__)
 

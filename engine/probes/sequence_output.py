@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from engine.data.preview import token_text
+from engine.events import Frame, ModelInfo
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import Frame, ModelInfo
 
 TOKENS, VALUES = "tokens", "values"
 NO_INPUT = "no validation sequence fits this model"

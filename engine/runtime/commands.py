@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import LumenError
+from engine.events import Frame
 from engine.explain.dream import DreamSettings
 from engine.explain.maximize import MaximizeSettings, MaximizeTarget
-from engine.runtime.events import Frame
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
 

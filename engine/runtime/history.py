@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from engine.runtime.events import EpochMetrics, Metrics, StepMetrics
+from engine.events import EpochMetrics, Metrics, StepMetrics
 
 
 def readable(value: float, percent: bool = False) -> str:

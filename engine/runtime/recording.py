@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import LumenError
+from engine.events import Metrics, StepMetrics
 from engine.io.store import RunRecorder, RunStore
-from engine.runtime.events import Metrics, StepMetrics
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import Training
 from engine.training.resume import training_state

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import DataError
+from engine.events import EngineError, Frame
 from engine.graph.model import GraphModel, build_model
 from engine.io.store import SPEC_FILE, checkpoints, load_checkpoint
-from engine.io.untrusted import printable
+from engine.jobs import Job
 from engine.probes.base import Probe, ProbeContext
-from engine.runtime.events import EngineError, Frame
-from engine.runtime.jobs import Job
 from engine.spec.model_spec import ModelSpec
+from engine.untrusted import printable
 
 log = logging.getLogger(__name__)
 

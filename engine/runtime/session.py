@@ -26,6 +26,17 @@ from engine.data.datasets import Dataset
 from engine.data.images import affine, image_input
 from engine.data.preview import dataset_preview, is_one_hot, token_names
 from engine.errors import LumenError, SpecError
+from engine.events import (
+    CheckpointList,
+    EngineError,
+    Event,
+    Metrics,
+    ModelInfo,
+    ModelLoaded,
+    RunState,
+    StatusChanged,
+    StepFailed,
+)
 from engine.explain.attribution import black_picture_input
 from engine.explain.dream import dream_steps
 from engine.explain.jobs import picture_job, with_totals
@@ -34,6 +45,7 @@ from engine.graph import budget
 from engine.graph.model import GraphModel, build_model
 from engine.io.runs import save_run
 from engine.io.store import RunRecorder, RunStore
+from engine.jobs import Job
 from engine.probes.base import Probe, ProbeContext, ProbeInput
 from engine.probes.runner import ProbeRunner
 from engine.runtime.commands import (
@@ -60,19 +72,7 @@ from engine.runtime.commands import (
     TransformProbe,
     WatchFrames,
 )
-from engine.runtime.events import (
-    CheckpointList,
-    EngineError,
-    Event,
-    Metrics,
-    ModelInfo,
-    ModelLoaded,
-    RunState,
-    StatusChanged,
-    StepFailed,
-)
 from engine.runtime.history import MetricsHistory, readable
-from engine.runtime.jobs import Job
 from engine.runtime.recording import CLOSE, DURING, START, Recording
 from engine.runtime.replay import CheckpointReplay, checkpoint_steps
 from engine.spec.model_spec import ModelSpec

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.events import Event
 from engine.io.store import RunStore
 from engine.probes.base import Probe
 from engine.runtime.commands import (
@@ -36,7 +37,6 @@ from engine.runtime.commands import (
     Stop,
     Train,
 )
-from engine.runtime.events import Event
 from engine.runtime.session import Session
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig

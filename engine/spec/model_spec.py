@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DataError, SpecError
-from engine.io.untrusted import control_characters, parse_json, printable, read_json, shown, write_text_atomic
 from engine.spec.preprocess import Preprocess
+from engine.untrusted import control_characters, parse_json, printable, read_json, shown, write_text_atomic
 
 FORMAT = "lumen.model"
 VERSION = 2  # 2 added "preprocess"; a spec without it is still written as 1, which every version reads
@@ -218,7 +218,7 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
-        """A spec from JSON text, parsed with the limits of ``engine.io.untrusted`` (depth, numbers)."""
+        """A spec from JSON text, parsed with the limits of ``engine.untrusted`` (depth, numbers)."""
         try:
             data = parse_json(text)
         except DataError as exc:
@@ -227,7 +227,7 @@ class ModelSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> ModelSpec:
-        """A spec from a file: a regular file of limited size (see ``engine.io.untrusted.read_json``)."""
+        """A spec from a file: a regular file of limited size (see ``engine.untrusted.read_json``)."""
         path = Path(path)
         try:
             data = read_json(path, "model spec")

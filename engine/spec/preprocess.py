@@ -70,7 +70,7 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, data: Any) -> Preprocess:
-        """From a spec file's object (already parsed within ``engine.io.untrusted``'s limits); one SpecError."""
+        """From a spec file's object (already parsed within ``engine.untrusted``'s limits); one SpecError."""
         if not isinstance(data, dict):
             raise SpecError('"preprocess" must be an object')
         unknown = sorted(str(k)[:40] for k in data if k not in KEYS)

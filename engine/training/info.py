@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.data.datasets import Dataset
+from engine.events import ModelInfo
 from engine.layers import LAYERS
-from engine.runtime.events import ModelInfo
 from engine.spec.model_spec import ModelSpec
 from engine.training.objectives import objective_class
 

@@ -19,8 +19,8 @@ from torch import nn
 
 from engine.data.datasets import Dataset
 from engine.errors import LumenError
+from engine.events import EpochMetrics, StepFailed, StepMetrics
 from engine.graph.model import GraphModel
-from engine.runtime.events import EpochMetrics, StepFailed, StepMetrics
 from engine.training.config import TrainConfig
 from engine.training.objectives import Objective, choose_objective, make_objective
 

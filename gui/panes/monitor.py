@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.datasets import DATASETS
 from engine.data.preview import DatasetPreview
-from engine.runtime.events import EpochMetrics, Frame, ModelLoaded, StepMetrics
+from engine.events import EpochMetrics, Frame, ModelLoaded, StepMetrics
 from engine.runtime.history import readable as readable_value
 from engine.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from gui import views as view_registry

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import LumenError
 from engine.io.store import RunRow, RunStore
-from engine.io.untrusted import atomic_write
+from engine.untrusted import atomic_write
 from gui.widgets.decimate import Decimated
 
 REFRESH_MS = 2_000

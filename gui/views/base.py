@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QBoxLayout, QWidget
 
-from engine.runtime.events import Frame, ModelInfo
+from engine.events import Frame, ModelInfo
 from gui.widgets.error_line import ErrorLine
 
 

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.events import ModelInfo
 from engine.explain.dream import DreamSettings
 from engine.explain.jobs import DreamFrame
 from engine.explain.maximize import MaximizeSettings, MaximizeTarget
 from engine.runtime.commands import CancelJob, Dream, Maximize
-from engine.runtime.events import ModelInfo
 from gui.views.base import View
 from gui.widgets.export import ExportButton
 

@@ -16,7 +16,7 @@ import pyqtgraph.exporters
 from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton, QWidget
 
 from engine.errors import LumenError
-from engine.io.untrusted import atomic_write
+from engine.untrusted import atomic_write
 
 
 def save_png(item: pg.GraphicsItem | pg.GraphicsScene, path: str | Path, width: int | None = None) -> Path:

@@ -2,8 +2,8 @@
 
 import pytest
 
+from engine.events import RunState
 from engine.presets import get_preset
-from engine.runtime.events import RunState
 from engine.runtime.worker import EngineWorker
 from tests.support import Recorder, state_is
 

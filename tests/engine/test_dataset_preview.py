@@ -7,8 +7,8 @@ import numpy as np
 
 from engine.data.datasets import load_dataset
 from engine.data.preview import CURVES, IMAGES, TOKENS, DatasetPreview, dataset_preview
+from engine.events import RunState, StatusChanged
 from engine.presets import get_preset
-from engine.runtime.events import RunState, StatusChanged
 from engine.runtime.worker import EngineWorker
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from engine.data.datasets import load_dataset
 from engine.data.shapes import SHAPE_CLASSES, make_shapes, shape_images
 from engine.errors import DataError
+from engine.events import RunState
 from engine.explain.attribution import (
     METHODS,
     AttributionSettings,
@@ -33,7 +34,6 @@ from engine.presets import get_preset
 from engine.probes import PROBES, ProbeContext, ProbeInput
 from engine.probes.attribution import AttributionFrame, AttributionProbe
 from engine.runtime.commands import ConfigureProbe
-from engine.runtime.events import RunState
 from engine.runtime.worker import EngineWorker
 from tests.support import Recorder, state_is
 

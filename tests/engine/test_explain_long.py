@@ -11,14 +11,14 @@ from captum.attr import IntegratedGradients
 
 from engine.data.images import image_input, prepared_input
 from engine.errors import LumenError, SpecError
+from engine.events import RunState
 from engine.explain.attribution import AttributionSettings, attribute, attribute_steps, step_chunk
 from engine.graph.model import build_model
+from engine.jobs import Job
 from engine.presets import get_preset
 from engine.probes import ProbeContext, ProbeInput, runner
 from engine.probes.attribution import AttributionFrame, AttributionProbe, BaselinePicture
 from engine.runtime.commands import CancelJob, ConfigureProbe
-from engine.runtime.events import RunState
-from engine.runtime.jobs import Job
 from engine.runtime.worker import EngineWorker
 from engine.spec.model_spec import ModelSpec
 from engine.spec.preprocess import IMAGENET, Preprocess

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 from engine.data.datasets import load_dataset
 from engine.errors import LumenError, SpecError
+from engine.events import StepMetrics
 from engine.graph.model import build_model
 from engine.modules.autoencoder import Bottleneck
 from engine.modules.boltzmann import RBM
 from engine.presets import get_preset
-from engine.runtime.events import StepMetrics
 from engine.spec.model_spec import ModelSpec
 from engine.training.fit import fit_to_data, plan_run
 from engine.training.loop import TrainConfig, Training

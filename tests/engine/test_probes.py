@@ -5,13 +5,13 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+from engine.events import EngineError, Frame
 from engine.graph.model import build_model
 from engine.presets import get_preset
 from engine.probes import PROBES, Probe, ProbeContext, ProbeInput
 from engine.probes.feature_maps import NO_INPUT, FeatureMapFrame, FeatureMaps
 from engine.probes.filters import Filters
 from engine.probes.runner import ProbeRunner
-from engine.runtime.events import EngineError, Frame
 
 
 @dataclass(frozen=True)

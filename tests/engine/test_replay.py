@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from engine.events import CheckpointList, EngineError, RunState, StatusChanged, StepMetrics
 from engine.graph.model import build_model
 from engine.io.store import RunStore, checkpoint_path
 from engine.presets import get_preset
@@ -15,7 +16,6 @@ from engine.probes.attribution import AttributionFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.filters import FilterFrame
 from engine.runtime.commands import ListCheckpoints, Pause, ReplayCheckpoint, Resume, Step, Train
-from engine.runtime.events import CheckpointList, EngineError, RunState, StatusChanged, StepMetrics
 from engine.runtime.worker import EngineWorker
 from engine.spec.model_spec import ModelSpec
 from engine.training.fit import load_run_data

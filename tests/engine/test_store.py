@@ -11,13 +11,13 @@ import torch
 
 from engine.data.datasets import load_mnist
 from engine.errors import DataError
+from engine.events import EpochMetrics, StepMetrics
 from engine.graph.model import build_model
 from engine.io.store import RunRecorder, RunStore, data_dir, latest_checkpoint, load_checkpoint
 from engine.presets import get_preset
 from engine.probes.base import ProbeContext
 from engine.probes.gradients import GradientNorms
 from engine.probes.histograms import BINS, Histograms
-from engine.runtime.events import EpochMetrics, StepMetrics
 from engine.runtime.history import MetricsHistory
 from engine.training.loop import TrainConfig, Training
 from engine.training.resume import restore_training, training_state

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.events import EngineError, RunState
 from engine.io.store import DB_FILE, LOCK_WAIT_S, RunRecorder, RunStore, StoreError
 from engine.presets import get_preset
-from engine.runtime.events import EngineError, RunState
 from engine.runtime.worker import EngineWorker
 from engine.training.loop import TrainConfig
 from tests.support import Recorder, state_is

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from engine.data.datasets import load_mnist
 from engine.data.images import digit_input, display_image
 from engine.errors import DataError, LumenError
+from engine.events import EpochMetrics, StepFailed, StepMetrics
 from engine.graph.model import build_model
 from engine.presets import get_preset
 from engine.probes.feature_maps import feature_map_frame, tile
-from engine.runtime.events import EpochMetrics, StepFailed, StepMetrics
 from engine.runtime.history import readable
 from engine.training.loop import NonFiniteLoss, OutOfMemory, TrainConfig, Training
 from tests.support import ask_too_much_when

@@ -8,10 +8,10 @@ import torch
 
 from engine.data.datasets import load_dataset
 from engine.errors import LumenError
+from engine.events import StepMetrics
 from engine.graph.model import build_model
 from engine.modules.recurrent import Recurrent
 from engine.presets import get_preset
-from engine.runtime.events import StepMetrics
 from engine.training.config import TrainConfig
 from engine.training.fit import plan_run
 from engine.training.loop import Training

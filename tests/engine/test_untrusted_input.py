@@ -16,10 +16,10 @@ from engine.errors import DataError, LumenError, SpecError
 from engine.graph import budget
 from engine.graph.model import build_model, infer_shapes
 from engine.io import runs
-from engine.io.untrusted import MAX_DEPTH, UnreadableFile, atomic_write, nesting_depth, parse_json, printable, read_json
 from engine.presets import PRESETS, get_preset
 from engine.spec.model_spec import MAX_NODES, ModelSpec
 from engine.training.loop import TrainConfig, Training
+from engine.untrusted import MAX_DEPTH, UnreadableFile, atomic_write, nesting_depth, parse_json, printable, read_json
 from tests.support import relu_chain
 
 
@@ -405,7 +405,7 @@ def test_fuzz_random_json(value, tmp_path, capsys):
 def test_the_worker_refuses_models_too_big_or_unfit_for_the_loss(monkeypatch):
     import queue
 
-    from engine.runtime.events import EngineError
+    from engine.events import EngineError
     from engine.runtime.worker import EngineWorker
     from engine.training.loop import TrainConfig
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engine.errors import DataError
+from engine.events import EngineError, ModelLoaded, RunState, StepMetrics
 from engine.graph.model import build_model
 from engine.io.runs import load_weights, save_run
 from engine.presets import get_preset
@@ -15,7 +16,6 @@ from engine.probes.attribution import AttributionFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.gradients import GradientNormFrame
 from engine.runtime.commands import WatchFrames
-from engine.runtime.events import EngineError, ModelLoaded, RunState, StepMetrics
 from engine.spec.model_spec import ModelSpec
 from engine.training.loop import TrainConfig
 from tests.support import ask_too_much_when, state_is
@@ -182,7 +182,7 @@ def test_run_folder_round_trip_and_refusals(tmp_path):
 
 
 def test_run_csvs_take_their_columns_from_the_metric_names(tmp_path):
-    from engine.runtime.events import EpochMetrics
+    from engine.events import EpochMetrics
 
     model = build_model(get_preset("lenet5"))
     history = [

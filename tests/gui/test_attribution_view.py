@@ -4,9 +4,9 @@ as one ConfigureProbe command, the maps follow training."""
 import numpy as np
 import pytest
 
+from engine.events import RunState
 from engine.probes.attribution import AttributionFrame
 from engine.runtime.commands import ConfigureProbe
-from engine.runtime.events import RunState
 from gui.views import VIEWS
 from gui.views.attribution import AttributionView, overlay_lut
 from tests.support import SAMPLES, click, drop

@@ -10,9 +10,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QSpinBox, QToolBar
 
+from engine.events import RunState
 from engine.layers import LAYERS
 from engine.presets import get_preset
-from engine.runtime.events import RunState
 from engine.spec.model_spec import ModelSpec, Node
 from gui.panes.builder import edits, style
 from gui.panes.builder.canvas import NODE_H, NODE_W

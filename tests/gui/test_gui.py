@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
+from engine.events import RunState, StepMetrics
 from engine.probes.feature_maps import FeatureMapFrame
-from engine.runtime.events import RunState, StepMetrics
 from gui.main_window import MainWindow
 from tests.support import SAMPLES, ask_too_much_when, click, drop, write_png
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from engine.events import EpochMetrics, ModelInfo, ModelLoaded, StepMetrics
 from engine.probes.gradients import GradientNormFrame
-from engine.runtime.events import EpochMetrics, ModelInfo, ModelLoaded, StepMetrics
 from gui.panes.monitor import SHOWN_BEFORE_TRAINING, MonitorPane
 
 

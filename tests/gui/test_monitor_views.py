@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
+from engine.events import EpochMetrics, RunState, StepMetrics
 from engine.io.store import RunStore
 from engine.probes.gradients import GradientNormFrame
 from engine.probes.histograms import HistogramFrame
-from engine.runtime.events import EpochMetrics, RunState, StepMetrics
 from gui.panes.monitor import MonitorPane
 from gui.widgets.decimate import CAPACITY
 from gui.widgets.eta import Eta

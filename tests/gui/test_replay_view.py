@@ -4,8 +4,8 @@ a checkpoint's feature maps (live frames do not overwrite them), and Live goes b
 import numpy as np
 from PySide6.QtCore import Qt
 
+from engine.events import RunState
 from engine.probes.feature_maps import FeatureMapFrame
-from engine.runtime.events import RunState
 from engine.training.loop import TrainConfig
 
 

@@ -18,11 +18,11 @@ from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar, QVBoxLayout
 
 import engine.probes
 import gui.views
+from engine.events import Frame, RunState
+from engine.jobs import Job
 from engine.probes import Probe
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.runtime.commands import CancelJob, ConfigureProbe
-from engine.runtime.events import Frame, RunState
-from engine.runtime.jobs import Job
 from gui.main_window import MainWindow
 from gui.views import View
 

@@ -31,10 +31,10 @@ from PySide6.QtWidgets import (
 
 from engine.errors import LumenError, SpecError
 from engine.graph.analysis import analyze
-from engine.io.untrusted import shown
 from engine.presets import PRESETS, get_preset
 from engine.spec.model_spec import ModelSpec
 from engine.spec.shapes import fmt
+from engine.untrusted import shown
 from gui.panes.builder import commands, edits
 from gui.panes.builder.canvas import BuilderScene, BuilderView
 from gui.panes.builder.document import SpecDocument

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import Generic, TypeVar
 
-from engine.runtime.events import Frame
+from engine.events import Frame
 
 F = TypeVar("F", bound=Frame)
 
