@@ -8,6 +8,7 @@ from engine.probes.attribution import AttributionProbe
 from engine.probes.base import Probe, ProbeContext, ProbeInput
 from engine.probes.feature_maps import FeatureMaps
 from engine.probes.filters import Filters
+from engine.probes.gates import Gates
 from engine.probes.gradients import GradientNorms
 from engine.probes.histograms import Histograms
 from engine.probes.sequence_output import SequenceOutput
@@ -19,6 +20,7 @@ PROBES: list[Probe] = [
     Filters(),
     Histograms(),
     SequenceOutput(),
+    Gates(),
 ]
 
 __all__ = ["PROBES", "Probe", "ProbeContext", "ProbeInput"]

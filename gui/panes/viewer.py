@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.events import CheckpointList, Frame, ModelInfo, ModelLoaded
 from engine.runtime.commands import ReplayCheckpoint, SetCheckpointInterval, TransformProbe
-from engine.runtime.events import CheckpointList, Frame, ModelInfo, ModelLoaded
 from gui import views as view_registry
 from gui.errors import draw_safely
 from gui.views.base import View
@@ -48,8 +48,6 @@ TRANSFORM_SLIDERS = {
 }
 # What the viewer says for a family none of whose views apply yet (rather than a blank pane or another model's picture).
 NOT_YET = {
-    "recurrent": "Gate and cell-state views for recurrent models: not yet. The monitor shows their gradient norms and "
-    "histograms.",
     "autoencoder": "Reconstruction and latent-space views for autoencoders: not yet. The monitor shows each loss term, "
     "the gradient norms and histograms.",
     "boltzmann": "Sample and energy views for Boltzmann machines: not yet. The monitor shows the free energy, "

@@ -6,19 +6,21 @@ monitor hosts those of ``MONITOR_VIEWS`` (pictures of how training goes rather t
 and the window sends each frame to whichever pane hosts its type. Nothing registers itself on import.
 """
 
+from engine.events import Frame
 from engine.explain.jobs import DreamFrame
 from engine.probes.attribution import AttributionFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.filters import FilterFrame
+from engine.probes.gates import GateFrame
 from engine.probes.gradients import GradientNormFrame
 from engine.probes.histograms import HistogramFrame
 from engine.probes.sequence_output import SequenceOutputFrame
-from engine.runtime.events import Frame
 from gui.views.attribution import AttributionView
 from gui.views.base import View
 from gui.views.dream import DreamView
 from gui.views.feature_maps import FeatureMapView
 from gui.views.filters import FilterView
+from gui.views.gates import GateView
 from gui.views.gradients import GradientNormView
 from gui.views.histograms import HistogramView
 from gui.views.sequence_output import SequenceOutputView
@@ -29,6 +31,7 @@ VIEWS: dict[type[Frame], type[View]] = {
     FilterFrame: FilterView,
     DreamFrame: DreamView,
     SequenceOutputFrame: SequenceOutputView,
+    GateFrame: GateView,
 }
 MONITOR_VIEWS: dict[type[Frame], type[View]] = {
     GradientNormFrame: GradientNormView,

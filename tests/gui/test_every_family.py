@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout
 
 import engine.probes
 import gui.views
+from engine.events import Frame, RunState
 from engine.explain.jobs import DreamFrame
 from engine.presets import PRESETS
 from engine.probes import Probe
 from engine.probes.sequence_output import SequenceOutputFrame
-from engine.runtime.events import Frame, RunState
 from gui.errors import LOG_NAME, install_excepthook, start_log
 from gui.main_window import MainWindow
 from gui.self_test import run_self_test
@@ -162,7 +162,7 @@ def test_each_family_gets_only_the_views_that_apply_and_nothing_of_the_last_mode
     assert window.viewer.views[next(iter(gui.views.VIEWS))].frame is not None
 
     load(qtbot, window, "lstm_many_to_one")
-    assert visible_tabs(viewer.tabs) == ["Sequence"]
+    assert visible_tabs(viewer.tabs) == ["Sequence", "Gates"]
     assert viewer.probe.prefix() == "validation sequence #" and not viewer.open_button.isVisible()
     assert "digit" not in viewer.caption.text() and "conv1" not in viewer.caption.text()
     assert not any(t in viewer.frames for t in gui.views.VIEWS if t is not SequenceOutputFrame)
@@ -261,3 +261,29 @@ def test_after_an_unexpected_error_a_run_in_progress_is_checkpointed(qtbot, wind
     qtbot.waitUntil(lambda: len(window.viewer.replay_steps) == 1, timeout=10_000)
     assert window.viewer.replay_steps[0] >= 5
     window.stop_action.trigger()
+
+
+def test_the_gates_view_shows_a_bidirectional_lstm_inside_and_sorts_its_units(qtbot, window):
+    from engine.probes.gates import GateFrame
+
+    load(qtbot, window, "bilstm_many_to_many")
+    view = window.viewer.views[GateFrame]
+    window.viewer.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.frame is not None and view.frame.layer == "lstm1.rnn", timeout=10_000)
+    frame = view.frame
+    assert view.gate.currentData() == "f" and view.plots[1].isVisible()  # the forget gate, both directions
+    forward = view.images[0].image
+    assert forward.shape == frame.maps["l0.fwd.f"].T.shape  # units × time
+    np.testing.assert_array_equal(forward, frame.maps["l0.fwd.f"].T)
+    view.show_value_at(3, 5, "bwd")
+    assert view.hover.text() == f"bwd unit 3, step 5 ({frame.steps[5]!r}): {frame.maps['l0.bwd.f'][5, 3]:.4f}"
+    view.gate.setCurrentIndex(view.gate.findData("c"))
+    view.gate.activated.emit(view.gate.currentIndex())
+    low, high = view.bar.levels()
+    assert low == -high and high >= np.abs(frame.maps["l0.fwd.c"]).max()  # a state: symmetric about zero
+    assert frame.gradients is not None and frame.gradients.shape == (len(frame.steps), 1, 2)
+    view.sort.setCurrentIndex(view.sort.findData("saturation"))
+    view.sort.activated.emit(view.sort.currentIndex())  # the probe's settings: its next frame sorts the units
+    qtbot.waitUntil(lambda: view.frame.settings.sort == "saturation", timeout=10_000)
+    order = view.frame.order["l0.fwd"]
+    np.testing.assert_array_equal(view.heatmap("fwd"), view.frame.maps["l0.fwd.c"].T[order])
