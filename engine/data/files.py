@@ -47,7 +47,7 @@ def image_folder(path: Path, size: int = 28) -> Dataset:
     """Every picture in ``path/<class>/``, decoded (Pillow), converted to grey or RGB (whichever most are) and
     resized to size×size."""
     try:
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise DataError("reading an image folder needs Pillow (pip install pillow)") from None
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -71,6 +71,8 @@ def image_folder(path: Path, size: int = 28) -> Dataset:
             with Image.open(io.BytesIO(read_bytes(f, MAX_IMAGE_BYTES, "picture"))) as image:
                 image.draft("RGB", (size * 2, size * 2))
                 pictures.append(image.convert("RGB").resize((size, size)))
+        except UnidentifiedImageError:  # Pillow's message names its in-memory buffer, not the file
+            raise DataError(f"{shown(f)} is not an image Lumen can read (PNG, JPEG, BMP, GIF, WebP, TIFF)") from None
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"{shown(f)}: cannot be decoded ({exc})") from None
     rgb = np.stack([np.asarray(p, dtype=np.float32) / 255.0 for p in pictures])  # N×H×W×3

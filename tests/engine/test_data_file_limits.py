@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.data.files import MAX_CLASSES, check_out_of_data, csv_series, idx_file, read_idx
+from engine.data.files import MAX_CLASSES, check_out_of_data, csv_series, idx_file, image_folder, read_idx
 from engine.errors import DataError
 
 
@@ -86,3 +86,17 @@ def test_a_run_folder_inside_the_image_folder_is_refused(tmp_path):
         check_out_of_data(str(tmp_path / "pictures"), tmp_path / "pictures" / "runs" / "one")
     check_out_of_data(str(tmp_path / "pictures"), tmp_path / "run")
     check_out_of_data("mnist", tmp_path / "pictures")
+
+
+def test_a_fake_picture_in_an_image_folder_is_named_not_its_buffer(tmp_path):
+    """A text file called .png: the message named Pillow's in-memory buffer (<_io.BytesIO object at 0x…>)."""
+    from PIL import Image
+
+    for name in ("cats", "dogs"):
+        (tmp_path / "pictures" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp_path / "pictures" / name / "real.png")
+    (tmp_path / "pictures" / "dogs" / "fake.png").write_text("not a picture")
+    with pytest.raises(DataError) as refused:
+        image_folder(tmp_path / "pictures")
+    message = str(refused.value)
+    assert "fake.png is not an image Lumen can read" in message and "BytesIO" not in message
