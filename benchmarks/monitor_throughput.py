@@ -10,7 +10,7 @@ ratio of each pair is reported (median, min, max). Measured twice: on a fresh mo
 steps of metrics (default 50,000) have been put into the monitor's plots.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/monitor_throughput.py [--pairs 5] [--window 4] [--warmup 2] \
-        [--live-rate "10 frames/s"] [--preset lstm_many_to_one]
+        [--live-rate "10 frames/s"] [--preset lstm_many_to_one] [--tab Gates|none]
     python benchmarks/monitor_throughput.py --rss-steps 20000 [--preset lenet5]   # RSS growth instead
 
 Goal: ratio ≥ 0.9 at both points; RSS growth < 50 MB over 20,000 steps with live views on.
@@ -138,7 +138,12 @@ def throughput(args: argparse.Namespace) -> None:
     window.docks["monitor"].raise_()
     window.monitor.epochs.setValue(1000)
     window.monitor.live_rate.setCurrentText(args.live_rate)
-    tab = window.viewer.tabs.tabText(window.viewer.tabs.currentIndex())
+    if args.tab == "none":  # no viewer: its probes are not run (what the monitor alone costs)
+        window.docks["viewer"].hide()
+    elif args.tab:
+        titles = [window.viewer.tabs.tabText(i) for i in range(window.viewer.tabs.count())]
+        window.viewer.tabs.setCurrentIndex(titles.index(args.tab))
+    tab = "none" if args.tab == "none" else window.viewer.tabs.tabText(window.viewer.tabs.currentIndex())
     print(f"{args.preset}; live views: {window.monitor.live_rate.currentText()}; viewer tab: {tab}")
     window.train_action.trigger()
     while live.step == 0:
@@ -203,6 +208,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="pairs measured first and not counted")
     parser.add_argument("--rss-steps", type=int, default=0, help="measure RSS growth over this many steps instead")
     parser.add_argument("--preset", default="lenet5")
+    parser.add_argument("--tab", default="", help="the viewer's tab to show while measuring ('none': no viewer)")
     parser.add_argument("--live-rate", default=DEFAULT_LIVE_RATE, choices=list(LIVE_RATES), help="the monitor's")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
