@@ -124,6 +124,9 @@ class ModelLoaded:
 class StatusChanged:
     state: RunState
     message: str
+    # Why the engine paused the run by itself (a non-finite loss, memory running out), for the window to show
+    # until the run trains again; empty when the user paused it, or for any other state.
+    cause: str = ""
 
 
 @dataclass(frozen=True)

@@ -351,8 +351,8 @@ class MainWindow(QMainWindow):
     def _status(self, event: StatusChanged) -> None:
         self.status_label.setText(event.message)
         self.status_label.setToolTip(event.message)
-        if event.state is RunState.PAUSED and event.message.startswith("paused: "):
-            self._paused_because = event.message.removeprefix("paused: ")
+        if event.state is RunState.PAUSED and event.cause:
+            self._paused_because = event.cause
         elif event.state is RunState.TRAINING and self.viewer.message.text() == self._paused_because:
             self.viewer.show_message("")  # training again: why it had paused no longer holds
         self._apply_state(event.state)

@@ -141,7 +141,7 @@ class Session:
         # The listed probes are shared objects: each session works on copies, so one window's settings (a layer
         # picked, attribution methods) are not another's.
         self._probes = ProbeRunner([copy.copy(p) for p in probe_registry.PROBES] if probes is None else probes)
-        self._transform = TransformProbe()  # the invariance probe's shift, rotation and scale
+        self._transform = TransformProbe()  # the shift, rotation and scale of the probe input (invariance)
         self._job: Job | None = None  # the viewer's long job (maximize, dream), run in slices between commands
         self._replay = CheckpointReplay()  # a model of its own for replaying a run's checkpoints
         self._replay_wanted: ReplayCheckpoint | None = None  # made once no command waits: the newest wins
@@ -269,7 +269,7 @@ class Session:
         return self._data is not None and self._spec is not None and self._plan is not None
 
     def _prepare_probe_input(self) -> None:
-        """Turn the user's probe choice into an input for the current model, if it can be one."""
+        """Turn the probe input the user chose into an input for the current model, if it can be one."""
         choice = self._probe_choice
         self._probe_input = None
         if self._spec is None or self._data is None:
@@ -477,7 +477,7 @@ class Session:
         try:
             event = next(self._steps)
         except StopIteration:
-            self._end_run(self._finished_message())
+            self._end_run(self._finished_message(), status="finished")
             return
         if isinstance(event, StepFailed):
             message = (
@@ -485,18 +485,18 @@ class Session:
                 f"{event.advice}"
             )
             self._emit(EngineError(message))
-            self._set_state(RunState.PAUSED, f"paused: {message}")
+            self._state = RunState.PAUSED
+            self._emit(StatusChanged(RunState.PAUSED, f"paused: {message}", cause=message))
             return
         self._history.append(event)
         self._emit(event)
         self._recording.record(event, self._training)
         self._run_probes(force=force_probes)
 
-    def _end_run(self, message: str, status: str | None = None) -> None:
+    def _end_run(self, message: str, status: str = "stopped") -> None:
+        """The run ends: ``status`` ("finished", "stopped" or "failed") is what the run store records."""
         self._steps = None
-        self._recording.close(
-            status or ("finished" if message.startswith("finished") else "stopped"), message, self._training
-        )
+        self._recording.close(status, message, self._training)
         self._set_state(RunState.FINISHED, message)
         self._run_probes(force=True)
 

@@ -106,7 +106,7 @@ class ViewerPane(QWidget):
         self.folder_step.setToolTip("Step through the pictures of the dropped folder")
         self.folder_step.setVisible(False)
         self.folder_step.valueChanged.connect(self._show_folder_image)
-        # The invariance probe: shift, rotate and scale the probe input (coalesced: the newest values win).
+        # Invariance: shift, rotate and scale the probe input (coalesced: the newest values win).
         self.transform_sliders: dict[str, QSlider] = {}
         self.transform_labels: dict[str, QLabel] = {}
         invariance = QHBoxLayout()
@@ -454,7 +454,7 @@ class ViewerPane(QWidget):
         self.folder = []
         self.folder_step.setVisible(False)
 
-    # ---- the invariance probe ---------------------------------------------------------------------------
+    # ---- invariance: the probe input moved --------------------------------------------------------------------------
     def _transform_moved(self) -> None:
         for name, (_, _, _, text) in TRANSFORM_SLIDERS.items():
             self.transform_labels[name].setText(text.format(self.transform_sliders[name].value()))
