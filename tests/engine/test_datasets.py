@@ -150,7 +150,7 @@ def test_an_image_folder_has_one_sub_folder_per_class(tmp_path):
     data = load_dataset(str(tmp_path), size=16)
     assert data.classes == ("cats", "dogs") and data.input_shape == (3, 16, 16)
     (tmp_path / "dogs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    with pytest.raises(DataError, match="broken.png: cannot be decoded"):
+    with pytest.raises(DataError, match="broken.png is not an image Lumen can read"):
         load_dataset(str(tmp_path))
 
 
