@@ -12,6 +12,8 @@
     python main.py explain RUN_DIR --image FILE --method NAME --out OUT.png [--npy OUT.npy]   an attribution map
     python main.py activations RUN_DIR --image FILE --layer NAME --out GRID.png [--npy MAPS.npy]   a layer's maps
     python main.py dream RUN_DIR --layer NAME [--channel C] [--image FILE] --out IMG.png   DeepDream
+    python main.py gates RUN_DIR (--sample K | --sequence F.csv | --text T) --out G.npz   LSTM/GRU/RNN gates
+    python main.py runs                 the run store's runs; train --resume RUN continues one
 
 Each command is a module of ``cli/``; this file parses and dispatches. Errors are one line on stderr
 (``lumen: …``) and a non-zero exit: 1 for a refused input, 2 for a bad command line. ``train`` stopped by Ctrl-C,

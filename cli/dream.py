@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
+    from engine.data.images import display_image
     from engine.explain.dream import DreamSettings, dream
-    from engine.explain.jobs import display_image
     from engine.io.runs import open_run
     from engine.untrusted import printable
 

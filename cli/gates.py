@@ -10,7 +10,6 @@ than once in one pass is recorded at its first call."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from torch import nn
 
     from engine.data.datasets import Dataset
-    from engine.explain.gates import State
     from engine.graph.model import GraphModel
 
 
@@ -37,18 +35,11 @@ def define(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help=".npz to write: <layer>.l<k>.<fwd|bwd>.<gate> arrays")
 
 
-def recurrent_modules(model: nn.Module) -> list[tuple[str, nn.RNNBase]]:
-    """Every ``nn.LSTM``/``nn.GRU``/``nn.RNN`` in ``model``, by its name in the state dict (``lstm1.rnn``)."""
-    from torch import nn
-
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.LSTM | nn.GRU | nn.RNN)]
-
-
 def run(args: argparse.Namespace) -> None:
     import numpy as np
 
     from engine.errors import DataError
-    from engine.explain.gates import capture_gates
+    from engine.explain.gates import capture_gates, received_inputs, recurrent_modules
     from engine.io.runs import open_run, read_run_info
     from engine.untrusted import atomic_write, printable
 
@@ -61,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
         raise DataError(f"{printable(str(args.run))} has no recurrent layer (LSTM, GRU or RNN) to look inside")
     x, what = _input(args, model, info)
     _check_size(found, x)
-    received = _received(model, found, x)
+    received = received_inputs(model, found, x)
     arrays: dict[str, np.ndarray] = {}
     lines = []
     for name, module in found:
@@ -178,32 +169,6 @@ def _check_size(found: list[tuple[str, nn.RNNBase]], x: torch.Tensor) -> None:
         width = len(GATES[kind]) + 1  # and the layer's input, about as wide
         per_step += module.num_layers * directions * width * module.hidden_size * 4
     budget.check_data(per_step * steps * x.shape[0], f"the gates of {steps:,} steps")
-
-
-def _received(
-    model: GraphModel, found: list[tuple[str, nn.RNNBase]], x: torch.Tensor
-) -> dict[str, tuple[torch.Tensor, State | None]]:
-    """What each recurrent module receives (its input and initial state) when the whole model runs on ``x``."""
-    import torch
-
-    received: dict[str, tuple[torch.Tensor, State | None]] = {}
-
-    def recorder(name: str) -> Callable[[nn.Module, tuple, dict], None]:
-        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            if name not in received:
-                hx = args[1] if len(args) > 1 else kwargs.get("hx")
-                received[name] = (args[0] if args else kwargs["input"], hx)
-
-        return hook
-
-    handles = [module.register_forward_pre_hook(recorder(name), with_kwargs=True) for name, module in found]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return received
 
 
 COMMAND = Command("gates", "the gates and states of a run's LSTM, GRU or RNN layers for one sequence", define, run)

@@ -80,7 +80,7 @@ class ModelInfo:
     views apply (``Probe.applies``), what the monitor titles its loss plot, what the probe input is called."""
 
     name: str  # the spec's name
-    family: str  # one of FAMILIES
+    family: str  # "cnn", "recurrent", "autoencoder", "boltzmann" or "dense" (engine.training.info.family_of)
     input_shape: tuple[int, ...]  # one sample's shape
     layer_types: frozenset[str]  # the spec's layer types ("conv2d", "lstm", "rbm", ...)
     data: str  # the dataset's name
@@ -106,9 +106,6 @@ class ModelInfo:
         if self.input_kind == "image":
             return "digit" if self.data == "mnist" else "picture"
         return "sequence" if self.input_kind == "sequence" else "sample"
-
-
-FAMILIES = ("cnn", "recurrent", "autoencoder", "boltzmann", "dense")
 
 
 @dataclass(frozen=True)

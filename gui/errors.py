@@ -95,6 +95,7 @@ def install_excepthook(
     ``rescue()`` runs first, once per distinct error (the window checkpoints a run in progress, so whatever the
     error leads to, the run is in the store). ``shown(summary, details)`` replaces the dialog (tests). Returns a
     function that puts the old hooks back."""
+    assert QThread.currentThread() is parent.thread(), "install the hook from the GUI thread"
     relay = _Relay(parent)
     seen: set[str] = set()
 
@@ -134,5 +135,4 @@ def install_excepthook(
     def uninstall() -> None:
         sys.excepthook, threading.excepthook = old_hook, old_thread_hook
 
-    assert QThread.currentThread() is parent.thread(), "install the hook from the GUI thread"
     return uninstall

@@ -38,7 +38,6 @@ class _Test:
         self.deadline = time.monotonic() + TIMEOUT_S
         self.steps: list[StepMetrics] = []
         self.errors: list[str] = []
-        self.exported: list[Path] = []
         window.bridge.metrics.connect(lambda events: self.steps.extend(e for e in events if isinstance(e, StepMetrics)))
         window.bridge.error.connect(self.errors.append)
 
@@ -102,14 +101,16 @@ class _Test:
         if frame_type is DreamFrame:  # a job's frames, not a probe's: ask for a short DeepDream
             view.steps.setValue(2)  # type: ignore[attr-defined]
             view.start()  # type: ignore[attr-defined]
-        self.wait(lambda: drawn() is not None and view.isVisible(), f"the {view.title} view to draw ({when})")
+        failed = view.error_line().isVisible
+        self.wait(
+            lambda: (drawn() is not None or failed()) and view.isVisible(), f"the {view.title} view to draw ({when})"
+        )
         self.app.processEvents()
         if view.error_line().isVisible():
             raise SelfTestFailed(f"the {view.title} view {view.error_line().text.text()} ({when})")
         path = self.out / f"{self.preset}-{view.title.lower().replace(' ', '_')}-{when.split()[0]}.png"
         if not view.grab().save(str(path)):
             raise SelfTestFailed(f"the {view.title} view could not be exported to {path}")
-        self.exported.append(path)
 
 
 def run_self_test(app: QApplication, window: MainWindow, preset: str = "lenet5", out: Path | None = None) -> int:

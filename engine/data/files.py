@@ -72,7 +72,7 @@ def image_folder(path: Path, size: int = 28) -> Dataset:
                 image.draft("RGB", (size * 2, size * 2))
                 pictures.append(image.convert("RGB").resize((size, size)))
         except UnidentifiedImageError:  # Pillow's message names its in-memory buffer, not the file
-            raise DataError(f"{shown(f)} is not an image Lumen can read (PNG, JPEG, BMP, GIF, WebP, TIFF)") from None
+            raise DataError(f"{shown(f)} is not an image Lumen can read ({', '.join(IMAGE_SUFFIXES)})") from None
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"{shown(f)}: cannot be decoded ({exc})") from None
     rgb = np.stack([np.asarray(p, dtype=np.float32) / 255.0 for p in pictures])  # N×H×W×3

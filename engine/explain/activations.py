@@ -27,21 +27,10 @@ class UnknownLayer(LumenError):
 # (optionally) class names and a preparation of pictures, which travel beside the model. A ``GraphModel`` says
 # more (its nodes' order, types and edges); any other ``nn.Module`` — a user's, a torchvision one — is read through
 # its named submodules, so it is inspected the same way.
+# torch's class name, lower-cased, is Lumen's layer type except for these.
 TORCH_TYPES: dict[type[nn.Module], str] = {
-    nn.Conv1d: "conv1d",
-    nn.Conv2d: "conv2d",
     nn.ConvTranspose2d: "conv_transpose2d",
-    nn.Linear: "linear",
-    nn.ReLU: "relu",
-    nn.MaxPool2d: "maxpool2d",
-    nn.AvgPool2d: "avgpool2d",
     nn.AdaptiveAvgPool2d: "adaptive_avgpool2d",
-    nn.BatchNorm2d: "batchnorm2d",
-    nn.Dropout: "dropout",
-    nn.Flatten: "flatten",
-    nn.LSTM: "lstm",
-    nn.GRU: "gru",
-    nn.RNN: "rnn",
 }
 
 

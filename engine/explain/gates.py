@@ -293,3 +293,34 @@ def hidden_gradients(
         grads = torch.autograd.grad(loss_fn(output), flat, allow_unused=True)
     norms = [0.0 if g is None else float(torch.linalg.vector_norm(g)) for g in grads]
     return np.asarray(norms).reshape(module.num_layers, directions, steps).transpose(2, 0, 1).copy()
+
+
+def recurrent_modules(model: nn.Module) -> list[tuple[str, nn.RNNBase]]:
+    """Every ``nn.LSTM``/``nn.GRU``/``nn.RNN`` in ``model``, by its dotted name (its state-dict prefix)."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.LSTM | nn.GRU | nn.RNN)]
+
+
+def received_inputs(
+    model: nn.Module, modules: list[tuple[str, nn.RNNBase]], x: torch.Tensor
+) -> dict[str, tuple[torch.Tensor, State | None]]:
+    """What each of ``modules`` receives (its input and initial state) when the whole model runs on ``x`` in no-grad
+    mode, so the layers before it apply; a module called more than once keeps its first call. The model's mode is
+    left as it is."""
+    received: dict[str, tuple[torch.Tensor, State | None]] = {}
+
+    def recorder(name: str) -> Callable[[nn.Module, tuple, dict], None]:
+        def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+            if name not in received:
+                hx = args[1] if len(args) > 1 else kwargs.get("hx")
+                received[name] = (args[0] if args else kwargs["input"], hx)
+
+        return hook
+
+    handles = [module.register_forward_pre_hook(recorder(name), with_kwargs=True) for name, module in modules]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return received

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.errors import LumenError
 from engine.events import Frame, ModelInfo
 from engine.jobs import Job
 
@@ -74,7 +75,7 @@ class Probe(ABC):
     def configure(self, settings: object) -> None:
         """New settings (``ConfigureProbe``); the probe's next frame follows them."""
         if not isinstance(settings, self.Settings):
-            raise TypeError(f"the {self.name} probe takes {self.Settings.__name__}, not {type(settings).__name__}")
+            raise LumenError(f"the {self.name} probe takes {self.Settings.__name__}, not {type(settings).__name__}")
         self.settings = settings
 
     def applies(self, info: ModelInfo) -> bool:

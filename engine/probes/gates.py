@@ -18,19 +18,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.errors import LumenError
 from engine.events import Frame, ModelInfo
-from engine.explain.gates import capture_gates, hidden_gradients
+from engine.explain.gates import capture_gates, hidden_gradients, received_inputs, recurrent_modules
 from engine.probes.base import Probe, ProbeContext
 
-RECURRENT = (nn.LSTM, nn.GRU, nn.RNN)
 NO_INPUT = "no validation sequence fits this model"
 SORTS = ("unit", "saturation")  # units in their own order, or the most saturated (gates near 0 or 1) first
 
 
 @dataclass(frozen=True)
 class GateSettings:
-    layer: str | None = None  # the recurrent module's dotted name; None: the first
+    layer: str | None = None  # the recurrent module's dotted name; None (or one the model lacks): the first
     sort: str = "unit"  # one of SORTS
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise LumenError(f"units are sorted by {' or '.join(SORTS)}, not {self.sort!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,10 +52,6 @@ class GateFrame(Frame):
     gradients: np.ndarray | None = None  # time × layers × directions: ‖∂L/∂h_t‖; None without a target
     settings: GateSettings = GateSettings()
     note: str = ""
-
-
-def recurrent_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, RECURRENT)]
 
 
 def _saturation_order(forget: np.ndarray) -> np.ndarray:
@@ -78,24 +78,20 @@ class Gates(Probe):
         probe = context.input
         if chosen is None or probe is None:
             note = NO_INPUT if probe is None else "this model has no LSTM, GRU or RNN layer"
-            return GateFrame(context.step, NO_INPUT, "", names, "", (), (), 0, settings=self.settings, note=note)
+            source = probe.source if probe is not None else NO_INPUT
+            return GateFrame(context.step, source, "", names, "", (), (), 0, settings=self.settings, note=note)
         name, module = chosen
         model = context.model
-        received: list[tuple] = []
-
-        def record(_module: nn.Module, args: tuple, _output: object) -> None:
-            received.append(tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args))
-
         was_training = model.training
         model.eval()
-        handle = module.register_forward_hook(record)
         try:
-            with torch.no_grad():
-                model(probe.x)
+            received = received_inputs(model, [chosen], probe.x)
         finally:
-            handle.remove()
             model.train(was_training)
-        x, hx = received[-1][0], (received[-1][1] if len(received[-1]) > 1 else None)
+        if name not in received:
+            note = f"{name} does not run on the way from the input to the output"
+            return GateFrame(context.step, probe.source, "", names, "", (), (), 0, settings=self.settings, note=note)
+        x, hx = received[name]
         trace = capture_gates(module, x, hx)
         maps = {key: np.ascontiguousarray(array[:, 0], dtype=np.float32) for key, array in trace.arrays.items()}
         order = {}

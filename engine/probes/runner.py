@@ -87,16 +87,20 @@ class ProbeRunner:
             raise LumenError(f"there is no {name!r} probe (probes: {', '.join(s.probe.name for s in self._slots)})")
         probe.configure(settings)
 
-    def run(self, context: ProbeContext, *, force: bool, min_interval_s: float = 0.0) -> list[Frame | EngineError]:
+    def run(
+        self, context: ProbeContext, *, force: bool, min_interval_s: float = 0.0, only: str | None = None
+    ) -> list[Frame | EngineError]:
+        """``only``: force just the probe of that name (new settings); the others run when they are due."""
         events: list[Frame | EngineError] = []
         for slot in self._slots:
-            if slot.broken or not slot.applies or not (force or self._clock() >= slot.next_due):
+            forced = force and (only is None or slot.probe.name == only)
+            if slot.broken or not slot.applies or not (forced or self._clock() >= slot.next_due):
                 continue
             if not self._watching(slot):
                 slot.stale = True
                 continue
             if slot.job is not None:
-                if not force:
+                if not forced:
                     continue  # its last frame is still being made
                 slot.job.cancel()
                 slot.job = None

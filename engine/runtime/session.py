@@ -297,7 +297,10 @@ class Session:
             t = self._transform
             moved = affine(self._probe_input.x, shift_x=t.shift_x, shift_y=t.shift_y, angle=t.angle, scale=t.scale)
             moved_by = f"shifted {t.shift_x:+g},{t.shift_y:+g} px, rotated {t.angle:+g}°, scaled ×{t.scale:g}"
-            self._probe_input = ProbeInput(moved, f"{self._probe_input.source} ({moved_by})", self._probe_input.label)
+            probe = self._probe_input
+            self._probe_input = ProbeInput(
+                moved, f"{probe.source} ({moved_by})", probe.label, target=probe.target, tokens=probe.tokens
+            )
 
     def _train(self, command: Train) -> None:
         config = command.config
@@ -390,7 +393,7 @@ class Session:
 
     def _configure_probe(self, command: ConfigureProbe) -> None:
         self._probes.configure(command.probe, command.settings)
-        self._run_probes(force=True)
+        self._run_probes(force=True, only=command.probe)  # another probe's long job goes on
 
     def _watch_frames(self, command: WatchFrames) -> None:
         if self._probes.watch(command.frame_types) and self._state is not RunState.TRAINING:
@@ -467,7 +470,7 @@ class Session:
         for frame in stopped:
             self._emit(frame)
         if stopped:
-            self._emit(StatusChanged(self._state, "attribution stopped"))
+            self._emit(StatusChanged(self._state, "the live view's long computation stopped"))
 
     # ---- training -------------------------------------------------------------------------------
     def _advance(self, force_probes: bool = False) -> None:
@@ -585,7 +588,7 @@ class Session:
         measured = ", ".join(f"{name} {readable(value, percent=name == 'accuracy')}" for name, value in headline_first)
         return f"finished {last.epoch} epoch{'s' if last.epoch != 1 else ''}: validation {measured}"
 
-    def _run_probes(self, *, force: bool) -> None:
+    def _run_probes(self, *, force: bool, only: str | None = None) -> None:
         if self._model is None or self._data is None:
             return
         context = ProbeContext(
@@ -596,5 +599,6 @@ class Session:
             self._info,
             self._validation,
         )
-        for event in self._probes.run(context, force=force, min_interval_s=self._config.frame_interval_s or 0.0):
+        interval = self._config.frame_interval_s or 0.0
+        for event in self._probes.run(context, force=force, min_interval_s=interval, only=only):
             self._emit(event)

@@ -84,10 +84,12 @@ class DreamView(View):
         controls.addLayout(buttons)
         controls.addWidget(self.status)
         controls.addStretch(1)
-        layout = QHBoxLayout(self)
+        row = QHBoxLayout()
+        row.addLayout(controls)
+        row.addWidget(self.canvas, 1)
+        layout = QVBoxLayout(self)  # vertical, so a view's error line (View.error_line) sits above it
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(controls)
-        layout.addWidget(self.canvas, 1)
+        layout.addLayout(row, 1)
         self._mode_changed()
 
     def applies(self, info: ModelInfo) -> bool:

@@ -53,6 +53,11 @@ def test_units_sorted_by_saturation_follow_the_settings():
     torch.manual_seed(0)
     data = load_dataset("recall")
     model = fitted("lstm_many_to_one", data)
+    lstm = model.get_submodule("lstm1.rnn")
+    units = lstm.hidden_size
+    with torch.no_grad():  # units 20–27: forget gates pinned near 1 (20–23) and near 0 (24–27), i.e. saturated
+        lstm.bias_ih_l0[units + 20 : units + 24] = 20.0
+        lstm.bias_ih_l0[units + 24 : units + 28] = -20.0
     probe = Gates()
     probe.configure(GateSettings(sort="saturation"))
     frame = probe.frame(ProbeContext(model, ProbeInput(data.val_x[:1], "recall #0"), data.classes, 0))
@@ -61,4 +66,5 @@ def test_units_sorted_by_saturation_follow_the_settings():
     order = frame.order["l0.fwd"]
     assert sorted(order) == list(range(forget.shape[1]))
     assert list(saturated[order]) == sorted(saturated, reverse=True)
+    assert set(order[:8]) == set(range(20, 28)) and saturated[order[7]] == 1.0 > saturated[order[8]]
     assert frame.gradients is None  # no target given: no gradient through time

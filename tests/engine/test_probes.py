@@ -147,3 +147,39 @@ def test_an_unwatched_probe_is_not_run_and_is_due_at_once_when_watched_again(con
     assert runner.watch(None) is False  # None: every probe, and none is stale
     clock.now += 1.0
     assert [type(e) for e in runner.run(context, force=False)] == [CountFrame, OtherFrame]
+
+
+def test_new_settings_for_one_probe_leave_another_probes_long_job_running():
+    """Picking a feature-map layer must not throw away an integrated-gradients attribution under way."""
+    from engine.jobs import Job
+
+    @dataclass(frozen=True)
+    class Counted(Frame):
+        n: int
+
+    class Long(Probe):
+        name, frame_type = "long", Counted
+
+        def frame(self, context):
+            def work():
+                for n in range(1_000_000):
+                    yield Counted(context.step, n)
+
+            return Job("long", "counting", work())
+
+    class Quick(Probe):
+        name, frame_type = "quick", Frame
+
+        def frame(self, context):
+            return Frame(context.step)
+
+    runner = ProbeRunner([Long(), Quick()])
+    context = ProbeContext(None, None, (), 0)
+    runner.run(context, force=True)
+    assert runner.busy
+    job = runner._slots[0].job
+    frames = runner.run(context, force=True, only="quick")  # new settings for the quick probe
+    assert [type(f) for f in frames] == [Frame] and runner._slots[0].job is job and not job.finished
+    runner.run(context, force=True)  # a new input: every probe again, the long job too
+    assert job.finished and runner._slots[0].job is not job
+    runner.cancel_jobs()
