@@ -284,7 +284,9 @@ def resume(args: argparse.Namespace) -> None:
 
     if distributed.world_size() > 1:  # N copies would each train and write the same run
         if distributed.rank_from_env() != 0:
-            sys.stdout = sys.stderr = open(os.devnull, "w")  # the refusal is printed once, by rank 0
+            # Rank 0 prints the refusal. The others leave quietly with 0: a rank that failed first would make the
+            # launcher kill rank 0 before it printed anything. The launcher still exits 1, from rank 0.
+            raise SystemExit(0)
         raise DataError("train --resume goes on in one process; run it without torch.distributed.run")
     store = RunStore()
     row = store.find(args.resume)
