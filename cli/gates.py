@@ -78,9 +78,10 @@ def _input(args: argparse.Namespace, model: GraphModel, info: dict) -> tuple[tor
     """The chosen input as a batch of one (1×T×F, or the model's own input shape for a sample), and its words."""
     import torch
 
+    from engine.data.user_sequences import character_vocabulary, csv_sequence, one_hot_text
     from engine.errors import DataError
     from engine.graph.model import input_dtype
-    from engine.untrusted import printable, read_csv_numbers, shown
+    from engine.untrusted import printable, shown
 
     spec = model.spec
     run_name = printable(str(args.run))
@@ -98,16 +99,11 @@ def _input(args: argparse.Namespace, model: GraphModel, info: dict) -> tuple[tor
     if len(shape) != 2 or input_dtype(spec) != torch.float32:
         takes = "token ids" if input_dtype(spec) != torch.float32 else "×".join(map(str, shape))
         raise DataError(f"{run_name} takes {takes} inputs, not sequences of feature vectors: use --sample")
-    features = shape[-1]
     if args.sequence is not None:
-        _, values = read_csv_numbers(args.sequence, "sequence file")
-        if values.shape[1] != features:
-            raise DataError(
-                f"{shown(args.sequence.name)} has {values.shape[1]:,} column{'s' if values.shape[1] != 1 else ''}, "
-                f"but {run_name} takes {features:,} input feature{'s' if features != 1 else ''} per step"
-            )
-        return torch.from_numpy(values).unsqueeze(0), f"{shown(args.sequence.name)} ({len(values):,} steps)"
-    return _one_hot(args.text, _vocabulary(model, info, features), run_name), f"the text ({len(args.text):,} steps)"
+        x = csv_sequence(args.sequence, shape[-1], run_name)
+        return x, f"{shown(args.sequence.name)} ({x.shape[1]:,} steps)"
+    x = one_hot_text(args.text, character_vocabulary(_data(model, info), shape[-1]), run_name)
+    return x, f"the text ({len(args.text):,} steps)"
 
 
 def _data(model: GraphModel, info: dict) -> Dataset:
@@ -117,43 +113,6 @@ def _data(model: GraphModel, info: dict) -> Dataset:
     dataset = info.get("dataset")
     data, _ = load_run_data(model.spec, dataset if isinstance(dataset, str) else None)
     return data
-
-
-def _vocabulary(model: GraphModel, info: dict, features: int) -> tuple[str, ...]:
-    """The characters a character model's one-hot features stand for (the data's input tokens or classes)."""
-    from engine.data.preview import is_one_hot
-    from engine.errors import DataError
-    from engine.untrusted import printable
-
-    data = _data(model, info)
-    tokens = next((t for t in (data.input_tokens, data.classes) if len(t) == features), ())
-    if not tokens or not is_one_hot(data.val_x[:16].numpy()):
-        raise DataError(
-            f"--text is for character models: {printable(str(info.get('dataset', 'the run')))}'s inputs are not "
-            "one-hot characters; use --sequence or --sample"
-        )
-    return tokens
-
-
-def _one_hot(text: str, vocabulary: tuple[str, ...], run_name: str) -> torch.Tensor:
-    import torch
-
-    from engine.errors import DataError
-    from engine.untrusted import printable
-
-    if not text:
-        raise DataError("--text is empty: give at least one character")
-    index = {token: i for i, token in enumerate(vocabulary) if len(token) == 1}
-    outside = next((c for c in text if c not in index), None)
-    if outside is not None:
-        shown = "".join(vocabulary)
-        raise DataError(
-            f"'{printable(outside)}' is not in the vocabulary of {run_name}: its {len(vocabulary)} characters are "
-            f"'{printable(shown[:200])}{'…' if len(shown) > 200 else ''}'"
-        )
-    x = torch.zeros(1, len(text), len(vocabulary))
-    x[0, torch.arange(len(text)), torch.tensor([index[c] for c in text])] = 1.0
-    return x
 
 
 def _check_size(found: list[tuple[str, nn.RNNBase]], x: torch.Tensor) -> None:

@@ -89,6 +89,7 @@ class ModelInfo:
     loss_name: str  # what its loss is, for titles: "cross-entropy", "ELBO: reconstruction + KL", ...
     classes: tuple[str, ...] = ()  # class names, or a sequence task's vocabulary
     layers: tuple[tuple[str, str], ...] = ()  # every node but the input, in the order the model runs them: (id, type)
+    characters: tuple[str, ...] = ()  # a character model's one-hot inputs, in order: what text can be typed in
 
     @property
     def input_kind(self) -> str:

@@ -80,6 +80,15 @@ class ProbeImage:
 
 
 @dataclass(frozen=True)
+class ProbeSequence:
+    """Probe a sequence model with the user's own sequence: ``text`` typed for a character model, or the CSV file
+    at ``path`` (one row per time step, one column per input feature); exactly one of them."""
+
+    text: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
 class ConfigureProbe:
     """New settings for the probe named ``probe``: an instance of its ``Settings`` dataclass (the feature maps'
     layers, the attribution's methods, ...); its next frame follows them. The one command every probe's
@@ -190,6 +199,7 @@ Command = (
     | Stop
     | ProbeSample
     | ProbeImage
+    | ProbeSequence
     | ConfigureProbe
     | TransformProbe
     | Maximize
@@ -204,4 +214,4 @@ Command = (
     | ReplayCheckpoint
     | Quit
 )
-ProbeChoice = ProbeSample | ProbeImage  # what the user chose to feed the probes
+ProbeChoice = ProbeSample | ProbeImage | ProbeSequence  # what the user chose to feed the probes

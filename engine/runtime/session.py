@@ -25,6 +25,7 @@ from engine import probes as probe_registry
 from engine.data.datasets import Dataset
 from engine.data.images import affine, image_input
 from engine.data.preview import dataset_preview, is_one_hot, token_names
+from engine.data.user_sequences import character_vocabulary, csv_sequence, one_hot_text
 from engine.errors import LumenError, SpecError
 from engine.events import (
     CheckpointList,
@@ -42,7 +43,7 @@ from engine.explain.dream import dream_steps
 from engine.explain.jobs import picture_job, with_totals
 from engine.explain.maximize import maximize_steps
 from engine.graph import budget
-from engine.graph.model import GraphModel, build_model
+from engine.graph.model import GraphModel, build_model, input_dtype
 from engine.io.runs import save_run
 from engine.io.store import RunRecorder, RunStore
 from engine.jobs import Job
@@ -61,6 +62,7 @@ from engine.runtime.commands import (
     ProbeChoice,
     ProbeImage,
     ProbeSample,
+    ProbeSequence,
     ReplayCheckpoint,
     Resume,
     Save,
@@ -80,6 +82,7 @@ from engine.spec.shapes import fmt
 from engine.training.fit import FitReport, default_data, load_run_data, plan_run
 from engine.training.info import model_info
 from engine.training.loop import TrainConfig, Training
+from engine.untrusted import printable
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ class Session:
             Stop: self._stop,
             ProbeSample: self._choose_probe_input,
             ProbeImage: self._choose_probe_input,
+            ProbeSequence: self._choose_probe_input,
             Save: self._save,
             SetLearningRate: self._set_learning_rate,
             ConfigureProbe: self._configure_probe,
@@ -137,6 +141,7 @@ class Session:
         # What the user chose to feed the probes, and that choice prepared for the current model (None if it
         # does not fit, e.g. a digit for a sequence model).
         self._probe_choice: ProbeChoice = ProbeSample(0)
+        self._sample = ProbeSample(0)  # the validation sample last chosen, to go back to
         self._probe_input: ProbeInput | None = None
         # The listed probes are shared objects: each session works on copies, so one window's settings (a layer
         # picked, attribution methods) are not another's.
@@ -293,6 +298,13 @@ class Session:
             black = black_picture_input(prepare, choice.pixels)
             preparation = prep.describe() if prep is not None else ("MNIST-style digit" if digits else "")
             self._probe_input = ProbeInput(x, choice.name, black=black, prepare=prepare, preparation=preparation)
+        elif isinstance(choice, ProbeSequence):
+            try:
+                self._probe_input = self._sequence_input(choice)
+            except LumenError:  # it fits no longer (another model was loaded): back to the validation sample
+                self._probe_choice = self._sample
+                self._prepare_probe_input()
+                return
         if self._probe_input is not None and self._transform != TransformProbe():
             t = self._transform
             moved = affine(self._probe_input.x, shift_x=t.shift_x, shift_y=t.shift_y, angle=t.angle, scale=t.scale)
@@ -362,14 +374,35 @@ class Session:
         if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run(f"stopped at step {self._step_count}")
 
+    def _sequence_input(self, choice: ProbeSequence) -> ProbeInput:
+        """The user's own sequence as the current model's probe input; refused when it cannot be one."""
+        spec, data = self._spec, self._data
+        assert spec is not None and data is not None
+        if len(spec.input_shape) != 2 or input_dtype(spec) != torch.float32:
+            raise LumenError(f"{spec.name} takes {fmt(spec.input_shape)} inputs, not sequences of feature vectors")
+        features = spec.input_shape[-1]
+        if choice.text is not None:
+            vocabulary = character_vocabulary(data, features)
+            x = one_hot_text(choice.text, vocabulary, spec.name)
+            return ProbeInput(x, f"the typed text ({x.shape[1]:,} characters)", tokens=vocabulary)
+        path = Path(choice.path or "")
+        x = csv_sequence(path, features, spec.name)
+        return ProbeInput(x, f"{printable(path.name)} ({x.shape[1]:,} steps)")
+
     def _choose_probe_input(self, choice: ProbeChoice) -> None:
-        if isinstance(choice, ProbeImage):
-            if self._spec is None:
-                raise LumenError("load a model before inspecting an image")
-            if len(self._spec.input_shape) != 3:
-                raise LumenError(f"{self._spec.name} takes {fmt(self._spec.input_shape)} inputs, not images")
+        spec = self._spec
+        if isinstance(choice, ProbeImage | ProbeSequence) and (spec is None or self._data is None):
+            raise LumenError(
+                f"load a model before inspecting {'an image' if isinstance(choice, ProbeImage) else 'a sequence'}"
+            )
+        if isinstance(choice, ProbeImage) and spec is not None and len(spec.input_shape) != 3:
+            raise LumenError(f"{spec.name} takes {fmt(spec.input_shape)} inputs, not images")
+        if isinstance(choice, ProbeSequence):
+            self._sequence_input(choice)  # refused here, with the reason, before anything changes
         previous = self._probe_choice
         self._probe_choice = choice
+        if isinstance(choice, ProbeSample):
+            self._sample = choice
         try:
             self._prepare_probe_input()
         except LumenError:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from engine.data.datasets import Dataset
+from engine.data.user_sequences import character_vocabulary
+from engine.errors import DataError
 from engine.events import ModelInfo
+from engine.graph.model import input_dtype
 from engine.layers import LAYERS
 from engine.spec.model_spec import ModelSpec
 from engine.training.objectives import objective_class
@@ -39,4 +44,15 @@ def model_info(spec: ModelSpec, data: Dataset, objective: str | None, order: Seq
         loss_name=objective_class(objective).describe_loss(spec) if objective else "",
         classes=tuple(data.classes),
         layers=tuple((n, types[n]) for n in order),
+        characters=_characters(spec, data),
     )
+
+
+def _characters(spec: ModelSpec, data: Dataset) -> tuple[str, ...]:
+    """The characters a model takes one-hot, one per step (empty for any other input)."""
+    if len(spec.input_shape) != 2 or input_dtype(spec) != torch.float32 or len(data.val_x) == 0:
+        return ()
+    try:
+        return character_vocabulary(data, spec.input_shape[-1])
+    except DataError:
+        return ()

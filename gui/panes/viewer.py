@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -29,7 +30,13 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import CheckpointList, Frame, ModelInfo, ModelLoaded
-from engine.runtime.commands import ReplayCheckpoint, SetCheckpointInterval, TransformProbe
+from engine.runtime.commands import (
+    ProbeSample,
+    ProbeSequence,
+    ReplayCheckpoint,
+    SetCheckpointInterval,
+    TransformProbe,
+)
 from gui import views as view_registry
 from gui.errors import draw_safely
 from gui.views.base import View
@@ -99,6 +106,13 @@ class ViewerPane(QWidget):
         self.probe.valueChanged.connect(self.probe_index_changed)
         self.open_button = open_button = QPushButton("Open image…")
         open_button.clicked.connect(self._open_dialog)
+        # A sequence model's own input: text typed for a character model (a CSV file is dropped or opened).
+        self.text = QLineEdit(
+            placeholderText="Type text, press Enter (empty: back to the sample)", clearButtonEnabled=True
+        )
+        self.text.setToolTip("Feed the model this text, one character per time step")
+        self.text.returnPressed.connect(self._send_text)
+        self.text.hide()
         self.message = QLabel(DROP_HINT, wordWrap=True)
         # A dropped folder: its pictures, stepped through with this box (hidden until then).
         self.folder: list[Path] = []
@@ -150,6 +164,7 @@ class ViewerPane(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(self.caption, 1)
+        top.addWidget(self.text, 1)
         top.addWidget(self.probe)
         top.addWidget(self.folder_step)
         top.addWidget(open_button)
@@ -288,7 +303,17 @@ class ViewerPane(QWidget):
         self.not_yet.setVisible(not applying)
         self.not_yet.setText(NOT_YET.get(info.family, NOTHING_APPLIES.format(name=info.name)))
         image = info.input_kind == "image" and bool(applying)  # the probe input's controls, where a view uses it
-        self.open_button.setVisible(image)
+        sequence = info.input_kind == "sequence" and bool(applying)
+        self.open_button.setVisible(image or sequence)
+        self.open_button.setText("Open CSV…" if sequence else "Open image…")
+        self.open_button.setToolTip(
+            "A CSV file of numbers: one row per time step, one column per input feature (or drop it here)"
+            if sequence
+            else "A picture to look at (or drop it here)"
+        )
+        self.text.setVisible(sequence and bool(info.characters))
+        if before is None or before.characters != info.characters:
+            self.text.clear()  # the engine goes back to the sample too: this text cannot be typed for this model
         self.invariance.setVisible(image)
         self.probe.setVisible(bool(applying))
         self.replay_row.setVisible(bool(applying))
@@ -412,6 +437,9 @@ class ViewerPane(QWidget):
         if paths[0].lower().endswith(".json"):
             self.spec_dropped.emit(paths[0])
             return
+        if self.info is not None and self.info.input_kind == "sequence":
+            self.command.emit(ProbeSequence(path=paths[0]))  # a CSV file; anything else is refused with the reason
+            return
         if Path(paths[0]).is_dir():
             self.open_folder(paths[0])
             return
@@ -421,10 +449,19 @@ class ViewerPane(QWidget):
             self.show_message(f"Showing {Path(paths[0]).name}; drop one image at a time.")
 
     def _open_dialog(self) -> None:
+        if self.info is not None and self.info.input_kind == "sequence":
+            path, _ = QFileDialog.getOpenFileName(self, "Open a sequence", "", "CSV files (*.csv);;All files (*)")
+            if path:
+                self.command.emit(ProbeSequence(path=path))
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open an image", "", IMAGE_FILTER)
         if path:
             self._leave_folder()
             self.image_dropped.emit(path)
+
+    def _send_text(self) -> None:
+        text = self.text.text()
+        self.command.emit(ProbeSequence(text=text) if text else ProbeSample(self.probe.value()))
 
     # ---- a folder of pictures ------------------------------------------------------------------------
     def open_folder(self, folder: str | Path) -> None:

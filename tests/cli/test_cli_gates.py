@@ -147,14 +147,14 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(runs, tmp_path):
     one_line_error(
         lumen("gates", runs["rnn_many_to_many"], "--sequence", wide, "--out", out), "wide.csv has 3 columns", "takes 1"
     )
-    one_line_error(lumen("gates", runs["lstm_many_to_one"], "--text", "", "--out", out), "--text is empty")
+    one_line_error(lumen("gates", runs["lstm_many_to_one"], "--text", "", "--out", out), "the text is empty")
     one_line_error(
         lumen("gates", runs["lstm_many_to_one"], "--text", "ABxC", "--out", out),
         "'x' is not in the vocabulary",
         "ABCDEFGH!?",
     )
     one_line_error(
-        lumen("gates", runs["rnn_many_to_many"], "--text", "abc", "--out", out), "--text is for character models"
+        lumen("gates", runs["rnn_many_to_many"], "--text", "abc", "--out", out), "text is for character models"
     )
     one_line_error(
         lumen("gates", runs["lstm_many_to_one"], "--sample", 1_000_000, "--out", out),

@@ -163,7 +163,7 @@ def test_each_family_gets_only_the_views_that_apply_and_nothing_of_the_last_mode
 
     load(qtbot, window, "lstm_many_to_one")
     assert visible_tabs(viewer.tabs) == ["Sequence", "Gates"]
-    assert viewer.probe.prefix() == "validation sequence #" and not viewer.open_button.isVisible()
+    assert viewer.probe.prefix() == "validation sequence #" and viewer.open_button.text() == "Open CSV…"
     assert "digit" not in viewer.caption.text() and "conv1" not in viewer.caption.text()
     assert not any(t in viewer.frames for t in gui.views.VIEWS if t is not SequenceOutputFrame)
     qtbot.waitUntil(lambda: SequenceOutputFrame in viewer.frames, timeout=10_000)
