@@ -21,20 +21,50 @@ from torch import nn
 from engine.errors import LumenError
 from engine.events import Frame, ModelInfo
 from engine.explain.gates import capture_gates, hidden_gradients, received_inputs, recurrent_modules
-from engine.probes.base import Probe, ProbeContext
+from engine.explain.unit_signals import SpanMatch, correlations, find_matches, select_units, signals
+from engine.probes.base import Probe, ProbeContext, ProbeInput
 
 NO_INPUT = "no validation sequence fits this model"
-SORTS = ("unit", "saturation")  # units in their own order, or the most saturated (gates near 0 or 1) first
+# Units in their own order, the most saturated (gates near 0 or 1) first, or the most correlated with a signal first
+SORTS = ("unit", "saturation", "signal")
+
+
+@dataclass(frozen=True)
+class SpanSelection:
+    """LSTMVis-style: the units of map ``map`` (e.g. "l0.fwd.h") high over steps ``start..end`` of the probe input."""
+
+    map: str
+    start: int
+    end: int  # inclusive
+    threshold: float = 0.3
 
 
 @dataclass(frozen=True)
 class GateSettings:
     layer: str | None = None  # the recurrent module's dotted name; None (or one the model lacks): the first
     sort: str = "unit"  # one of SORTS
+    signal: str = "position"  # what units are correlated with (engine.explain.unit_signals.signals)
+    selection: SpanSelection | None = None
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
             raise LumenError(f"units are sorted by {' or '.join(SORTS)}, not {self.sort!r}")
+        if self.selection is not None and not 0 <= self.selection.start <= self.selection.end:
+            raise LumenError(
+                f"a span runs from a step to one no earlier, not {self.selection.start}…{self.selection.end}"
+            )
+
+
+@dataclass(frozen=True)
+class Selected:
+    """What a span selection found: the units, and stretches of the validation data where they are high too."""
+
+    map: str
+    start: int
+    end: int
+    units: tuple[int, ...]  # high over the span and low elsewhere, the most distinct first
+    matches: tuple[SpanMatch, ...] = ()  # in the validation sequences (the frame's ``searched``)
+    texts: tuple[str, ...] = ()  # each match's input as text, with the matched steps in [brackets]
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,10 +78,15 @@ class GateFrame(Frame):
     num_layers: int  # the module's stacked layers
     maps: Mapping[str, np.ndarray] = field(default_factory=dict)  # "l0.fwd.f" → time × units (float32)
     steps: tuple[str, ...] = ()  # each time step's input as text (a token), or "" for real values
-    order: Mapping[str, np.ndarray] = field(default_factory=dict)  # "l0.fwd" → unit order (the settings' sort)
+    order: Mapping[str, np.ndarray] = field(default_factory=dict)  # "l0.fwd.f" → unit order (the settings' sort)
     gradients: np.ndarray | None = None  # time × layers × directions: ‖∂L/∂h_t‖; None without a target
     settings: GateSettings = GateSettings()
     note: str = ""
+    signals: tuple[str, ...] = ()  # what units can be correlated with, for this input
+    signal: np.ndarray | None = None  # the chosen signal over the probe input's steps (sort "signal")
+    correlation: Mapping[str, np.ndarray] = field(default_factory=dict)  # "l0.fwd.h" → each unit's r (sort "signal")
+    searched: str = ""  # the sequences the correlations and matches were computed on, for people
+    selected: Selected | None = None
 
 
 def _saturation_order(forget: np.ndarray) -> np.ndarray:
@@ -94,18 +129,19 @@ class Gates(Probe):
         x, hx = received[name]
         trace = capture_gates(module, x, hx)
         maps = {key: np.ascontiguousarray(array[:, 0], dtype=np.float32) for key, array in trace.arrays.items()}
-        order = {}
-        for k in range(trace.num_layers):
-            for d in trace.directions:
-                key = f"l{k}.{d}"
-                saturating = maps.get(f"{key}.f", maps.get(f"{key}.z"))
-                units = maps[f"{key}.h"].shape[1]
-                if self.settings.sort == "saturation" and saturating is not None:
-                    order[key] = _saturation_order(saturating)
-                else:
-                    order[key] = np.arange(units)
         steps = probe.x[0]
         tokens = tuple(probe.tokens[int(i)] for i in steps.argmax(-1)) if probe.tokens else ()
+        named = signals(probe.x.numpy(), probe.tokens) if probe.x.dim() == 3 else {}
+        signal = self.settings.signal if self.settings.signal in named else "position"
+        wanted = self.settings.sort == "signal" or self.settings.selection is not None
+        batch, searched = self._searched(model, chosen, probe, context) if wanted and named else (None, "")
+        correlation, selected = {}, None
+        if batch is not None and self.settings.sort == "signal":
+            reference = signals(batch[0], probe.tokens)[signal]
+            correlation = {key: correlations(array, reference) for key, array in batch[1].items()}
+        if self.settings.selection is not None:
+            selected = self._select(self.settings.selection, maps, batch, probe.tokens)
+        order = {key: self._order(key, maps, correlation) for key in maps}
         return GateFrame(
             context.step,
             probe.source,
@@ -120,6 +156,63 @@ class Gates(Probe):
             order,
             self._gradients(model, module, x, hx, probe.target, context),
             self.settings,
+            signals=tuple(named),
+            signal=named[signal][0].astype(np.float32) if self.settings.sort == "signal" else None,
+            correlation=correlation,
+            searched=searched,
+            selected=selected,
+        )
+
+    def _order(self, key: str, maps: Mapping[str, np.ndarray], correlation: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The rows of map ``key`` as the settings sort them."""
+        units = maps[key].shape[1]
+        if self.settings.sort == "signal" and key in correlation:
+            return np.argsort(-np.abs(correlation[key]), kind="stable")
+        layer = key.rsplit(".", 1)[0]
+        saturating = maps.get(f"{layer}.f", maps.get(f"{layer}.z"))
+        if self.settings.sort == "saturation" and saturating is not None:
+            return _saturation_order(saturating)
+        return np.arange(units)
+
+    @staticmethod
+    def _searched(
+        model: nn.Module, chosen: tuple[str, nn.Module], probe: ProbeInput, context: ProbeContext
+    ) -> tuple[tuple[np.ndarray, dict[str, np.ndarray]] | None, str]:
+        """The sequences correlations and matches are computed on — the validation samples of the context, or
+        the probe input alone — as (inputs N × T × F, maps "l0.fwd.h" → N × T × U), and their name."""
+        x, searched = probe.x, "the probe input"
+        if context.validation is not None and context.validation[0].dim() == 3:
+            x, searched = context.validation[0], f"{len(context.validation[0])} validation sequences"
+        was_training = model.training
+        model.eval()
+        try:
+            received = received_inputs(model, [chosen], x)  # type: ignore[list-item]
+        finally:
+            model.train(was_training)
+        if chosen[0] not in received:
+            return None, ""
+        trace = capture_gates(chosen[1], *received[chosen[0]])
+        maps = {key: np.swapaxes(array, 0, 1) for key, array in trace.arrays.items()}  # batch first
+        return (x.numpy(), maps), searched
+
+    @staticmethod
+    def _select(
+        selection: SpanSelection,
+        maps: Mapping[str, np.ndarray],
+        batch: tuple[np.ndarray, dict[str, np.ndarray]] | None,
+        tokens: tuple[str, ...],
+    ) -> Selected | None:
+        states = maps.get(selection.map)
+        if states is None or selection.end >= len(states):
+            return None
+        units = select_units(states, selection.start, selection.end, selection.threshold)
+        if batch is None or selection.map not in batch[1]:
+            return Selected(selection.map, selection.start, selection.end, tuple(int(u) for u in units))
+        length = selection.end - selection.start + 1
+        matches = find_matches(batch[1][selection.map], units, selection.threshold, length)
+        texts = tuple(_span_text(batch[0][m.sample], tokens, m.start, m.end) for m in matches)
+        return Selected(
+            selection.map, selection.start, selection.end, tuple(int(u) for u in units), tuple(matches), texts
         )
 
     @staticmethod
@@ -167,3 +260,14 @@ class Gates(Probe):
             return None
         finally:
             model.train(was_training)
+
+
+def _span_text(x: np.ndarray, tokens: tuple[str, ...], start: int, end: int, context: int = 8) -> str:
+    """Steps ``start..end`` of one input sequence as text, in [brackets], with a few steps either side."""
+    if not tokens or len(tokens) != x.shape[-1]:
+        return f"steps {start}–{end}"
+    shown = [tokens[int(i)] if len(tokens[int(i)]) == 1 else f" {tokens[int(i)]} " for i in x.argmax(-1)]
+    shown = [t.replace("\n", "⏎") for t in shown]
+    before = "".join(shown[max(0, start - context) : start])
+    after = "".join(shown[end + 1 : end + 1 + context])
+    return f"{'…' if start > context else ''}{before}[{''.join(shown[start : end + 1])}]{after}"

@@ -63,7 +63,7 @@ def test_units_sorted_by_saturation_follow_the_settings():
     frame = probe.frame(ProbeContext(model, ProbeInput(data.val_x[:1], "recall #0"), data.classes, 0))
     forget = frame.maps["l0.fwd.f"]
     saturated = ((forget < 0.1) | (forget > 0.9)).mean(0)
-    order = frame.order["l0.fwd"]
+    order = frame.order["l0.fwd.f"]
     assert sorted(order) == list(range(forget.shape[1]))
     assert list(saturated[order]) == sorted(saturated, reverse=True)
     assert set(order[:8]) == set(range(20, 28)) and saturated[order[7]] == 1.0 > saturated[order[8]]

@@ -285,5 +285,5 @@ def test_the_gates_view_shows_a_bidirectional_lstm_inside_and_sorts_its_units(qt
     view.sort.setCurrentIndex(view.sort.findData("saturation"))
     view.sort.activated.emit(view.sort.currentIndex())  # the probe's settings: its next frame sorts the units
     qtbot.waitUntil(lambda: view.frame.settings.sort == "saturation", timeout=10_000)
-    order = view.frame.order["l0.fwd"]
+    order = view.frame.order["l0.fwd.c"]
     np.testing.assert_array_equal(view.heatmap("fwd"), view.frame.maps["l0.fwd.c"].T[order])

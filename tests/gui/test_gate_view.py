@@ -62,3 +62,55 @@ def test_a_csv_dropped_on_the_viewer_is_the_sequence_looked_at(qtbot, window, tm
     drop_file(viewer, wide)
     qtbot.waitUntil(lambda: "wide.csv has 2 columns" in viewer.message.text(), timeout=10_000)
     assert view.frame.source == "ramp.csv (23 steps)"
+
+
+def test_units_sorted_by_bracket_depth_clicked_over_time_and_a_span_selected(qtbot, window):
+    view = load(qtbot, window, "bilstm_many_to_many")  # brackets
+    view.sort.setCurrentIndex(view.sort.findData("signal"))
+    view.sort.activated.emit(view.sort.currentIndex())
+    qtbot.waitUntil(lambda: view.frame.settings.sort == "signal" and view.signal.count() > 0, timeout=10_000)
+    assert view.signal.isVisible() and "bracket depth" in view.frame.signals
+    view.signal.setCurrentText("bracket depth")
+    view.signal.activated.emit(view.signal.currentIndex())
+    qtbot.waitUntil(lambda: view.frame.settings.signal == "bracket depth", timeout=10_000)
+    frame = view.frame
+    r = frame.correlation["l0.fwd.f"]
+    order = frame.order["l0.fwd.f"]
+    assert list(np.abs(r[order])) == sorted(np.abs(r), reverse=True)  # rows: the most correlated first
+    np.testing.assert_array_equal(view.heatmap("fwd"), frame.maps["l0.fwd.f"].T[order])
+    view.show_value_at(0, 2, "fwd")
+    assert f"unit {order[0]}, step 2" in view.hover.text() and f"r = {r[order[0]]:+.3f} with bracket depth" in (
+        view.hover.text()
+    )
+
+    view.toggle_unit("fwd", int(order[0]))  # what a click on the top row does
+    lines = view.unit_plot.getPlotItem().listDataItems()
+    assert len(lines) == 2  # the unit and the depth, scaled
+    np.testing.assert_allclose(lines[0].yData, frame.maps["l0.fwd.f"][:, order[0]])
+    depth = np.corrcoef(lines[1].yData, frame.signal)[0, 1]
+    assert depth > 0.999  # the same shape as the signal
+
+    view.threshold.setValue(0.0)  # low enough that some unit is on over the span
+    view.select.setChecked(True)
+    qtbot.waitUntil(lambda: view.frame.selected is not None, timeout=10_000)
+    chosen = view.frame.selected
+    assert chosen.map == "l0.fwd.f" and view.matches.count() == len(chosen.matches)
+    assert f"steps {chosen.start}–{chosen.end}" in view.selection.text()
+    if chosen.matches:
+        item = view.matches.item(0)
+        view.matches.itemDoubleClicked.emit(item)
+        wanted = f"validation sequence #{chosen.matches[0].sample}"
+        qtbot.waitUntil(lambda: view.frame.source == wanted, timeout=10_000)
+
+
+def test_a_kept_gradient_curve_stays_when_another_model_is_loaded(qtbot, window):
+    view = load(qtbot, window, "rnn_many_to_one")
+    qtbot.waitUntil(lambda: view.frame.gradients is not None, timeout=10_000)
+    view.keep_curve()
+    assert len(view.kept) == 1 and "RNN" in view.kept[0][0]
+    view = load(qtbot, window, "lstm_many_to_one")
+    qtbot.waitUntil(lambda: view.frame.kind == "lstm" and view.frame.gradients is not None, timeout=10_000)
+    assert len(view.kept) == 1 and view.kept_lines[0] in view.gradient_plot.getPlotItem().listDataItems()
+    assert "RNN" in view.gradient_legend.text() and "layer 0 fwd" in view.gradient_legend.text()
+    view.clear_kept()
+    assert view.kept == [] and "RNN" not in view.gradient_legend.text()
