@@ -64,7 +64,7 @@ class Selected:
     end: int
     units: tuple[int, ...]  # high over the span and low elsewhere, the most distinct first
     matches: tuple[SpanMatch, ...] = ()  # in the validation sequences (the frame's ``searched``)
-    texts: tuple[str, ...] = ()  # each match's input as text, with the matched steps in [brackets]
+    texts: tuple[str, ...] = ()  # each match's input as text, with the matched steps in ⟦ ⟧
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,11 +263,12 @@ class Gates(Probe):
 
 
 def _span_text(x: np.ndarray, tokens: tuple[str, ...], start: int, end: int, context: int = 8) -> str:
-    """Steps ``start..end`` of one input sequence as text, in [brackets], with a few steps either side."""
+    """Steps ``start..end`` of one input sequence as text, in ⟦ ⟧ (not in brackets: they may be the tokens), with a
+    few steps either side."""
     if not tokens or len(tokens) != x.shape[-1]:
         return f"steps {start}–{end}"
     shown = [tokens[int(i)] if len(tokens[int(i)]) == 1 else f" {tokens[int(i)]} " for i in x.argmax(-1)]
     shown = [t.replace("\n", "⏎") for t in shown]
     before = "".join(shown[max(0, start - context) : start])
     after = "".join(shown[end + 1 : end + 1 + context])
-    return f"{'…' if start > context else ''}{before}[{''.join(shown[start : end + 1])}]{after}"
+    return f"{'…' if start > context else ''}{before}⟦{''.join(shown[start : end + 1])}⟧{after}"

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -118,14 +119,14 @@ class GateView(View):
             image.mouseClickEvent = lambda event, d=column: self._clicked(event, d)  # type: ignore[method-assign]
             self.plots.append(plot)
             self.images.append(image)
-        self.span = pg.LinearRegionItem((0, 3), brush=(255, 255, 255, 40), pen=pg.mkPen("w", width=2))
+        self.span = pg.LinearRegionItem((0, 3), brush=(255, 190, 0, 70), pen=pg.mkPen((230, 140, 0), width=3))
         self.span.sigRegionChangeFinished.connect(self._send_span)
         self.span.hide()
         self.plots[0].addItem(self.span)
         self.bar = pg.ColorBarItem(colorMap="viridis", interactive=False, width=12)
         self.bar.setImageItem(self.images)
         self.canvas.addItem(self.bar, row=0, col=2)
-        self.gradient_plot = pg.PlotWidget(title="‖∂loss/∂h_t‖: how much of the loss reaches each step")
+        self.gradient_plot = pg.PlotWidget(title="‖∂loss/∂h_t‖: the loss reaching each step")
         self.gradient_plot.setLogMode(y=True)
         self.gradient_plot.setLabel("bottom", "time step")
         self.gradient_plot.setMouseEnabled(False, False)
@@ -141,7 +142,7 @@ class GateView(View):
         self.forget.clicked.connect(self.clear_kept)
         # Units clicked on a heatmap, drawn over time (and the signal they were sorted by).
         self.units: list[tuple[str, int]] = []  # (direction, unit)
-        self.unit_plot = pg.PlotWidget(title="units clicked on the heatmap, over time")
+        self.unit_plot = pg.PlotWidget(title="units clicked, over time")
         self.unit_plot.setLabel("bottom", "time step")
         self.unit_plot.setMouseEnabled(False, False)
         self.unit_plot.addLegend(offset=(1, 1), labelTextSize="8pt")
@@ -155,14 +156,27 @@ class GateView(View):
         legend.addWidget(self.forget)
         right.addLayout(legend)
         bottom.addLayout(right, 1)
+        # The heatmaps above, the curves below, split where the user drags (the heatmaps keep a readable height).
+        top = QWidget()
+        above = QVBoxLayout(top)
+        above.setContentsMargins(0, 0, 0, 0)
+        above.addWidget(self.canvas, 1)
+        above.addWidget(self.hover)
+        above.addLayout(selecting)
+        above.addWidget(self.matches)
+        self.canvas.setMinimumHeight(220)
+        below = QWidget()
+        below.setLayout(bottom)
+        bottom.setContentsMargins(0, 0, 0, 0)
+        split = QSplitter(Qt.Orientation.Vertical, childrenCollapsible=False)
+        split.addWidget(top)
+        split.addWidget(below)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
-        layout.addWidget(self.canvas, 3)
-        layout.addWidget(self.hover)
-        layout.addLayout(selecting)
-        layout.addWidget(self.matches)
-        layout.addLayout(bottom, 2)
+        layout.addWidget(split, 1)
 
     def caption(self, frame: GateFrame) -> str:  # type: ignore[override]
         if not frame.layer:
@@ -258,6 +272,11 @@ class GateView(View):
             self.images[index].setImage(data, levels=levels, autoLevels=False)
             self.images[index].setColorMap(cmap)
             self.plots[index].getAxis("bottom").setTicks([ticks] if ticks else None)
+            order = self._order(direction)
+            every = max(1, len(order) // 16)  # sorted rows are labelled with their units, not their row numbers
+            units = [(row + 0.5, str(int(unit))) for row, unit in enumerate(order) if row % every == 0]
+            sorted_rows = frame.settings.sort != "unit"
+            self.plots[index].getAxis("left").setTicks([units] if sorted_rows else None)
             self.plots[index].setTitle(f"{'forward' if direction == 'fwd' else 'backward'}: {NAMES.get(gate, gate)}")
         self._draw_units()
 

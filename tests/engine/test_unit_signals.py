@@ -121,4 +121,4 @@ def test_a_deep_span_selects_the_counting_unit_and_finds_deep_spans_elsewhere():
     depth = np.cumsum(data.val_x[:64, :, 0].numpy() - data.val_x[:64, :, 1].numpy(), axis=1)
     for match in selected.matches:  # where unit 5 is high, the brackets are at least 2 deep
         assert (depth[match.sample, match.start : match.end + 1] >= 2).all()
-        assert "[" in selected.texts[0] and "]" in selected.texts[0]
+        assert "⟦" in selected.texts[0] and "⟧" in selected.texts[0]
