@@ -608,6 +608,7 @@ class Session:
             self._data.classes if self._data is not None else (),
             command.step,
             self._info,
+            self._validation if fits else None,
         )
         for event in self._replay.frames(self._probes.probes, context):
             self._emit(event)
