@@ -3,6 +3,11 @@ steps (forget/input/output gates, candidate, cell and hidden state; GRU reset/up
 pre-activation), both directions of a bidirectional one, and how much of the loss reaches each step
 (‖∂L/∂h_t‖, the vanishing-gradient picture).
 
+Asked to (its settings), it also orders units by how closely they follow a signal of the input (bracket depth,
+position, a token; ``engine.explain.unit_signals``) and selects the units on over a span of the probe input with
+the places they are on together elsewhere (LSTMVis): both over the context's validation sequences, captured the
+same way.
+
 The module runs as it is (torch's fused kernel) and the gates are recovered from its weights with batched products
 (``engine.explain.gates``); the input it receives is recorded with a hook while the whole model runs, so layers
 before it apply.
