@@ -117,7 +117,9 @@ def recall(count: int = 2000, steps: int = 20, seed: int = 0, symbols: int = 8) 
     letter and refuse every later one for ``steps − 2`` steps — like "born in Japan … I speak fluent ___", where
     "born in" says what to keep. An LSTM's input gate, opened by the flag, does that; a vanilla RNN's state is
     pushed by every letter and the gradient from the query back to the key vanishes over the gap, so beyond a
-    few dozen steps it stays near chance (1/symbols). ``benchmarks/recall_rnn_vs_lstm.py`` measures both."""
+    few dozen steps it mostly stays near chance (1/symbols). An LSTM learns it over 150 steps and more when its
+    gates start open to keep and shut to write (``forget_bias`` 5, ``input_bias`` −5 on the lstm layer);
+    ``benchmarks/recall_rnn_vs_lstm.py`` measures both."""
     _check("recall", count=count, steps=steps)
     if steps < 2:
         raise DataError("recall: steps must be at least 2 (the key and the query)")

@@ -43,6 +43,7 @@ _RECURRENT_DOMAINS = {
     "returns": choice("sequence", "last"),
     "nonlinearity": choice("tanh", "relu"),
     "forget_bias": "float",
+    "input_bias": "float",
 }
 _RECURRENT_DOCS = {
     "hidden_size": "units in the hidden state h_t (per direction)",
@@ -53,6 +54,7 @@ _RECURRENT_DOCS = {
     "returns": "sequence: every step (T×H); last: one vector (forward's last step, backward's first)",
     "nonlinearity": "tanh or relu",
     "forget_bias": "lstm: the forget gates' initial bias (1 keeps the cell's contents from the start; 0 is torch's)",
+    "input_bias": "lstm: the input gates' initial bias (negative: writes start mostly shut; 0 is torch's)",
 }
 
 
@@ -106,6 +108,7 @@ def _recurrent_type(cell: str, description: str) -> LayerType:
         defaults["nonlinearity"] = "tanh"
     if cell == "lstm":
         defaults["forget_bias"] = 1.0
+        defaults["input_bias"] = 0.0
     return LayerType(
         name=cell,
         family="recurrent",

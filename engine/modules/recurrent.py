@@ -69,7 +69,9 @@ class LSTMLayer(Recurrent):
 
     ``forget_bias``: the forget gates' bias starts here (in ``bias_ih``; ``bias_hh`` keeps torch's small random
     values), so the cell keeps what it holds from the first step (Gers et al. 2000; Jozefowicz et al. 2015
-    recommend 1). 0 is torch's own initialisation."""
+    recommend 1). ``input_bias``: the input gates' likewise; a negative one starts them mostly shut, so the cell
+    is written only where the input learns to open them (Tallec & Ollivier 2018's "chrono" initialisation pairs
+    a forget bias b with an input bias −b). 0 is torch's own initialisation for both."""
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class LSTMLayer(Recurrent):
         combine: str = "concat",
         returns: str = "sequence",
         forget_bias: float = 0.0,
+        input_bias: float = 0.0,
     ):
         super().__init__(
             "lstm",
@@ -92,13 +95,16 @@ class LSTMLayer(Recurrent):
             combine=combine,
             returns=returns,
         )
-        self.forget_bias = forget_bias
-        if forget_bias and self.rnn.bias:
+        self.forget_bias, self.input_bias = forget_bias, input_bias
+        if (forget_bias or input_bias) and self.rnn.bias:
             hidden = self.rnn.hidden_size
             with torch.no_grad():
                 for name, bias in self.rnn.named_parameters():
-                    if name.startswith("bias_ih"):
-                        bias[hidden : 2 * hidden] = forget_bias  # torch's gate order: input, forget, cell, output
+                    if name.startswith("bias_ih"):  # torch's gate order: input, forget, cell, output
+                        if input_bias:
+                            bias[:hidden] = input_bias
+                        if forget_bias:
+                            bias[hidden : 2 * hidden] = forget_bias
 
     def lstm_trace(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates and cell states of layer 0's forward direction at every step, each B×T×H.
