@@ -5,6 +5,7 @@ its frame type in ``gui/views/__init__.py``. Nothing registers itself on import.
 """
 
 from engine.probes.attribution import AttributionProbe
+from engine.probes.autoencoder import Autoencoding
 from engine.probes.base import Probe, ProbeContext, ProbeInput
 from engine.probes.feature_maps import FeatureMaps
 from engine.probes.filters import Filters
@@ -21,6 +22,7 @@ PROBES: list[Probe] = [
     Histograms(),
     SequenceOutput(),
     Gates(),
+    Autoencoding(),
 ]
 
 __all__ = ["PROBES", "Probe", "ProbeContext", "ProbeInput"]

@@ -86,7 +86,7 @@ from engine.untrusted import printable
 
 log = logging.getLogger(__name__)
 
-VALIDATION_SAMPLES = 64  # what a probe may look at besides the probe input: the same validation samples all along
+VALIDATION_SAMPLES = 256  # what a probe may look at besides the probe input: the same validation samples all along
 
 
 class Session:

@@ -55,8 +55,6 @@ TRANSFORM_SLIDERS = {
 }
 # What the viewer says for a family none of whose views apply yet (rather than a blank pane or another model's picture).
 NOT_YET = {
-    "autoencoder": "Reconstruction and latent-space views for autoencoders: not yet. The monitor shows each loss term, "
-    "the gradient norms and histograms.",
     "boltzmann": "Sample and energy views for Boltzmann machines: not yet. The monitor shows the free energy, "
     "reconstruction error, gradient norms and histograms.",
 }

@@ -9,6 +9,7 @@ and the window sends each frame to whichever pane hosts its type. Nothing regist
 from engine.events import Frame
 from engine.explain.jobs import DreamFrame
 from engine.probes.attribution import AttributionFrame
+from engine.probes.autoencoder import AutoencoderFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.filters import FilterFrame
 from engine.probes.gates import GateFrame
@@ -16,6 +17,7 @@ from engine.probes.gradients import GradientNormFrame
 from engine.probes.histograms import HistogramFrame
 from engine.probes.sequence_output import SequenceOutputFrame
 from gui.views.attribution import AttributionView
+from gui.views.autoencoder import AutoencoderView
 from gui.views.base import View
 from gui.views.dream import DreamView
 from gui.views.feature_maps import FeatureMapView
@@ -32,6 +34,7 @@ VIEWS: dict[type[Frame], type[View]] = {
     DreamFrame: DreamView,
     SequenceOutputFrame: SequenceOutputView,
     GateFrame: GateView,
+    AutoencoderFrame: AutoencoderView,
 }
 MONITOR_VIEWS: dict[type[Frame], type[View]] = {
     GradientNormFrame: GradientNormView,

@@ -1,0 +1,133 @@
+"""What an autoencoder learns, live: validation pictures beside their reconstructions (and, for a denoising
+look, the corrupted picture it was given), each one's reconstruction error, and the latent space — the code of
+every validation sample, in two dimensions (the code itself when it has two, else its first two principal
+components, fitted on this frame's codes), coloured by class.
+
+The code is read from the model's first bottleneck (``Bottleneck``'s activation, or ``VariationalBottleneck``'s μ:
+what it passes on in eval mode) with a forward hook, during the one eval-mode pass that also reconstructs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import LumenError
+from engine.events import Frame, ModelInfo
+from engine.modules.autoencoder import Bottleneck, VariationalBottleneck
+from engine.probes.base import Probe, ProbeContext
+
+MAX_NOISE = 0.9
+
+
+@dataclass(frozen=True)
+class AutoencoderSettings:
+    noise: float = 0.0  # the share of input values zeroed before encoding (masking noise): the denoising look
+    seed: int = 0  # which pixels the noise zeroes
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.noise <= MAX_NOISE:
+            raise LumenError(f"the noise level is a share of the pixels from 0 to {MAX_NOISE}, not {self.noise}")
+
+
+@dataclass(frozen=True, eq=False)
+class AutoencoderFrame(Frame):
+    inputs: np.ndarray  # N × H × W (or N × H × W × 3): the clean validation pictures, float32
+    outputs: np.ndarray  # the reconstructions, same shape
+    corrupted: np.ndarray | None  # what the model was given when the settings add noise; None without
+    errors: np.ndarray  # N: each reconstruction's mean squared error against the clean picture
+    points: np.ndarray  # N × 2: each sample's code in two dimensions
+    axes: tuple[str, str]  # what the two dimensions are ("code 0", or "PC1 (41 % of the variance)")
+    labels: np.ndarray  # N: each sample's class index (-1 without classes)
+    classes: tuple[str, ...]
+    code: str  # the bottleneck's node, and its size, for people
+    settings: AutoencoderSettings = AutoencoderSettings()
+    note: str = ""
+
+
+def code_module(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The model's first bottleneck (plain or variational), by its dotted name."""
+    return next(
+        ((name, m) for name, m in model.named_modules() if isinstance(m, Bottleneck | VariationalBottleneck)), None
+    )
+
+
+def two_dimensions(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
+    """``codes`` (N × D) as N × 2 points: the code itself for D ≤ 2 (a zero second axis for D = 1), else the
+    projection on its first two principal components (numpy's SVD of the centred codes)."""
+    if codes.shape[1] <= 2:
+        points = np.zeros((len(codes), 2), np.float32)
+        points[:, : codes.shape[1]] = codes
+        return points, ("code 0", "code 1" if codes.shape[1] == 2 else "")
+    centred = codes - codes.mean(axis=0)
+    _, singular, components = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    share = singular**2 / max(float((singular**2).sum()), 1e-30)
+    points = (centred @ components[:2].T).astype(np.float32)
+    return points, (f"PC1 ({share[0]:.0%} of the variance)", f"PC2 ({share[1]:.0%})")
+
+
+def _pictures(x: torch.Tensor) -> np.ndarray:
+    """N × C × H × W → N × H × W (one channel) or N × H × W × 3; other shapes flattened to N × 1 × D."""
+    array = x.detach().float().cpu().numpy()
+    if array.ndim == 4 and array.shape[1] == 1:
+        return array[:, 0]
+    if array.ndim == 4 and array.shape[1] == 3:
+        return array.transpose(0, 2, 3, 1)
+    return array.reshape(len(array), 1, -1)
+
+
+class Autoencoding(Probe):
+    name = "autoencoder"
+    frame_type = AutoencoderFrame
+    interval_s = 0.5
+    budget = 0.1
+    replayable = True
+    Settings = AutoencoderSettings
+
+    def applies(self, info: ModelInfo) -> bool:
+        return info.family == "autoencoder"
+
+    def frame(self, context: ProbeContext) -> AutoencoderFrame | None:
+        found = code_module(context.model)
+        if context.validation is None or found is None:
+            return None
+        x, y = context.validation
+        name, module = found
+        corrupted = None
+        given = x
+        if self.settings.noise > 0:
+            generator = torch.Generator().manual_seed(self.settings.seed)
+            keep = torch.rand(x.shape, generator=generator) >= self.settings.noise
+            given = corrupted = x * keep.to(x.dtype)
+        kept: list[torch.Tensor] = []
+        handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out))
+        model = context.model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(given)
+        finally:
+            handle.remove()
+            model.train(was_training)
+        if out.shape != x.shape or not kept:
+            return None
+        errors = ((out - x) ** 2).flatten(1).mean(1).numpy().astype(np.float32)
+        points, axes = two_dimensions(kept[0].flatten(1).numpy())
+        labels = y.numpy().astype(np.int64) if y.dim() == 1 else np.full(len(x), -1, np.int64)
+        return AutoencoderFrame(
+            context.step,
+            _pictures(x),
+            _pictures(out),
+            _pictures(corrupted) if corrupted is not None else None,
+            errors,
+            points,
+            axes,
+            labels,
+            context.classes,
+            f"{name} ({kept[0].flatten(1).shape[1]} numbers)",
+            self.settings,
+        )

@@ -1,0 +1,209 @@
+"""The autoencoder view: validation pictures beside their reconstructions (the first ones, or those it
+reconstructs worst: the most unusual to it), a noise slider for the denoising look (corrupted | output | clean),
+and the latent space — every validation sample's code as a point coloured by class; click one to see its picture,
+its reconstruction and how unusual its error is among the rest."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
+
+from engine.probes.autoencoder import MAX_NOISE, AutoencoderFrame, AutoencoderSettings, Autoencoding
+from engine.runtime.commands import ConfigureProbe
+from gui.views.base import View
+from gui.widgets.export import ExportButton
+
+SHOWN = 16  # pictures in the grid
+COLUMNS = 4  # tiles per row of the grid
+SHOW = {"first": "the first validation pictures", "worst": "the worst reconstructed (most unusual)"}
+
+
+def side_by_side(pictures: list[np.ndarray], gap: int = 1) -> np.ndarray:
+    """Pictures of one size in a row, ``gap`` blank pixels between them (NaN: drawn as background)."""
+    height = pictures[0].shape[0]
+    spacer = np.full((height, gap, *pictures[0].shape[2:]), np.nan, np.float32)
+    parts: list[np.ndarray] = []
+    for picture in pictures:
+        parts += [picture.astype(np.float32), spacer]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def grid(tiles: list[np.ndarray], columns: int, gap: int = 3) -> np.ndarray:
+    """Tiles of one size in rows of ``columns``, ``gap`` blank pixels apart."""
+    height, width = tiles[0].shape[:2]
+    rows = -(-len(tiles) // columns)
+    out = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, *tiles[0].shape[2:]), np.nan, np.float32)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        out[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = tile
+    return out
+
+
+class AutoencoderView(View):
+    title = "Autoencoder"
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.frame: AutoencoderFrame | None = None
+        self.picked: int | None = None  # the validation sample clicked in the latent space
+        self.show = QComboBox(toolTip="Which validation pictures the grid shows")
+        for key, text in SHOW.items():
+            self.show.addItem(text, key)
+        self.show.activated.connect(self._draw_grid)
+        self.noise = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=int(MAX_NOISE * 100), value=0)
+        self.noise.setToolTip("Zero this share of each picture's pixels before the autoencoder sees it")
+        self.noise_label = QLabel("noise 0 %")
+        self.noise.valueChanged.connect(lambda v: self.noise_label.setText(f"noise {v} %"))
+        self._noise_timer = QTimer(self, singleShot=True, interval=120)  # the newest position wins
+        self._noise_timer.timeout.connect(self._configure)
+        self.noise.valueChanged.connect(self._noise_timer.start)
+        self.export = ExportButton(lambda: self.canvas.ci, self.export_array, lambda: "reconstructions")
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Show:"))
+        controls.addWidget(self.show)
+        controls.addWidget(self.noise_label)
+        controls.addWidget(self.noise, 1)
+        controls.addWidget(self.export)
+
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setAcceptDrops(False)
+        self.grid_box = self.canvas.addViewBox(row=0, col=0, lockAspect=True, invertY=True, enableMouse=False)
+        self.grid_image = pg.ImageItem(axisOrder="row-major")
+        self.grid_box.addItem(self.grid_image)
+        self.grid_title = QLabel(" ", wordWrap=True)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.grid_title)
+        left_layout.addWidget(self.canvas, 1)
+
+        self.latent = pg.PlotWidget(title="latent space: validation samples by class")
+        self.latent.setMenuEnabled(False)
+        self.legend = self.latent.addLegend(offset=(1, 1), labelTextSize="8pt", colCount=2)
+        self.scatter = pg.ScatterPlotItem(size=7, pen=None, hoverable=True)
+        self.scatter.sigClicked.connect(self._clicked)
+        self.latent.addItem(self.scatter)
+        self.mark = pg.ScatterPlotItem(size=16, pen=pg.mkPen("k", width=2), brush=None, symbol="o")
+        self.latent.addItem(self.mark)
+        self.pick_box = pg.GraphicsLayoutWidget()
+        self.pick_box.setFixedHeight(130)
+        self.pick_view = self.pick_box.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.pick_image = pg.ImageItem(axisOrder="row-major")
+        self.pick_view.addItem(self.pick_image)
+        self.pick_text = QLabel("Click a point to see its picture and reconstruction.", wordWrap=True)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.latent, 1)
+        picked = QHBoxLayout()
+        picked.addWidget(self.pick_box, 1)
+        picked.addWidget(self.pick_text, 1)
+        right_layout.addLayout(picked)
+
+        split = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=False)
+        split.addWidget(left)
+        split.addWidget(right)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(split, 1)
+
+    def caption(self, frame: AutoencoderFrame) -> str:  # type: ignore[override]
+        return (
+            f"code <b>{html.escape(frame.code)}</b> · {len(frame.errors)} validation samples, mean reconstruction "
+            f"error {float(frame.errors.mean()):.4g} · model at step {frame.step}"
+        )
+
+    def clear(self) -> None:
+        self.frame, self.picked = None, None
+        self.grid_image.clear()
+        self.pick_image.clear()
+        self.scatter.clear()
+        self.mark.clear()
+        self.legend.clear()
+
+    # ---- drawing ------------------------------------------------------------------------------------------
+    def show_frame(self, frame: AutoencoderFrame) -> None:  # type: ignore[override]
+        self.frame = frame
+        self._draw_grid()
+        self._draw_latent(frame)
+        self._draw_picked()
+
+    def chosen(self) -> np.ndarray:
+        """The validation samples the grid shows, in order."""
+        frame = self.frame
+        if frame is None:
+            return np.arange(0)
+        if self.show.currentData() == "worst":
+            return np.argsort(-frame.errors, kind="stable")[:SHOWN]
+        return np.arange(min(SHOWN, len(frame.errors)))
+
+    def tile(self, index: int) -> np.ndarray:
+        """One sample's pictures side by side: corrupted | output | clean with noise, else input | output."""
+        frame = self.frame
+        assert frame is not None
+        if frame.corrupted is not None:
+            return side_by_side([frame.corrupted[index], frame.outputs[index], frame.inputs[index]])
+        return side_by_side([frame.inputs[index], frame.outputs[index]])
+
+    def _draw_grid(self) -> None:
+        frame = self.frame
+        if frame is None or not len(frame.errors):
+            return
+        picture = grid([self.tile(int(i)) for i in self.chosen()], COLUMNS)
+        self.grid_image.setImage(picture, levels=(0.0, 1.0), autoLevels=False)
+        what = "corrupted | output | clean" if frame.corrupted is not None else "input | reconstruction"
+        self.grid_title.setText(f"{SHOW[self.show.currentData()]}, each as {what}")
+
+    def _draw_latent(self, frame: AutoencoderFrame) -> None:
+        self.legend.clear()
+        labels = frame.labels
+        count = max(1, len(frame.classes))
+        brushes = [
+            pg.mkBrush(pg.intColor(int(label), hues=count, alpha=200)) if label >= 0 else "k" for label in labels
+        ]
+        self.scatter.setData(pos=frame.points, brush=brushes, data=np.arange(len(labels)))
+        for index, name in enumerate(frame.classes):
+            if (labels == index).any():
+                item = pg.ScatterPlotItem(size=7, pen=None, brush=pg.intColor(index, hues=count))
+                self.legend.addItem(item, html.escape(name))
+        self.latent.setLabel("bottom", frame.axes[0])
+        self.latent.setLabel("left", frame.axes[1])
+
+    def _clicked(self, _item, points, _event=None) -> None:
+        if len(points):
+            self.pick(int(points[0].data()))
+
+    def pick(self, index: int) -> None:
+        """Show validation sample ``index`` picked in the latent space."""
+        self.picked = index
+        self._draw_picked()
+
+    def _draw_picked(self) -> None:
+        frame, index = self.frame, self.picked
+        if frame is None or index is None or index >= len(frame.errors):
+            self.mark.clear()
+            self.pick_image.clear()
+            return
+        self.mark.setData(pos=frame.points[index : index + 1])
+        self.pick_image.setImage(self.tile(index), levels=(0.0, 1.0), autoLevels=False)
+        error = float(frame.errors[index])
+        below = int((frame.errors < error).sum())
+        label = int(frame.labels[index])
+        name = f"class {html.escape(frame.classes[label])}, " if 0 <= label < len(frame.classes) else ""
+        self.pick_text.setText(
+            f"validation sample #{index}, {name}reconstruction error {error:.4g}: higher than {below:,} of the "
+            f"other {len(frame.errors) - 1:,} samples"
+        )
+
+    # ---- settings --------------------------------------------------------------------------------------------
+    def _configure(self) -> None:
+        self.command.emit(ConfigureProbe(Autoencoding.name, AutoencoderSettings(noise=self.noise.value() / 100)))
+
+    def export_array(self) -> np.ndarray | None:
+        frame = self.frame
+        return None if frame is None else np.stack([frame.inputs, frame.outputs])

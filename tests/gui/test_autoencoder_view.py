@@ -1,0 +1,44 @@
+"""The autoencoder view in the real window: reconstructions beside their pictures, the latent space by class, a
+clicked point's picture and how unusual it is, the noise slider reconfiguring the probe."""
+
+import numpy as np
+
+from engine.presets import PRESETS
+from engine.probes.autoencoder import AutoencoderFrame
+
+
+def load(qtbot, window, preset):
+    name = PRESETS[preset].make().name
+    window.builder.load_preset(preset)
+    qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
+    view = window.viewer.views[AutoencoderFrame]
+    window.viewer.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.frame is not None, timeout=10_000)
+    return view
+
+
+def test_reconstructions_latent_space_and_a_picked_sample(qtbot, window):
+    view = load(qtbot, window, "vae")
+    assert window.viewer.tabs.isVisible() and not window.viewer.not_yet.isVisible()
+    frame = view.frame
+    assert len(frame.errors) == 256 and frame.points.shape == (256, 2)
+    first = view.grid_image.image
+    np.testing.assert_array_equal(first[:28, :28], frame.inputs[0])  # top left: the first picture …
+    np.testing.assert_array_equal(first[:28, 29:57], frame.outputs[0])  # … and its reconstruction beside it
+    x, y = view.scatter.getData()
+    np.testing.assert_allclose(np.stack([x, y], 1), frame.points)
+    assert len(view.legend.items) == len(set(frame.labels.tolist()))
+
+    view.show.setCurrentIndex(view.show.findData("worst"))
+    view.show.activated.emit(view.show.currentIndex())
+    worst = int(np.argmax(frame.errors))
+    np.testing.assert_array_equal(view.grid_image.image[:28, :28], frame.inputs[worst])
+
+    view.pick(worst)
+    assert f"validation sample #{worst}" in view.pick_text.text()
+    assert "higher than 255 of the other 255 samples" in view.pick_text.text()  # the most unusual of all
+    np.testing.assert_array_equal(view.mark.getData()[0], frame.points[worst : worst + 1, 0])
+
+    view.noise.setValue(40)
+    qtbot.waitUntil(lambda: view.frame.settings.noise == 0.4 and view.frame.corrupted is not None, timeout=10_000)
+    assert "corrupted | output | clean" in view.grid_title.text()
