@@ -55,7 +55,7 @@ def test_every_preset_trains_a_few_steps_on_its_own_dataset(name, tmp_path):
 @pytest.mark.parametrize(
     ("model", "data", "said"),
     [
-        ("lstm_many_to_one", "recall", "head out_features 5 → 8; input 20×8 → 20×10"),
+        ("lstm_many_to_one", "recall", "head out_features 5 → 8; input 20×8 → 50×10"),
         ("lenet5", "shapes", "fc3 out_features 10 → 5; input 1×28×28 → 3×32×32"),
         ("gru_many_to_one", "adding", "head out_features 5 → 1; input 20×8 → 30×2"),
         ("vae", "shapes", "reshape shape 1×28×28 → 3×32×32"),

@@ -56,6 +56,7 @@ def test_units_sorted_by_saturation_follow_the_settings():
     lstm = model.get_submodule("lstm1.rnn")
     units = lstm.hidden_size
     with torch.no_grad():  # units 20–27: forget gates pinned near 1 (20–23) and near 0 (24–27), i.e. saturated
+        lstm.bias_ih_l0[units : 2 * units] = lstm.bias_hh_l0[units : 2 * units] = 0.0  # the rest: torch's start
         lstm.bias_ih_l0[units + 20 : units + 24] = 20.0
         lstm.bias_ih_l0[units + 24 : units + 28] = -20.0
     probe = Gates()
