@@ -7,6 +7,7 @@ its frame type in ``gui/views/__init__.py``. Nothing registers itself on import.
 from engine.probes.attribution import AttributionProbe
 from engine.probes.autoencoder import Autoencoding
 from engine.probes.base import Probe, ProbeContext, ProbeInput
+from engine.probes.boltzmann import Boltzmann
 from engine.probes.feature_maps import FeatureMaps
 from engine.probes.filters import Filters
 from engine.probes.gates import Gates
@@ -23,6 +24,7 @@ PROBES: list[Probe] = [
     SequenceOutput(),
     Gates(),
     Autoencoding(),
+    Boltzmann(),
 ]
 
 __all__ = ["PROBES", "Probe", "ProbeContext", "ProbeInput"]

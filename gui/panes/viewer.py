@@ -54,10 +54,7 @@ TRANSFORM_SLIDERS = {
     "scale": (50, 200, 100, "scale {:d} %"),
 }
 # What the viewer says for a family none of whose views apply yet (rather than a blank pane or another model's picture).
-NOT_YET = {
-    "boltzmann": "Sample and energy views for Boltzmann machines: not yet. The monitor shows the free energy, "
-    "reconstruction error, gradient norms and histograms.",
-}
+NOT_YET: dict[str, str] = {}  # family → that line (every family has a view now)
 NOTHING_APPLIES = "No view of the activation viewer applies to {name}; the monitor shows how it trains."
 MIN_VIEW_WIDTH = 420
 DROP_HINT = (

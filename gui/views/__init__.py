@@ -10,6 +10,7 @@ from engine.events import Frame
 from engine.explain.jobs import DreamFrame
 from engine.probes.attribution import AttributionFrame
 from engine.probes.autoencoder import AutoencoderFrame
+from engine.probes.boltzmann import BoltzmannFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.filters import FilterFrame
 from engine.probes.gates import GateFrame
@@ -19,6 +20,7 @@ from engine.probes.sequence_output import SequenceOutputFrame
 from gui.views.attribution import AttributionView
 from gui.views.autoencoder import AutoencoderView
 from gui.views.base import View
+from gui.views.boltzmann import BoltzmannView
 from gui.views.dream import DreamView
 from gui.views.feature_maps import FeatureMapView
 from gui.views.filters import FilterView
@@ -35,6 +37,7 @@ VIEWS: dict[type[Frame], type[View]] = {
     SequenceOutputFrame: SequenceOutputView,
     GateFrame: GateView,
     AutoencoderFrame: AutoencoderView,
+    BoltzmannFrame: BoltzmannView,
 }
 MONITOR_VIEWS: dict[type[Frame], type[View]] = {
     GradientNormFrame: GradientNormView,

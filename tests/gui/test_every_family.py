@@ -180,7 +180,7 @@ def test_each_family_gets_only_the_views_that_apply_and_nothing_of_the_last_mode
     assert visible_tabs(monitor.tabs) == ["Gradients", "Histograms", "Runs"]
 
     load(qtbot, window, "rbm")
-    assert viewer.not_yet.text().startswith("Sample and energy views for Boltzmann machines: not yet")
+    assert visible_tabs(viewer.tabs) == ["Boltzmann"] and not viewer.not_yet.isVisible()
     assert monitor.plots["loss"].widget.getPlotItem().titleLabel.text == "Loss (free-energy gap, data − model (CD))"
 
     load(qtbot, window, "lenet5")
