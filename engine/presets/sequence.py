@@ -41,7 +41,8 @@ DIFFERENCES = {
 }
 
 CHRONO = "; gates start chrono-initialised (forget bias 5, input bias −5) to remember across long gaps"
-RECALL_STEPS = 50  # recall's gap by default: a vanilla RNN fails it on most seeds, this LSTM learns it on every one
+RECALL_STEPS, RECALL_COUNT = 50, 10_000  # recall by default: a gap a vanilla RNN fails on most seeds and this
+# LSTM learns on every one, with enough sequences to learn it from (2,000 were too few for either)
 
 # io type -> (input shape, what comes out, how it is wired)
 IO_TYPES = {
@@ -135,7 +136,7 @@ def _summary(family: str, io: str) -> str:
 DEFAULT_DATA: dict[str, tuple[str, dict[str, Any], str]] = {
     "one_to_one": ("text", {"steps": 1, "target": "next"}, "classification"),  # a bigram model of characters
     "one_to_many": ("sine", {"form": "generate"}, "forecast"),  # a wave's parameters in, the wave out
-    "many_to_one": ("recall", {"steps": RECALL_STEPS}, "classification"),
+    "many_to_one": ("recall", {"steps": RECALL_STEPS, "count": RECALL_COUNT}, "classification"),
     "many_to_many": ("sine", {}, "forecast"),
 }
 

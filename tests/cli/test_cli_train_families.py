@@ -100,6 +100,8 @@ def test_optimizer_schedule_and_device_are_chosen_on_the_command_line(optimizer,
         "2",
         "--steps",
         "40",
+        "--batch-size",
+        "512",  # recall's 8,500 training sequences: 17 batches an epoch, so the 40 steps cross into epoch 2
         "--clip",
         "1",
         out=tmp_path / "run",
