@@ -297,8 +297,11 @@ class ViewerPane(QWidget):
         self.tabs.setVisible(bool(applying))
         self.not_yet.setVisible(not applying)
         self.not_yet.setText(NOT_YET.get(info.family, NOTHING_APPLIES.format(name=info.name)))
-        image = info.input_kind == "image" and bool(applying)  # the probe input's controls, where a view uses it
-        sequence = info.input_kind == "sequence" and bool(applying)
+        # The probe input's controls, where a view uses it (the autoencoder and Boltzmann views look at validation
+        # samples of their own).
+        probed = any(self.views[t].uses_probe_input for t in applying)
+        image = info.input_kind == "image" and probed
+        sequence = info.input_kind == "sequence" and probed
         self.open_button.setVisible(image or sequence)
         self.open_button.setText("Open CSV…" if sequence else "Open image…")
         self.open_button.setToolTip(
@@ -310,7 +313,7 @@ class ViewerPane(QWidget):
         if before is None or before.characters != info.characters:
             self.text.clear()  # the engine goes back to the sample too: this text cannot be typed for this model
         self.invariance.setVisible(image)
-        self.probe.setVisible(bool(applying))
+        self.probe.setVisible(probed)
         self.replay_row.setVisible(bool(applying))
         self.replay_run, self.replay_steps = None, ()  # the last model's checkpoints are not this one's
         self.replay_slider.setMaximum(0)

@@ -45,6 +45,7 @@ def grid(tiles: list[np.ndarray], columns: int, gap: int = 3) -> np.ndarray:
 
 class AutoencoderView(View):
     title = "Autoencoder"
+    uses_probe_input = False  # it looks at validation samples of its own
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

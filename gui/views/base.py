@@ -20,6 +20,9 @@ class View(QWidget):
     """
 
     title: ClassVar[str] = "View"
+    # Whether it draws what the model makes of the probe input (the sample, picture or sequence chosen above the
+    # views); the viewer shows those controls only when a view that applies does.
+    uses_probe_input: ClassVar[bool] = True
     # A worker command (a dataclass of engine.runtime.commands) the view's controls ask for; the window submits it.
     command = Signal(object)
 

@@ -65,6 +65,7 @@ class PictureBox:
 
 class BoltzmannView(View):
     title = "Boltzmann"
+    uses_probe_input = False  # it looks at validation samples of its own
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

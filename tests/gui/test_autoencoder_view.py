@@ -42,3 +42,18 @@ def test_reconstructions_latent_space_and_a_picked_sample(qtbot, window):
     view.noise.setValue(40)
     qtbot.waitUntil(lambda: view.frame.settings.noise == 0.4 and view.frame.corrupted is not None, timeout=10_000)
     assert "corrupted | output | clean" in view.grid_title.text()
+
+
+def test_no_probe_input_controls_where_no_view_uses_them(qtbot, window):
+    viewer = window.viewer
+    assert viewer.probe.isVisible() and viewer.open_button.isVisible()  # LeNet: the picture is what it shows
+    for preset in ("vae", "rbm"):
+        load_any(qtbot, window, preset)
+        assert not viewer.probe.isVisible() and not viewer.open_button.isVisible()
+        assert not viewer.invariance.isVisible() and not viewer.message.text()
+
+
+def load_any(qtbot, window, preset):
+    name = PRESETS[preset].make().name
+    window.builder.load_preset(preset)
+    qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
