@@ -18,7 +18,7 @@ from gui.views.base import View
 from gui.widgets.export import ExportButton
 
 SHOWN = 16  # pictures in the grid
-COLUMNS = 4  # tiles per row of the grid
+COLUMNS = 2  # tiles per row of the grid: a tall grid beside the latent space
 SHOW = {"first": "the first validation pictures", "worst": "the worst reconstructed (most unusual)"}
 
 
@@ -108,6 +108,8 @@ class AutoencoderView(View):
         split = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=False)
         split.addWidget(left)
         split.addWidget(right)
+        split.setSizes([1, 1])  # halves
+        left.setMinimumWidth(240)  # the grid's pictures stay readable
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
