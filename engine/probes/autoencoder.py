@@ -46,6 +46,9 @@ class AutoencoderFrame(Frame):
     code: str  # the bottleneck's node, and its size, for people
     settings: AutoencoderSettings = AutoencoderSettings()
     note: str = ""
+    unit_means: np.ndarray | None = None  # a sparse code's mean activation per unit over the samples
+    target: float | None = None  # the sparsity target ρ those means are pulled towards (None: an L1 penalty)
+    jacobian: float | None = None  # a contractive code's mean ‖∂h/∂x‖_F over the samples
 
 
 def code_module(model: nn.Module) -> tuple[str, nn.Module] | None:
@@ -118,6 +121,9 @@ class Autoencoding(Probe):
         errors = ((out - x) ** 2).flatten(1).mean(1).numpy().astype(np.float32)
         points, axes = two_dimensions(kept[0].flatten(1).numpy())
         labels = y.numpy().astype(np.int64) if y.dim() == 1 else np.full(len(x), -1, np.int64)
+        code = kept[0].flatten(1)
+        plain = module if isinstance(module, Bottleneck) else None  # a VAE's code has neither penalty
+        sparse = plain is not None and plain.sparsity_weight > 0
         return AutoencoderFrame(
             context.step,
             _pictures(x),
@@ -128,6 +134,19 @@ class Autoencoding(Probe):
             axes,
             labels,
             context.classes,
-            f"{name} ({kept[0].flatten(1).shape[1]} numbers)",
+            f"{name} ({code.shape[1]} numbers)",
             self.settings,
+            unit_means=code.mean(0).numpy().astype(np.float32) if sparse else None,
+            target=float(plain.sparsity_target) if plain is not None and sparse and plain.sparsity_target else None,
+            jacobian=_jacobian_norm(plain, code) if plain is not None and plain.contractive_weight > 0 else None,
         )
+
+
+def _jacobian_norm(module: Bottleneck, code: torch.Tensor) -> float:
+    """The mean over samples of ‖∂h/∂x‖_F for h = a(Wx + b): ‖J‖²_F = Σ_j a′(h_j)² Σ_i W_ji², a′ read off h (the
+    contractive penalty's own formula, ``Bottleneck.penalty``)."""
+    slope = {"none": torch.ones_like(code), "relu": (code > 0).to(code.dtype), "sigmoid": code * (1 - code)}.get(
+        module.activation, 1 - code * code
+    )
+    squared = (slope**2) @ (module.linear.weight.detach() ** 2).sum(dim=1)
+    return float(squared.sqrt().mean())

@@ -81,6 +81,18 @@ class AutoencoderView(View):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.grid_title)
         left_layout.addWidget(self.canvas, 1)
+        # A sparse code: how active each unit is on average, against the target ρ the penalty pulls towards.
+        self.sparsity = pg.PlotWidget(title="mean activation of each code unit")
+        self.sparsity.setFixedHeight(170)
+        self.sparsity.setLabel("bottom", "mean activation over the validation samples")
+        self.sparsity.setLabel("left", "units")
+        self.sparsity.setMouseEnabled(False, False)
+        self.sparsity_bars = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=(70, 130, 180, 160))
+        self.sparsity.addItem(self.sparsity_bars)
+        self.rho = pg.InfiniteLine(angle=90, pen=pg.mkPen((214, 39, 40), width=2, style=Qt.PenStyle.DashLine))
+        self.sparsity.addItem(self.rho)
+        self.sparsity.hide()
+        left_layout.addWidget(self.sparsity)
 
         self.latent = pg.PlotWidget(title="latent space: validation samples by class")
         self.latent.setMenuEnabled(False)
@@ -135,6 +147,20 @@ class AutoencoderView(View):
         self._draw_grid()
         self._draw_latent(frame)
         self._draw_picked()
+        self._draw_sparsity(frame)
+
+    def _draw_sparsity(self, frame: AutoencoderFrame) -> None:
+        means = frame.unit_means
+        self.sparsity.setVisible(means is not None)
+        if means is None:
+            return
+        counts, edges = np.histogram(means, bins=20, range=(0.0, max(float(means.max()), frame.target or 0.0, 1e-6)))
+        self.sparsity_bars.setData(edges, counts)
+        self.rho.setVisible(frame.target is not None)
+        if frame.target is not None:
+            self.rho.setValue(frame.target)
+        target = f" (dashed: the target ρ = {frame.target:g})" if frame.target is not None else " (an L1 penalty)"
+        self.sparsity.setTitle(f"mean activation of each code unit{target}")
 
     def chosen(self) -> np.ndarray:
         """The validation samples the grid shows, in order."""
@@ -160,7 +186,12 @@ class AutoencoderView(View):
         picture = grid([self.tile(int(i)) for i in self.chosen()], COLUMNS)
         self.grid_image.setImage(picture, levels=(0.0, 1.0), autoLevels=False)
         what = "corrupted | output | clean" if frame.corrupted is not None else "input | reconstruction"
-        self.grid_title.setText(f"{SHOW[self.show.currentData()]}, each as {what}")
+        contractive = (
+            f"; the code's mean ‖∂h/∂x‖_F (what the contractive penalty shrinks): {frame.jacobian:.4g}"
+            if frame.jacobian is not None
+            else ""
+        )
+        self.grid_title.setText(f"{SHOW[self.show.currentData()]}, each as {what}{contractive}")
 
     def _draw_latent(self, frame: AutoencoderFrame) -> None:
         self.legend.clear()

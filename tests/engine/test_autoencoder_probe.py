@@ -87,3 +87,22 @@ def test_noise_zeroes_the_share_asked_for_and_the_output_is_of_the_corrupted_inp
     np.testing.assert_allclose(frame.outputs, out[:, 0].numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(LumenError, match="noise level"):
         AutoencoderSettings(noise=1.5)
+
+
+def test_a_sparse_code_reports_its_units_mean_activation_and_a_contractive_one_its_jacobian():
+    model, data = fitted("ae_sparse")
+    frame = Autoencoding().frame(context(model, data))
+    code = model.get_submodule(frame.code.split(" ")[0])
+    np.testing.assert_allclose(frame.unit_means, code.code.mean(0).numpy(), rtol=1e-5, atol=1e-7)
+    assert frame.jacobian is None
+
+    model, data = fitted("ae_contractive")
+    frame = Autoencoding().frame(context(model, data, count=6))
+    assert frame.unit_means is None
+    code = model.get_submodule(frame.code.split(" ")[0])
+    flatten = torch.nn.Flatten()
+    norms = []
+    for x in data.val_x[:6]:  # autograd's Jacobian of the code with respect to the picture, one sample at a time
+        jacobian = torch.autograd.functional.jacobian(lambda v: code.eval()(flatten(v.unsqueeze(0)))[0], x)
+        norms.append(float(jacobian.flatten(1).norm()))
+    np.testing.assert_allclose(frame.jacobian, np.mean(norms), rtol=1e-4)

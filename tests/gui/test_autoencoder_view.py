@@ -57,3 +57,13 @@ def load_any(qtbot, window, preset):
     name = PRESETS[preset].make().name
     window.builder.load_preset(preset)
     qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
+
+
+def test_a_sparse_code_shows_its_units_activity_and_a_contractive_one_its_jacobian(qtbot, window):
+    view = load(qtbot, window, "ae_sparse")
+    frame = view.frame
+    assert view.sparsity.isVisible() and frame.unit_means is not None
+    _, counts = view.sparsity_bars.getData()
+    assert counts.sum() == len(frame.unit_means)  # every unit in one bar
+    view = load(qtbot, window, "ae_contractive")
+    assert not view.sparsity.isVisible() and f"{view.frame.jacobian:.4g}" in view.grid_title.text()
