@@ -21,6 +21,7 @@ from engine.modules.autoencoder import Bottleneck, VariationalBottleneck
 from engine.probes.base import Probe, ProbeContext
 
 MAX_NOISE = 0.9
+NEAREST = 8  # validation samples shown nearest to the probe input in latent space
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,18 @@ class AutoencoderFrame(Frame):
     unit_means: np.ndarray | None = None  # a sparse code's mean activation per unit over the samples
     target: float | None = None  # the sparsity target ρ those means are pulled towards (None: an L1 penalty)
     jacobian: float | None = None  # a contractive code's mean ‖∂h/∂x‖_F over the samples
+    # The probe input (a picture the user dropped, or a validation sample): how unusual the autoencoder finds it.
+    probed: Probed | None = None
+
+
+@dataclass(frozen=True)
+class Probed:
+    source: str  # the probe input, for people
+    input: np.ndarray  # H × W (or H × W × 3)
+    output: np.ndarray  # its reconstruction
+    error: float  # mean squared
+    point: np.ndarray  # 2: its code on the validation codes' plane
+    nearest: np.ndarray  # the validation samples nearest to its code (Euclidean, in the code itself), nearest first
 
 
 def code_module(model: nn.Module) -> tuple[str, nn.Module] | None:
@@ -58,18 +71,37 @@ def code_module(model: nn.Module) -> tuple[str, nn.Module] | None:
     )
 
 
-def two_dimensions(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
-    """``codes`` (N × D) as N × 2 points: the code itself for D ≤ 2 (a zero second axis for D = 1), else the
-    projection on its first two principal components (numpy's SVD of the centred codes)."""
+@dataclass(frozen=True)
+class Plane:
+    """Where codes are drawn: the code itself when it has at most two numbers, else its first two principal
+    components (fitted once, on the validation codes, so other codes land on the same axes)."""
+
+    mean: np.ndarray
+    components: np.ndarray | None  # 2 × D, or None: the code's own numbers
+    axes: tuple[str, str]
+
+    def project(self, codes: np.ndarray) -> np.ndarray:
+        if self.components is None:
+            points = np.zeros((len(codes), 2), np.float32)
+            points[:, : codes.shape[1]] = codes
+            return points
+        return ((codes - self.mean) @ self.components.T).astype(np.float32)
+
+
+def fit_plane(codes: np.ndarray) -> Plane:
+    """The plane of ``codes`` (N × D): numpy's SVD of the centred codes for D > 2."""
     if codes.shape[1] <= 2:
-        points = np.zeros((len(codes), 2), np.float32)
-        points[:, : codes.shape[1]] = codes
-        return points, ("code 0", "code 1" if codes.shape[1] == 2 else "")
-    centred = codes - codes.mean(axis=0)
-    _, singular, components = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+        return Plane(np.zeros(codes.shape[1]), None, ("code 0", "code 1" if codes.shape[1] == 2 else ""))
+    mean = codes.mean(axis=0)
+    _, singular, components = np.linalg.svd((codes - mean).astype(np.float64), full_matrices=False)
     share = singular**2 / max(float((singular**2).sum()), 1e-30)
-    points = (centred @ components[:2].T).astype(np.float32)
-    return points, (f"PC1 ({share[0]:.0%} of the variance)", f"PC2 ({share[1]:.0%})")
+    return Plane(mean, components[:2], (f"PC1 ({share[0]:.0%} of the variance)", f"PC2 ({share[1]:.0%})"))
+
+
+def two_dimensions(codes: np.ndarray) -> tuple[np.ndarray, tuple[str, str]]:
+    """``codes`` (N × D) as N × 2 points on their own plane, and the plane's axes."""
+    plane = fit_plane(codes)
+    return plane.project(codes), plane.axes
 
 
 def _pictures(x: torch.Tensor) -> np.ndarray:
@@ -93,6 +125,21 @@ class Autoencoding(Probe):
     def applies(self, info: ModelInfo) -> bool:
         return info.family == "autoencoder"
 
+    @staticmethod
+    def _run(model: nn.Module, module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The model's eval-mode output for ``x`` and the code its bottleneck made on the way (N × D)."""
+        kept: list[torch.Tensor] = []
+        handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out))
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(x)
+        finally:
+            handle.remove()
+            model.train(was_training)
+        return out, kept[0].flatten(1) if kept else None
+
     def frame(self, context: ProbeContext) -> AutoencoderFrame | None:
         found = code_module(context.model)
         if context.validation is None or found is None:
@@ -105,23 +152,13 @@ class Autoencoding(Probe):
             generator = torch.Generator().manual_seed(self.settings.seed)
             keep = torch.rand(x.shape, generator=generator) >= self.settings.noise
             given = corrupted = x * keep.to(x.dtype)
-        kept: list[torch.Tensor] = []
-        handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out))
-        model = context.model
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(given)
-        finally:
-            handle.remove()
-            model.train(was_training)
-        if out.shape != x.shape or not kept:
+        out, code = self._run(context.model, module, given)
+        if out.shape != x.shape or code is None:
             return None
         errors = ((out - x) ** 2).flatten(1).mean(1).numpy().astype(np.float32)
-        points, axes = two_dimensions(kept[0].flatten(1).numpy())
+        plane = fit_plane(code.numpy())
+        points, axes = plane.project(code.numpy()), plane.axes
         labels = y.numpy().astype(np.int64) if y.dim() == 1 else np.full(len(x), -1, np.int64)
-        code = kept[0].flatten(1)
         plain = module if isinstance(module, Bottleneck) else None  # a VAE's code has neither penalty
         sparse = plain is not None and plain.sparsity_weight > 0
         return AutoencoderFrame(
@@ -139,6 +176,25 @@ class Autoencoding(Probe):
             unit_means=code.mean(0).numpy().astype(np.float32) if sparse else None,
             target=float(plain.sparsity_target) if plain is not None and sparse and plain.sparsity_target else None,
             jacobian=_jacobian_norm(plain, code) if plain is not None and plain.contractive_weight > 0 else None,
+            probed=self._probed(context, module, code, plane),
+        )
+
+    def _probed(self, context: ProbeContext, module: nn.Module, codes: torch.Tensor, plane: Plane) -> Probed | None:
+        """The probe input's reconstruction, error, place in the latent space and nearest validation samples."""
+        probe, validation = context.input, context.validation
+        if probe is None or validation is None or tuple(probe.x.shape[1:]) != tuple(validation[0].shape[1:]):
+            return None
+        out, code = self._run(context.model, module, probe.x)
+        if code is None or out.shape != probe.x.shape:
+            return None
+        distances = torch.cdist(code, codes)[0]
+        return Probed(
+            probe.source,
+            _pictures(probe.x)[0],
+            _pictures(out)[0],
+            float(((out - probe.x) ** 2).mean()),
+            plane.project(code.numpy())[0],
+            torch.argsort(distances)[:NEAREST].numpy(),
         )
 
 

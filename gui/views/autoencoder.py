@@ -45,7 +45,8 @@ def grid(tiles: list[np.ndarray], columns: int, gap: int = 3) -> np.ndarray:
 
 class AutoencoderView(View):
     title = "Autoencoder"
-    uses_probe_input = False  # it looks at validation samples of its own
+    # The grid and the latent space are of validation samples; the probe input (a picture dropped on the pane, or
+    # the sample chosen) is scored against them: its error's rank, its place in the latent space, its neighbours.
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -108,6 +109,16 @@ class AutoencoderView(View):
         self.pick_image = pg.ImageItem(axisOrder="row-major")
         self.pick_view.addItem(self.pick_image)
         self.pick_text = QLabel("Click a point to see its picture and reconstruction.", wordWrap=True)
+        self.probe_mark = pg.ScatterPlotItem(size=22, pen=pg.mkPen("k", width=1.5), brush=(255, 215, 0), symbol="star")
+        self.latent.addItem(self.probe_mark)
+        self.probe_box = pg.GraphicsLayoutWidget()
+        self.probe_box.setFixedHeight(110)
+        self.probe_view = self.probe_box.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.probe_image = pg.ImageItem(axisOrder="row-major")
+        self.probe_view.addItem(self.probe_image)
+        self.probe_text = QLabel(
+            "Drop a picture on the pane to see how unusual the autoencoder finds it.", wordWrap=True
+        )
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -116,6 +127,8 @@ class AutoencoderView(View):
         picked.addWidget(self.pick_box, 1)
         picked.addWidget(self.pick_text, 1)
         right_layout.addLayout(picked)
+        right_layout.addWidget(self.probe_text)
+        right_layout.addWidget(self.probe_box)
 
         split = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=False)
         split.addWidget(left)
@@ -140,6 +153,8 @@ class AutoencoderView(View):
         self.scatter.clear()
         self.mark.clear()
         self.legend.clear()
+        self.probe_mark.clear()
+        self.probe_image.clear()
 
     # ---- drawing ------------------------------------------------------------------------------------------
     def show_frame(self, frame: AutoencoderFrame) -> None:  # type: ignore[override]
@@ -148,6 +163,27 @@ class AutoencoderView(View):
         self._draw_latent(frame)
         self._draw_picked()
         self._draw_sparsity(frame)
+        self._draw_probed(frame)
+
+    def _draw_probed(self, frame: AutoencoderFrame) -> None:
+        """The probe input: its picture, reconstruction and nearest validation samples; its rank; a star."""
+        probed = frame.probed
+        if probed is None:
+            self.probe_mark.clear()
+            self.probe_image.clear()
+            return
+        self.probe_mark.setData(pos=probed.point[None])
+        near = [frame.inputs[int(i)] for i in probed.nearest]
+        spacer = np.full_like(probed.input, np.nan, dtype=np.float32)[:, :4]
+        row = [side_by_side([probed.input, probed.output]), spacer, side_by_side(near)]
+        self.probe_image.setImage(np.concatenate(row, axis=1), levels=(0.0, 1.0), autoLevels=False)
+        below = int((frame.errors < probed.error).sum())
+        share = 100.0 * below / max(1, len(frame.errors))
+        self.probe_text.setText(
+            f"★ <b>{html.escape(probed.source)}</b>: reconstruction error {probed.error:.4g}, higher than {below:,} of "
+            f"the {len(frame.errors):,} validation samples ({share:.0f}th percentile); then the "
+            f"{len(probed.nearest)} validation samples nearest to its code"
+        )
 
     def _draw_sparsity(self, frame: AutoencoderFrame) -> None:
         means = frame.unit_means

@@ -106,3 +106,29 @@ def test_a_sparse_code_reports_its_units_mean_activation_and_a_contractive_one_i
         jacobian = torch.autograd.functional.jacobian(lambda v: code.eval()(flatten(v.unsqueeze(0)))[0], x)
         norms.append(float(jacobian.flatten(1).norm()))
     np.testing.assert_allclose(frame.jacobian, np.mean(norms), rtol=1e-4)
+
+
+def test_the_probe_input_is_scored_placed_and_given_its_nearest_validation_samples():
+    from engine.probes.autoencoder import fit_plane
+    from engine.probes.base import ProbeInput
+
+    model, data = fitted("ae_undercomplete")
+    square = torch.zeros(1, 1, 28, 28)
+    square[..., 6:22, 6:22] = 1.0  # not a digit
+    given = ProbeInput(square, "square.png")
+    frame = Autoencoding().frame(
+        ProbeContext(model, given, data.classes, 0, validation=(data.val_x[:50], data.val_y[:50]))
+    )
+    probed = frame.probed
+    code = model.get_submodule(frame.code.split(" ")[0])
+    with torch.no_grad():
+        out = model.eval()(square)
+        mine = code.code.clone()
+        model(data.val_x[:50])
+        theirs = code.code.clone()
+    assert probed.source == "square.png"
+    np.testing.assert_allclose(probed.output, out[0, 0].numpy(), rtol=1e-5, atol=1e-6)
+    assert probed.error == pytest.approx(float(((out - square) ** 2).mean()), rel=1e-5)
+    ranking = np.argsort(((theirs - mine) ** 2).sum(1).numpy(), kind="stable")  # brute force, squared distance
+    assert probed.nearest.tolist() == ranking[:8].tolist()
+    np.testing.assert_allclose(probed.point, fit_plane(theirs.numpy()).project(mine.numpy())[0], rtol=1e-4, atol=1e-4)

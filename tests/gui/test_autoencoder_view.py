@@ -47,7 +47,7 @@ def test_reconstructions_latent_space_and_a_picked_sample(qtbot, window):
 def test_no_probe_input_controls_where_no_view_uses_them(qtbot, window):
     viewer = window.viewer
     assert viewer.probe.isVisible() and viewer.open_button.isVisible()  # LeNet: the picture is what it shows
-    for preset in ("vae", "rbm"):
+    for preset in ("rbm",):
         load_any(qtbot, window, preset)
         assert not viewer.probe.isVisible() and not viewer.open_button.isVisible()
         assert not viewer.invariance.isVisible() and not viewer.message.text()
@@ -67,3 +67,25 @@ def test_a_sparse_code_shows_its_units_activity_and_a_contractive_one_its_jacobi
     assert counts.sum() == len(frame.unit_means)  # every unit in one bar
     view = load(qtbot, window, "ae_contractive")
     assert not view.sparsity.isVisible() and f"{view.frame.jacobian:.4g}" in view.grid_title.text()
+
+
+def test_a_dropped_picture_is_scored_against_the_validation_samples(qtbot, window, tmp_path):
+    from PySide6.QtGui import QColor, QImage
+
+    view = load(qtbot, window, "ae_undercomplete")
+    assert window.viewer.open_button.isVisible()  # a picture can be given to it
+    picture = QImage(28, 28, QImage.Format.Format_Grayscale8)
+    picture.fill(QColor("black"))
+    for x in range(4, 24):
+        for y in (4, 5, 22, 23):
+            picture.setPixelColor(x, y, QColor("white"))
+            picture.setPixelColor(y, x, QColor("white"))
+    path = tmp_path / "frame.png"
+    picture.save(str(path))
+    window.viewer.image_dropped.emit(str(path))
+    qtbot.waitUntil(lambda: view.frame.probed is not None and view.frame.probed.source == "frame.png", timeout=15_000)
+    probed = view.frame.probed
+    below = int((view.frame.errors < probed.error).sum())
+    assert f"higher than {below:,} of the 256 validation samples" in view.probe_text.text()
+    np.testing.assert_allclose(view.probe_mark.getData()[0], probed.point[:1])
+    assert view.probe_image.image.shape[1] > 28 * 10  # its pictures, then its 8 neighbours
