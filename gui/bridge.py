@@ -6,18 +6,34 @@ both at most ``RENDER_HZ`` times a second. So however fast the engine and its pr
 bounded amount of work per second, holds at most one undrawn frame per type, and never draws a stale one.
 Frames replayed from a checkpoint (``checkpoint_step`` set) have slots of their own, so a live frame never
 pushes out the replayed one the viewer waits for (nor the other way round).
+
+Metrics (``StepMetrics``, ``EpochMetrics``) are handed over in batches at most ``METRICS_HZ`` times a second: a
+recurrent preset's batches of ~2 ms make hundreds a second, and each hand-over wakes the monitor (readout, progress,
+curves) on the GUI thread, which shares the GIL with training. Every event is kept, in order; any other light event
+(a status, an error, a checkpoint list, a new model) takes the metrics waiting before it along at once.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.events import CheckpointList, EngineError, Event, Frame, ModelLoaded, StatusChanged
+from engine.events import (
+    CheckpointList,
+    EngineError,
+    EpochMetrics,
+    Event,
+    Frame,
+    ModelLoaded,
+    StatusChanged,
+    StepMetrics,
+)
 from engine.runtime.worker import EngineWorker
 
 RENDER_HZ = 30
+METRICS_HZ = 10  # batches of metrics a second at most (the curves redraw at 5 Hz: gui.panes.monitor)
 
 
 class EngineBridge(QObject):
@@ -32,6 +48,8 @@ class EngineBridge(QObject):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._events: list[Event] = []
+        self._urgent = False  # a light event other than metrics waits: hand everything over at the next tick
+        self._metrics_at = float("-inf")  # when metrics were last handed over (time.monotonic)
         self._frames: dict[type[Frame], Frame] = {}  # the newest undrawn frame of each type
         self._replays: dict[type[Frame], Frame] = {}  # the same for frames replayed from a checkpoint
         self.frames_received = 0  # engine frames, counted so benchmarks can report how many were coalesced
@@ -39,7 +57,7 @@ class EngineBridge(QObject):
         self.worker = EngineWorker(self._sink, torch_threads=torch_threads, store=store)  # store: a RunStore factory
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // RENDER_HZ)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._tick)
         self._timer.start()
         self.worker.start()
 
@@ -52,6 +70,8 @@ class EngineBridge(QObject):
             else:
                 if isinstance(event, ModelLoaded):  # frames still waiting show the last model: never draw them
                     self._frames.clear()
+                if not isinstance(event, (StepMetrics, EpochMetrics)):
+                    self._urgent = True
                 self._events.append(event)
 
     def pending_frames(self) -> dict[type[Frame], Frame]:
@@ -59,11 +79,21 @@ class EngineBridge(QObject):
         with self._lock:
             return dict(self._frames)
 
-    def flush(self) -> None:  # GUI thread
+    def _tick(self) -> None:  # GUI thread, RENDER_HZ times a second
+        self.flush(metrics_due=self._urgent or time.monotonic() - self._metrics_at >= 1 / METRICS_HZ)
+
+    def flush(self, metrics_due: bool = True) -> None:  # GUI thread
+        """Emit what waits: every frame, and the light events (all of them; only when ``metrics_due`` if they are
+        all metrics, else they wait for a later flush)."""
         with self._lock:
-            events, self._events = self._events, []
+            if metrics_due or self._urgent:
+                events, self._events, self._urgent = self._events, [], False
+            else:
+                events = []
             frames, self._frames = self._frames, {}
             replays, self._replays = self._replays, {}
+        if events:
+            self._metrics_at = time.monotonic()
         metrics: list[Event] = []
         for event in events:
             if isinstance(event, (StatusChanged, EngineError, CheckpointList, ModelLoaded)):

@@ -473,7 +473,7 @@ class RunRecorder:
         clock: Any = time.monotonic,
     ):
         self.store, self.id, self.folder = store, row.id, Path(row.folder)
-        self.checkpoint_every = checkpoint_every  # steps; 0: only when asked, at epoch ends and at the end
+        self.checkpoint_every = checkpoint_every  # steps between checkpoints (0: none; see Recording)
         self.flush_s = flush_s
         self._clock = clock
         self._rows: list[tuple[str, str, int, int, str, float | None]] = []
@@ -535,11 +535,6 @@ class RunRecorder:
                     self.id,
                 ),
             )
-
-    def checkpoint_due(self, step: int, steps_per_epoch: int) -> bool:
-        """After ``step``'s metrics: every ``checkpoint_every`` steps, and at the end of each epoch."""
-        every = self.checkpoint_every
-        return (every > 0 and step % every == 0) or (steps_per_epoch > 0 and step % steps_per_epoch == 0)
 
     def checkpoint(self, tensors: dict[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
         """Write a checkpoint (from ``engine.training.resume.training_state``); the metrics so far are flushed
