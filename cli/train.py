@@ -40,7 +40,7 @@ def define(parser: argparse.ArgumentParser) -> None:
         type=whole(0, 10**9),
         default=0,
         metavar="N",
-        help="checkpoint every N steps into the run store (default 0: at each epoch's end)",
+        help="checkpoint every N steps into the run store (default 0: at an epoch's end, at most one every 5 s)",
     )
     parser.add_argument("--force", action="store_true", help="replace the run already in --out")
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 0.001)")

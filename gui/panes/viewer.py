@@ -61,8 +61,8 @@ DROP_HINT = (
     "Drop a PNG or JPEG of a digit (or a folder of pictures) anywhere on this pane to see what the model makes of it."
 )
 NO_CHECKPOINTS = (
-    "No checkpoints yet: a recorded run keeps one at each epoch's end, at its end, every N steps when chosen "
-    "here, and when you press Checkpoint now."
+    "No checkpoints yet: a recorded run keeps one at an epoch's end (at most one every 5 s), at its end, every N "
+    "steps when chosen here, and when you press Checkpoint now."
 )
 
 
@@ -190,7 +190,10 @@ class ViewerPane(QWidget):
         self.live_button.clicked.connect(self.go_live)
         self.checkpoint_every = QSpinBox(minimum=0, maximum=1_000_000, singleStep=10, prefix="every ", suffix=" steps")
         self.checkpoint_every.setSpecialValueText("each epoch")
-        self.checkpoint_every.setToolTip("How often a recorded run keeps a checkpoint to replay (from now on)")
+        self.checkpoint_every.setToolTip(
+            "How often a recorded run keeps a checkpoint to replay (from now on); 'each epoch': at an epoch's end, "
+            "at most one every 5 s"
+        )
         self.checkpoint_every.valueChanged.connect(lambda steps: self.command.emit(SetCheckpointInterval(steps)))
         self._replay_timer = QTimer(self, singleShot=True, interval=60)  # a dragged slider: its newest position
         self._replay_timer.timeout.connect(self._send_replay)
