@@ -13,6 +13,9 @@
     python main.py activations RUN_DIR --image FILE --layer NAME --out GRID.png [--npy MAPS.npy]   a layer's maps
     python main.py dream RUN_DIR --layer NAME [--channel C] [--image FILE] --out IMG.png   DeepDream
     python main.py gates RUN_DIR (--sample K | --sequence F.csv | --text T) --out G.npz   LSTM/GRU/RNN gates
+    python main.py sample RUN_DIR --n N [--steps K] --out GRID.png [--npy S.npy]   VAE prior or RBM/DBN Gibbs samples
+    python main.py reconstruct RUN_DIR --image FILE [--mask MASK.png] --out OUT.png   an autoencoder's reconstruction
+    python main.py neighbours RUN_DIR --image FILE --k 8 --out GRID.png   the nearest training pictures in latent space
     python main.py runs                 the run store's runs; train --resume RUN continues one
 
 Each command is a module of ``cli/``; this file parses and dispatches. Errors are one line on stderr

@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import argparse
 
-from cli import activations, datasets, dream, explain, export, gates, import_, presets, runs, summary, train
+from cli import (
+    activations,
+    datasets,
+    dream,
+    explain,
+    export,
+    gates,
+    import_,
+    neighbours,
+    presets,
+    reconstruct,
+    runs,
+    sample,
+    summary,
+    train,
+)
 from cli.common import from_file, note, one_line
 from cli.parser import Command
 
 COMMANDS: tuple[Command, ...] = tuple(
     module.COMMAND
     for module in (presets, datasets, runs, summary, train, import_, export, explain, activations, gates, dream)
+    + (sample, reconstruct, neighbours)
 )
 
 
