@@ -11,6 +11,7 @@ which ``engine.data.images.image_input`` prepares for a model. Every refusal is 
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,10 @@ import numpy as np
 
 from engine.errors import DataError
 from engine.untrusted import read_bytes, shown
+
+# Pillow logs why it cannot decode some files (a TIFF with 10 samples per pixel) before it raises; without a
+# handler, logging prints that to stderr beside Lumen's own one-line refusal.
+logging.getLogger("PIL").setLevel(logging.CRITICAL)  # it says so at ERROR level
 
 MAX_PIXELS = 100_000_000  # 100 megapixels and more are refused, here and by the window (gui/image_io.py)
 MAX_FILE_BYTES = 256 * 2**20

@@ -228,11 +228,6 @@ def test_a_ten_channel_picture_is_refused(runs, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Pillow's TIFF reader logs 'More samples per pixel than can be decoded' through logging's last-resort "
-    "handler before refusing; engine/io/image_files.py does not silence it, so stderr has a second line",
-)
 def test_a_ten_channel_picture_is_refused_in_one_line(runs, tmp_path):
     picture = ten_channel_tiff(tmp_path / "ten.tif")
     one_line_error(lumen("reconstruct", runs["vae"], "--image", picture, "--out", tmp_path / "out.png"))
