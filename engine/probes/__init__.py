@@ -11,6 +11,7 @@ from engine.probes.boltzmann import Boltzmann
 from engine.probes.feature_maps import FeatureMaps
 from engine.probes.filters import Filters
 from engine.probes.gates import Gates
+from engine.probes.generating import Generating
 from engine.probes.gradients import GradientNorms
 from engine.probes.histograms import Histograms
 from engine.probes.sequence_output import SequenceOutput
@@ -24,6 +25,7 @@ PROBES: list[Probe] = [
     SequenceOutput(),
     Gates(),
     Autoencoding(),
+    Generating(),
     Boltzmann(),
 ]
 

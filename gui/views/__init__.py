@@ -14,6 +14,7 @@ from engine.probes.boltzmann import BoltzmannFrame
 from engine.probes.feature_maps import FeatureMapFrame
 from engine.probes.filters import FilterFrame
 from engine.probes.gates import GateFrame
+from engine.probes.generating import GenerateFrame
 from engine.probes.gradients import GradientNormFrame
 from engine.probes.histograms import HistogramFrame
 from engine.probes.sequence_output import SequenceOutputFrame
@@ -25,6 +26,7 @@ from gui.views.dream import DreamView
 from gui.views.feature_maps import FeatureMapView
 from gui.views.filters import FilterView
 from gui.views.gates import GateView
+from gui.views.generating import GenerateView
 from gui.views.gradients import GradientNormView
 from gui.views.histograms import HistogramView
 from gui.views.sequence_output import SequenceOutputView
@@ -37,6 +39,7 @@ VIEWS: dict[type[Frame], type[View]] = {
     SequenceOutputFrame: SequenceOutputView,
     GateFrame: GateView,
     AutoencoderFrame: AutoencoderView,
+    GenerateFrame: GenerateView,
     BoltzmannFrame: BoltzmannView,
 }
 MONITOR_VIEWS: dict[type[Frame], type[View]] = {
