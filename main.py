@@ -16,6 +16,7 @@
     python main.py sample RUN_DIR --n N [--steps K] --out GRID.png [--npy S.npy]   VAE prior or RBM/DBN Gibbs samples
     python main.py reconstruct RUN_DIR --image FILE [--mask MASK.png] --out OUT.png   an autoencoder's reconstruction
     python main.py neighbours RUN_DIR --image FILE --k 8 --out GRID.png   the nearest training pictures in latent space
+    python main.py likelihood RUN_DIR [--data NAME|PATH] [--method exact|ais] [--chains N] [--betas N]   an RBM's nats
     python main.py runs                 the run store's runs; train --resume RUN continues one
 
 Each command is a module of ``cli/``; this file parses and dispatches. Errors are one line on stderr

@@ -16,6 +16,7 @@ from cli import (
     export,
     gates,
     import_,
+    likelihood,
     neighbours,
     presets,
     reconstruct,
@@ -30,7 +31,7 @@ from cli.parser import Command
 COMMANDS: tuple[Command, ...] = tuple(
     module.COMMAND
     for module in (presets, datasets, runs, summary, train, import_, export, explain, activations, gates, dream)
-    + (sample, reconstruct, neighbours)
+    + (sample, reconstruct, neighbours, likelihood)
 )
 
 

@@ -85,8 +85,9 @@ def split(images: np.ndarray, labels: np.ndarray, val_fraction: float) -> tuple[
     return order[n_val:], order[:n_val]
 
 
-def load_mnist(val_fraction: float = 0.1) -> Dataset:
-    """The 5,000 MNIST digits shipped in resources/ (see resources/ATTRIBUTION.md)."""
+def load_mnist(val_fraction: float = 0.1, binarise: bool = False) -> Dataset:
+    """The 5,000 MNIST digits shipped in resources/ (see resources/ATTRIBUTION.md); ``binarise``: each pixel 1 where
+    its intensity is at least a half, else 0 (binary data for Bernoulli RBMs, whose likelihood is of binary v)."""
     import numpy as np
     import torch
 
@@ -99,6 +100,8 @@ def load_mnist(val_fraction: float = 0.1) -> Dataset:
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"the bundled MNIST sample at {path} cannot be read: {exc}") from None
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    if binarise:
+        x = (x >= 0.5).float()
     y = torch.from_numpy(labels.astype(np.int64))
     train, val = split(images, labels, val_fraction)
     return Dataset(
@@ -108,7 +111,8 @@ def load_mnist(val_fraction: float = 0.1) -> Dataset:
         y[train],
         x[val],
         y[val],
-        description="5,000 handwritten digits, 1×28×28",
+        description="5,000 handwritten digits, 1×28×28" + (", binarised at ½" if binarise else ""),
+        options={"binarise": True} if binarise else {},
     )
 
 

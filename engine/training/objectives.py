@@ -13,12 +13,14 @@ accuracy).
 - ``autoencoder``: reconstruction (MSE or BCE) of the clean input, plus each penalty the model's code nodes
   carry: sparsity (L1, or KL to a target ρ), contractive (‖∂h/∂x‖²_F), the VAE's KL (× β).
 - ``rbm``: contrastive divergence, CD-k or persistent PCD-k, on the model's RBM(s) as a surrogate loss
-  F(v_data) − F(v_model) whose gradient is the CD update; a DBN chain is trained greedily, one layer after the
-  other (``dbn``); ``dbm``: a mean-field positive phase and persistent Gibbs chains, jointly.
+  F(v_data) − F(v_model) whose gradient is the CD update; a single RBM of ≤ 20 hidden units on binary (or
+  Gaussian-unit) data also reports its exact ``log_likelihood`` when validating; a DBN chain is trained greedily, one
+  layer after the other (``dbn``); ``dbm``: a mean-field positive phase and persistent Gibbs chains, jointly.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -389,6 +391,30 @@ def gibbs_chain(rbm: RBM, v: torch.Tensor, k: int, generator: torch.Generator) -
     return v
 
 
+EXACT_LIKELIHOOD_HIDDEN = 20  # a single RBM with at most this many hidden units reports its exact log-likelihood
+
+
+def rbm_log_partition(rbm: RBM, chunk: int = 4096) -> float:
+    """log Z of an RBM, summed over its 2^H hidden states ``chunk`` at a time, the visible units in closed form:
+    logsumexp_h [cᵀh + Σ_i softplus(b_i + (Wᵀh)_i)] (Bernoulli), D/2·log 2π + logsumexp_h [cᵀh + bᵀa + ½‖a‖²], a = Wᵀh
+    (Gaussian). Products in the RBM's dtype (float32: about 3× faster than float64, within 1e-6 nats for 16 hidden
+    units), sums in float64. The same sum as ``engine.explain.likelihood.exact_log_partition`` (tested equal), which
+    training, beside ``explain`` in the engine's layers, cannot import."""
+    weight, b, c = (p.detach() for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias))
+    hidden, bits = c.numel(), torch.arange(c.numel(), device=c.device)
+    total = torch.tensor(float("-inf"), dtype=torch.float64, device=c.device)
+    for start in range(0, 2**hidden, chunk):
+        numbers = torch.arange(start, min(start + chunk, 2**hidden), device=c.device)
+        h = ((numbers[:, None] >> bits) & 1).to(weight.dtype)
+        if rbm.visible == "bernoulli":
+            terms = (h @ c).double() + F.softplus(torch.addmm(b, h, weight)).sum(-1, dtype=torch.float64)
+        else:
+            a = h @ weight
+            terms = (h @ c + a @ b).double() + 0.5 * (a * a).sum(-1, dtype=torch.float64)
+        total = torch.logaddexp(total, torch.logsumexp(terms, 0))
+    return float(total) + (0.0 if rbm.visible == "bernoulli" else 0.5 * b.numel() * math.log(2 * math.pi))
+
+
 def rbm_terms(rbm: RBM, v: torch.Tensor) -> Terms:
     """Reconstruction error (mean squared, through p(h|v) and back) and mean free energy of ``v``."""
     with torch.no_grad():
@@ -410,6 +436,7 @@ class ContrastiveDivergence(Objective):
         super().__init__(model, data, config, generator)
         self.ids = model.nodes_of_type("rbm")
         self.chains: dict[str, torch.Tensor] = {}
+        self._log_z: tuple[tuple[int, ...], float] | None = None  # (the weights' versions, log Z) for validation
 
     @classmethod
     def check(cls, spec: ModelSpec, data: Dataset, shapes: dict[str, tuple[int, ...]]) -> None:
@@ -453,7 +480,19 @@ class ContrastiveDivergence(Objective):
         terms = {"loss": (rbm.free_energy(v0).mean() - rbm.free_energy(vk).mean()).item(), **rbm_terms(rbm, v0)}
         if len(self.ids) > 1:
             terms["layer"] = float(self.layer + 1)
+        elif rbm.hidden_bias.numel() <= EXACT_LIKELIHOOD_HIDDEN and (
+            rbm.visible != "bernoulli" or bool(((v0 == 0) | (v0 == 1)).all())
+        ):
+            terms["log_likelihood"] = -rbm.free_energy(v0).double().mean().item() - self._log_partition(rbm)
         return terms
+
+    def _log_partition(self, rbm: RBM) -> float:
+        """log Z, summed again only when the weights have changed since the last validation batch."""
+        key = tuple(p._version for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias))
+        key += tuple(p.data_ptr() for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias))
+        if self._log_z is None or self._log_z[0] != key:
+            self._log_z = (key, rbm_log_partition(rbm))
+        return self._log_z[1]
 
 
 class DeepBeliefNet(ContrastiveDivergence):

@@ -15,7 +15,7 @@ from engine.presets.generative import GENERATIVE_PRESETS
 from engine.spec.model_spec import ModelSpec, Node
 
 PRESETS = {p.name: p for p in GENERATIVE_PRESETS}
-BOLTZMANN = ("rbm", "dbn", "dbm")
+BOLTZMANN = ("rbm", "rbm16", "dbn", "dbm")
 AUTOENCODERS = [name for name in PRESETS if name not in BOLTZMANN]
 
 
@@ -46,6 +46,7 @@ def test_presets_are_all_there_and_documented():
         "ae_denoising",
         "vae",
         "rbm",
+        "rbm16",
         "dbn",
         "dbm",
     }
