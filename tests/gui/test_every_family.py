@@ -174,7 +174,7 @@ def test_each_family_gets_only_the_views_that_apply_and_nothing_of_the_last_mode
 
     assert viewer.views[DreamFrame].mode.findData("class") == -1  # no class scores to maximize
     load(qtbot, window, "vae")
-    assert visible_tabs(viewer.tabs) == ["Autoencoder"] and not viewer.not_yet.isVisible()
+    assert visible_tabs(viewer.tabs) == ["Autoencoder", "Generate"] and not viewer.not_yet.isVisible()
     assert list(monitor.plots) == ["loss"]  # no accuracy plot: a VAE reports none
     assert monitor.plots["loss"].widget.getPlotItem().titleLabel.text == "Loss (negative ELBO: reconstruction + KL)"
     assert visible_tabs(monitor.tabs) == ["Gradients", "Histograms", "Runs"]
