@@ -70,13 +70,6 @@ def visible_data(model: GraphModel, node: str, x: torch.Tensor) -> torch.Tensor:
     return recorded[source].double()
 
 
-def _states(start: int, stop: int, count: int) -> torch.Tensor:
-    """Hidden states start … stop−1 as rows of ``count`` bits (float64)."""
-    numbers = torch.arange(start, stop, dtype=torch.int64)
-    bits = torch.arange(count, dtype=torch.int64)
-    return ((numbers[:, None] >> bits) & 1).double()
-
-
 def _params(rbm: RBM) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return rbm.weight.detach().double(), rbm.visible_bias.detach().double(), rbm.hidden_bias.detach().double()
 
@@ -92,22 +85,10 @@ def check_exact(rbm: RBM, name: str = "the RBM") -> None:
 
 @torch.no_grad()
 def exact_log_partition(rbm: RBM, chunk: int = CHUNK) -> float:
-    """log Z, summed over every hidden state (refused beyond ``MAX_EXACT_HIDDEN`` hidden units)."""
+    """log Z, summed over every hidden state in float64 (``RBM.log_partition``; refused beyond
+    ``MAX_EXACT_HIDDEN`` hidden units)."""
     check_exact(rbm)
-    weight, b, c = _params(rbm)
-    hidden = c.numel()
-    total = torch.tensor(-math.inf, dtype=torch.float64)
-    for start in range(0, 2**hidden, chunk):
-        h = _states(start, min(start + chunk, 2**hidden), hidden)
-        a = h @ weight  # (states × visible): what each hidden state adds to the visible units' input
-        if rbm.visible == "bernoulli":
-            terms = h @ c + F.softplus(a + b).sum(-1)
-        else:
-            terms = h @ c + a @ b + 0.5 * (a * a).sum(-1)
-        total = torch.logaddexp(total, torch.logsumexp(terms, 0))
-    if rbm.visible != "bernoulli":
-        total = total + 0.5 * b.numel() * math.log(2 * math.pi)
-    return float(total)
+    return rbm.log_partition(chunk, torch.float64)
 
 
 @torch.no_grad()

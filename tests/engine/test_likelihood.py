@@ -24,7 +24,6 @@ from engine.graph.model import build_model
 from engine.modules.boltzmann import RBM
 from engine.presets import get_preset
 from engine.training.loop import TrainConfig, Training
-from engine.training.objectives import rbm_log_partition
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +58,7 @@ def test_exact_log_z_is_the_brute_force_sum_over_every_visible_and_hidden_state(
     brute = torch.logsumexp(-energy.flatten(), 0).item()
     assert exact_log_partition(rbm) == pytest.approx(brute, abs=1e-10)
     assert exact_log_partition(rbm, chunk=3) == pytest.approx(brute, abs=1e-10)  # chunks that do not divide 2^4
-    assert rbm_log_partition(rbm, chunk=5) == pytest.approx(brute, abs=1e-10)  # the objective's own sum
+    assert rbm.log_partition(chunk=5) == pytest.approx(brute, abs=1e-10)  # in the weights' own dtype (float64 here)
 
 
 def test_exact_p_of_v_sums_to_one_over_every_visible_state():
@@ -75,7 +74,7 @@ def test_gaussian_visible_units_integrate_to_the_closed_form():
     grid = torch.linspace(-40, 40, 200_001, dtype=torch.float64)
     density = torch.exp(log_likelihood(rbm, grid[:, None], exact_log_partition(rbm)))
     assert torch.trapezoid(density, grid).item() == pytest.approx(1.0, abs=1e-9)
-    assert rbm_log_partition(rbm) == pytest.approx(exact_log_partition(rbm), abs=1e-10)
+    assert rbm.log_partition() == pytest.approx(exact_log_partition(rbm), abs=1e-10)
 
 
 def test_exact_is_refused_beyond_twenty_hidden_units():
