@@ -20,7 +20,9 @@ All sums are in float64, whatever the RBM's dtype.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -144,7 +146,26 @@ def ais_log_partition(
 ) -> AisEstimate:
     """log Z by annealed importance sampling over ``betas`` inverse temperatures from 0 to 1 (``beta_schedule``),
     ``chains`` chains, from the base-rate RBM fitted to ``data`` (the visible units' values, N × visible; None:
-    zero biases). ``generator``: the chains' random numbers (a fresh one seeded 0 when None)."""
+    zero biases). ``generator``: the chains' random numbers (a fresh one seeded 0 when None). On one thread."""
+    with _one_thread():
+        return _ais(rbm, chains, betas, data, generator)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """AIS's products (chains × visible by hidden) are too small to split: with two threads on a 2-core machine it
+    ran about 19× slower than with one (docs/PERFORMANCE.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _ais(
+    rbm: RBM, chains: int, betas: int, data: torch.Tensor | None, generator: torch.Generator | None
+) -> AisEstimate:
     if chains < 2 or betas < 2:
         raise LumenError(f"AIS needs at least 2 chains and 2 inverse temperatures, got {chains} and {betas}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)

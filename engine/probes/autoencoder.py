@@ -117,8 +117,8 @@ def _pictures(x: torch.Tensor) -> np.ndarray:
 class Autoencoding(Probe):
     name = "autoencoder"
     frame_type = AutoencoderFrame
-    interval_s = 0.5
-    budget = 0.1
+    interval_s = 1.0  # 256 samples through the model and a PCA: the pictures change slowly
+    budget = 0.05
     replayable = True
     Settings = AutoencoderSettings
 

@@ -120,8 +120,8 @@ def as_pictures(values: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
 class Boltzmann(Probe):
     name = "boltzmann"
     frame_type = BoltzmannFrame
-    interval_s = 0.5
-    budget = 0.1
+    interval_s = 1.0  # a chain of 50 Gibbs steps: about 30 ms a frame, and the pictures change slowly
+    budget = 0.05
     replayable = True
     Settings = BoltzmannSettings
 

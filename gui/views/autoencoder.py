@@ -52,6 +52,8 @@ class AutoencoderView(View):
         super().__init__(parent)
         self.frame: AutoencoderFrame | None = None
         self.picked: int | None = None  # the validation sample clicked in the latent space
+        self._latent_key: tuple | None = None  # the classes and labels the scatter's brushes and legend were made for
+        self._brushes: list = []
         self.show = QComboBox(toolTip="Which validation pictures the grid shows")
         for key, text in SHOW.items():
             self.show.addItem(text, key)
@@ -153,6 +155,7 @@ class AutoencoderView(View):
         self.scatter.clear()
         self.mark.clear()
         self.legend.clear()
+        self._latent_key = None
         self.probe_mark.clear()
         self.probe_image.clear()
 
@@ -230,17 +233,20 @@ class AutoencoderView(View):
         self.grid_title.setText(f"{SHOW[self.show.currentData()]}, each as {what}{contractive}")
 
     def _draw_latent(self, frame: AutoencoderFrame) -> None:
-        self.legend.clear()
-        labels = frame.labels
-        count = max(1, len(frame.classes))
-        brushes = [
-            pg.mkBrush(pg.intColor(int(label), hues=count, alpha=200)) if label >= 0 else "k" for label in labels
-        ]
-        self.scatter.setData(pos=frame.points, brush=brushes, data=np.arange(len(labels)))
-        for index, name in enumerate(frame.classes):
-            if (labels == index).any():
-                item = pg.ScatterPlotItem(size=7, pen=None, brush=pg.intColor(index, hues=count))
-                self.legend.addItem(item, html.escape(name))
+        # The samples and their classes stay the same frame after frame: brushes and legend are made once for them
+        # (remaking 256 brushes and a legend per frame cost the GUI thread, which shares the GIL with training).
+        key = (frame.classes, frame.labels.tobytes())
+        if key != self._latent_key:
+            self._latent_key = key
+            count = max(1, len(frame.classes))
+            colours = [pg.mkBrush(pg.intColor(index, hues=count, alpha=200)) for index in range(count)]
+            self._brushes = [colours[int(label)] if 0 <= label < count else pg.mkBrush("k") for label in frame.labels]
+            self.legend.clear()
+            for index, name in enumerate(frame.classes):
+                if (frame.labels == index).any():
+                    item = pg.ScatterPlotItem(size=7, pen=None, brush=pg.intColor(index, hues=count))
+                    self.legend.addItem(item, html.escape(name))
+        self.scatter.setData(pos=frame.points, brush=self._brushes, data=np.arange(len(frame.labels)))
         self.latent.setLabel("bottom", frame.axes[0])
         self.latent.setLabel("left", frame.axes[1])
 
