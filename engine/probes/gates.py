@@ -135,7 +135,7 @@ class Gates(Probe):
         trace = capture_gates(module, x, hx)
         maps = {key: np.ascontiguousarray(array[:, 0], dtype=np.float32) for key, array in trace.arrays.items()}
         steps = probe.x[0]
-        tokens = tuple(probe.tokens[int(i)] for i in steps.argmax(-1)) if probe.tokens else ()
+        tokens = tuple(step_tokens(steps.numpy(), probe.tokens)) if probe.tokens else ()
         named = signals(probe.x.numpy(), probe.tokens) if probe.x.dim() == 3 else {}
         signal = self.settings.signal if self.settings.signal in named else "position"
         wanted = self.settings.sort == "signal" or self.settings.selection is not None
@@ -272,8 +272,16 @@ def _span_text(x: np.ndarray, tokens: tuple[str, ...], start: int, end: int, con
     few steps either side."""
     if not tokens or len(tokens) != x.shape[-1]:
         return f"steps {start}–{end}"
-    shown = [tokens[int(i)] if len(tokens[int(i)]) == 1 else f" {tokens[int(i)]} " for i in x.argmax(-1)]
+    shown = [t if len(t) <= 1 else f" {t} " for t in step_tokens(x, tokens)]
     shown = [t.replace("\n", "⏎") for t in shown]
     before = "".join(shown[max(0, start - context) : start])
     after = "".join(shown[end + 1 : end + 1 + context])
     return f"{'…' if start > context else ''}{before}⟦{''.join(shown[start : end + 1])}⟧{after}"
+
+
+def step_tokens(x: np.ndarray, tokens: tuple[str, ...]) -> list[str]:
+    """Each step of one sequence (T × F, one-hot or several features on) as the names of its features that are on,
+    joined: recall's key step is its letter and the flag ("A!"), not the letter alone as argmax would say."""
+    if len(tokens) != x.shape[-1]:
+        return [""] * len(x)
+    return ["".join(tokens[j] for j in np.flatnonzero(row > 0.5)) or tokens[int(row.argmax())] for row in x]

@@ -69,3 +69,14 @@ def test_units_sorted_by_saturation_follow_the_settings():
     assert list(saturated[order]) == sorted(saturated, reverse=True)
     assert set(order[:8]) == set(range(20, 28)) and saturated[order[7]] == 1.0 > saturated[order[8]]
     assert frame.gradients is None  # no target given: no gradient through time
+
+
+def test_a_step_with_several_features_on_is_named_by_all_of_them():
+    torch.manual_seed(0)
+    data = load_dataset("recall")
+    model = fitted("lstm_many_to_one", data)
+    x = data.val_x[:1]
+    frame = Gates().frame(ProbeContext(model, ProbeInput(x, "recall #0", tokens=data.input_tokens), data.classes, 0))
+    key = data.input_tokens[int(x[0, 0, :8].argmax())]
+    assert frame.steps[0] == key + "!"  # the key and its "remember this" flag, not the letter alone
+    assert frame.steps[-1] == "?" and all(len(step) == 1 for step in frame.steps[1:])
