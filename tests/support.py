@@ -146,3 +146,39 @@ def ask_too_much_when(model, when):
 
     model.forward = forward_that_may_ask_too_much
     return model
+
+
+def load_preset(qtbot, window, preset: str, frame_type=None, dataset: str | None = None, ready=None):
+    """Load ``preset`` in the real window as a user does (the monitor's *Data* box first, when ``dataset`` is
+    given) and wait until the viewer has it; with ``frame_type``, raise that view's tab and wait for a frame
+    (one that ``ready(frame)`` accepts, when given). Returns the view, or None without ``frame_type``."""
+    from engine.presets import PRESETS
+
+    name = PRESETS[preset].make().name
+    if dataset is not None:
+        window.monitor.dataset.setCurrentText(dataset)
+    window.builder.load_preset(preset)
+    qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
+    if frame_type is None:
+        return None
+    view = window.viewer.views[frame_type]
+    window.viewer.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.frame is not None and (ready is None or ready(view.frame)), timeout=15_000)
+    return view
+
+
+def lumen(*args, env: dict | None = None, timeout: float = 240):
+    """``python main.py ARGS`` as a user runs it, from the repository root, with ``env`` added to the environment;
+    the finished ``subprocess.run``, its output as text."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "main.py", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

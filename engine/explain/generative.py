@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from engine.errors import LumenError
+from engine.graph.modes import evaluating
 from engine.modules.autoencoder import Bottleneck, VariationalBottleneck
 
 ENCODE_BATCH = 256  # pictures encoded at once by ``neighbours`` and ``anomaly``
@@ -46,13 +47,8 @@ class Autoencoder:
 
 @contextlib.contextmanager
 def _evaluating(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad():
+        yield
 
 
 def _name(model: nn.Module) -> str:

@@ -14,6 +14,7 @@ from torch import nn
 
 from engine.data.images import display_image
 from engine.events import Frame
+from engine.graph.modes import evaluating
 from engine.jobs import Job
 
 
@@ -46,13 +47,8 @@ def picture_job(
     def frame(picture: torch.Tensor, fraction: float, done: bool) -> DreamFrame:
         probability = None
         if class_index is not None:
-            was_training = model.training
-            model.eval()
-            try:
-                with torch.no_grad():
-                    out = model(picture)
-            finally:
-                model.train(was_training)
+            with evaluating(model), torch.no_grad():
+                out = model(picture)
             probability = float(torch.softmax(out[0].float(), 0)[class_index])
         return DreamFrame(
             step,

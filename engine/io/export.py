@@ -17,8 +17,6 @@ import re
 import sys
 import textwrap
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from torch import nn
 
 from engine.errors import DataError, LumenError
 from engine.graph import model as graph
+from engine.graph.modes import evaluating
 from engine.io.runs import open_run, save_weights, writing
 from engine.layers import LAYERS
 from engine.spec.model_spec import ModelSpec
@@ -311,20 +310,9 @@ def _access(path: str) -> str:
 # ---- TorchScript and ONNX ---------------------------------------------------------------------------
 
 
-@contextmanager
-def _frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode, for tracing; its mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def to_torchscript(model: graph.GraphModel, path: str | Path) -> None:
     """A traced TorchScript file (``torch.jit.load`` runs it without Lumen), in eval mode."""
-    with _frozen(model), torch.no_grad(), warnings.catch_warnings():
+    with evaluating(model), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated upstream, yet still what most tools read
         try:
             traced = torch.jit.trace(model, graph.example_input(model.spec))
@@ -340,7 +328,7 @@ def to_onnx(model: graph.GraphModel, path: str | Path) -> None:
     """An ONNX file with a variable batch dimension (input "input", output "output"); needs ``onnx``."""
     if importlib.util.find_spec("onnx") is None:
         raise LumenError("ONNX export needs the onnx package: pip install onnx")
-    with _frozen(model), torch.no_grad(), warnings.catch_warnings():
+    with evaluating(model), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             # The TorchScript-based exporter needs only onnx; the default (dynamo) one also needs onnxscript.

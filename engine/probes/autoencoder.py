@@ -17,6 +17,7 @@ from torch import nn
 
 from engine.errors import LumenError
 from engine.events import Frame, ModelInfo
+from engine.graph.modes import evaluating
 from engine.modules.autoencoder import Bottleneck, VariationalBottleneck
 from engine.probes.base import Probe, ProbeContext
 
@@ -130,14 +131,11 @@ class Autoencoding(Probe):
         """The model's eval-mode output for ``x`` and the code its bottleneck made on the way (N × D)."""
         kept: list[torch.Tensor] = []
         handle = module.register_forward_hook(lambda _m, _a, out: kept.append(out))
-        was_training = model.training
-        model.eval()
         try:
-            with torch.no_grad():
+            with evaluating(model), torch.no_grad():
                 out = model(x)
         finally:
             handle.remove()
-            model.train(was_training)
         return out, kept[0].flatten(1) if kept else None
 
     def frame(self, context: ProbeContext) -> AutoencoderFrame | None:

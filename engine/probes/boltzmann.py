@@ -31,6 +31,7 @@ from torch import nn
 
 from engine.errors import LumenError
 from engine.events import Frame, ModelInfo
+from engine.graph.modes import evaluating
 from engine.modules.boltzmann import RBM
 from engine.probes.base import Probe, ProbeContext
 
@@ -227,15 +228,12 @@ class Boltzmann(Probe):
                 received.append(args[0])
 
         model = context.model
-        was_training = model.training
-        model.eval()
         handle = rbm.register_forward_pre_hook(hook)
         try:
-            with torch.no_grad():
+            with evaluating(model), torch.no_grad():
                 model(context.validation[0])
         finally:
             handle.remove()
-            model.train(was_training)
         return received[0].flatten(1).to(rbm.weight.dtype) if received else None
 
     def _start(self, rbm: RBM, shown: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:

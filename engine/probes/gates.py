@@ -27,6 +27,7 @@ from engine.errors import LumenError
 from engine.events import Frame, ModelInfo
 from engine.explain.gates import capture_gates, hidden_gradients, received_inputs, recurrent_modules
 from engine.explain.unit_signals import SpanMatch, correlations, find_matches, select_units, signals
+from engine.graph.modes import evaluating
 from engine.probes.base import Probe, ProbeContext, ProbeInput
 
 NO_INPUT = "no validation sequence fits this model"
@@ -122,12 +123,8 @@ class Gates(Probe):
             return GateFrame(context.step, source, "", names, "", (), (), 0, settings=self.settings, note=note)
         name, module = chosen
         model = context.model
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             received = received_inputs(model, [chosen], probe.x)
-        finally:
-            model.train(was_training)
         if name not in received:
             note = f"{name} does not run on the way from the input to the output"
             return GateFrame(context.step, probe.source, "", names, "", (), (), 0, settings=self.settings, note=note)
@@ -188,12 +185,8 @@ class Gates(Probe):
         x, searched = probe.x, "the probe input"
         if context.validation is not None and context.validation[0].dim() == 3:
             x, searched = context.validation[0], f"{len(context.validation[0])} validation sequences"
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             received = received_inputs(model, [chosen], x)  # type: ignore[list-item]
-        finally:
-            model.train(was_training)
         if chosen[0] not in received:
             return None, ""
         trace = capture_gates(chosen[1], *received[chosen[0]])
@@ -257,14 +250,11 @@ class Gates(Probe):
             finally:
                 handle.remove()
 
-        was_training = model.training
-        model.eval()
         try:
-            return hidden_gradients(module, x, loss, hx)  # type: ignore[arg-type]
+            with evaluating(model):
+                return hidden_gradients(module, x, loss, hx)  # type: ignore[arg-type]
         except (RuntimeError, ValueError):  # an output the loss cannot compare with the target: no curve
             return None
-        finally:
-            model.train(was_training)
 
 
 def _span_text(x: np.ndarray, tokens: tuple[str, ...], start: int, end: int, context: int = 8) -> str:

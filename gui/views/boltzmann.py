@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLay
 from engine.probes.boltzmann import MAX_STEPS, Boltzmann, BoltzmannFrame, BoltzmannSettings
 from engine.runtime.commands import ConfigureProbe
 from gui.views.base import View
+from gui.widgets.choices import offer
 from gui.widgets.export import ExportButton
 from gui.widgets.mosaic import MosaicRow, per_tile
 
@@ -138,11 +139,7 @@ class BoltzmannView(View):
 
     def show_frame(self, frame: BoltzmannFrame) -> None:  # type: ignore[override]
         self.frame = frame
-        if [self.layer.itemText(i) for i in range(self.layer.count())] != list(frame.layers):
-            self.layer.clear()
-            self.layer.addItems(list(frame.layers))
-        if frame.layer:
-            self.layer.setCurrentText(frame.layer)
+        offer(self.layer, frame.layers, frame.layer)
         self.steps.blockSignals(True)  # the frame's settings, not a new request
         self.steps.setValue(frame.settings.steps)
         self.steps.blockSignals(False)

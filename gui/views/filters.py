@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLa
 from engine.probes.filters import FilterFrame, Filters, FilterSettings
 from engine.runtime.commands import ConfigureProbe
 from gui.views.base import View
+from gui.widgets.choices import offer
 from gui.widgets.export import ExportButton
 from gui.widgets.mosaic import MosaicRow
 
@@ -50,9 +51,7 @@ class FilterView(View):
 
     def show_frame(self, frame: FilterFrame) -> None:  # type: ignore[override]
         self.frame = frame
-        if [self.layer_picker.itemText(i) for i in range(self.layer_picker.count())] != list(frame.conv_layers):
-            self.layer_picker.clear()
-            self.layer_picker.addItems(list(frame.conv_layers))
+        offer(self.layer_picker, frame.conv_layers)
         filters = frame.filters
         if filters is None:
             self.row.image.clear()

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from engine.probes.gates import GateFrame, Gates, GateSettings, SpanSelection
 from engine.runtime.commands import ConfigureProbe, ProbeSample
 from gui.views.base import View
+from gui.widgets.choices import offer
 from gui.widgets.export import ExportButton
 from gui.widgets.mosaic import DIVERGING_CMAP
 
@@ -90,6 +91,7 @@ class GateView(View):
         )
         self.select.toggled.connect(self._toggle_span)
         self.threshold = QDoubleSpinBox(minimum=-10.0, maximum=10.0, singleStep=0.05, value=0.3, prefix="on ≥ ")
+        self.threshold.setDecimals(3)  # gates sit in 0…1, often close together
         self.threshold.setToolTip("A unit is on where its value is at least this")
         self.threshold.valueChanged.connect(self._send_span)
         self.threshold.setEnabled(False)
@@ -203,11 +205,7 @@ class GateView(View):
     # ---- drawing ------------------------------------------------------------------------------------------
     def show_frame(self, frame: GateFrame) -> None:  # type: ignore[override]
         self.frame = frame
-        if [self.layer.itemText(i) for i in range(self.layer.count())] != list(frame.layers):
-            self.layer.clear()
-            self.layer.addItems(list(frame.layers))
-        if frame.layer:
-            self.layer.setCurrentText(frame.layer)
+        offer(self.layer, frame.layers, frame.layer)
         if [self.gate.itemData(i) for i in range(self.gate.count())] != list(frame.gates):
             current = self.gate.currentData()
             self.gate.clear()
@@ -220,10 +218,7 @@ class GateView(View):
         self.stacked.setMaximum(max(0, frame.num_layers - 1))
         self.stacked.setVisible(frame.num_layers > 1)
         self.sort.setCurrentIndex(max(0, self.sort.findData(frame.settings.sort)))
-        if [self.signal.itemText(i) for i in range(self.signal.count())] != list(frame.signals):
-            self.signal.clear()
-            self.signal.addItems(list(frame.signals))
-        self.signal.setCurrentText(frame.settings.signal)
+        offer(self.signal, frame.signals, frame.settings.signal)
         self.signal.setVisible(frame.settings.sort == "signal" and bool(frame.signals))
         self._draw()
         self._draw_gradients(frame)

@@ -1,22 +1,14 @@
 """The headless CLI, run as a user runs it: a subprocess of main.py."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.support import one_line_error
+from tests.support import lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def lumen(*args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_presets_lists_name_and_description():

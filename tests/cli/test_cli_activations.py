@@ -1,9 +1,6 @@
 """`main.py activations` and `main.py dream`, run as a user runs them (subprocesses): files written whole, one
 line on stderr and a non-zero exit for anything refused."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +11,9 @@ from PIL import Image
 from engine.graph.model import build_model
 from engine.io.runs import save_run
 from engine.presets import get_preset
-from tests.support import SAMPLES, one_line_error
+from tests.support import SAMPLES, lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def lumen(*args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "main.py", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ},
-    )
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.graph.model import build_model
 from engine.presets import get_preset
-from tests.support import all_presets, one_line_error
+from tests.support import all_presets, lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,12 +24,6 @@ def new_file_mode() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
-
-
-def lumen(*args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture

@@ -18,16 +18,10 @@ from engine.io.runs import open_run, save_run
 from engine.presets import get_preset
 from engine.spec.model_spec import ModelSpec
 from engine.training.fit import load_run_data
-from tests.support import one_line_error
+from tests.support import lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINED = ("lstm_many_to_one", "bilstm_many_to_many", "lstm_encoder_decoder", "rnn_many_to_many")
-
-
-def lumen(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")

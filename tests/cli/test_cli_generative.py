@@ -3,8 +3,6 @@ for, on run folders written with save_run; the pictures checked against the engi
 in one line with exit 1."""
 
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +18,9 @@ from engine.io.runs import open_run, save_run
 from engine.presets import get_preset
 from engine.spec.model_spec import ModelSpec
 from engine.training.fit import load_run_data
-from tests.support import one_line_error
+from tests.support import lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def lumen(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")

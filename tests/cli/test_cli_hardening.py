@@ -15,20 +15,9 @@ import torch
 
 from engine.presets import get_preset
 from engine.spec.model_spec import ModelSpec
-from tests.support import one_line_error, relu_chain
+from tests.support import lumen, one_line_error, relu_chain
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def lumen(*args, timeout=240, env=None):
-    return subprocess.run(
-        [sys.executable, "main.py", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def lenet():

@@ -2,15 +2,12 @@
 and AIS agreeing within a nat on a trained rbm16, and what it cannot measure refused in one line with exit 1. Run
 folders are trained here as a user makes them (rbm16: one epoch; the others: two batches)."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import one_line_error
+from tests.support import lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 LAST_LINE = re.compile(
@@ -19,23 +16,12 @@ LAST_LINE = re.compile(
 )
 
 
-def lumen(*args, env=None, timeout=120):
-    return subprocess.run(
-        [sys.executable, "main.py", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env or {**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """rbm16 trained one epoch by plain SGD (the likelihood climbs from about -550 to about -180); rbm (128 hidden
     units), dbn and lenet5 two batches each, one after the other (two shared cores)."""
     folder = tmp_path_factory.mktemp("likelihood")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LUMEN_DATA_DIR": str(tmp_path_factory.mktemp("lumen-data"))}
+    env = {"OMP_NUM_THREADS": "1", "LUMEN_DATA_DIR": str(tmp_path_factory.mktemp("lumen-data"))}
     commands = {
         "rbm16": ["--epochs", "1", "--optimizer", "sgd", "--lr", "0.05", "--batch-size", "32"],
         "rbm": ["--epochs", "1", "--steps", "2"],

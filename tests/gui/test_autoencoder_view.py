@@ -3,18 +3,12 @@ clicked point's picture and how unusual it is, the noise slider reconfiguring th
 
 import numpy as np
 
-from engine.presets import PRESETS
 from engine.probes.autoencoder import AutoencoderFrame
+from tests.support import load_preset
 
 
 def load(qtbot, window, preset):
-    name = PRESETS[preset].make().name
-    window.builder.load_preset(preset)
-    qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
-    view = window.viewer.views[AutoencoderFrame]
-    window.viewer.tabs.setCurrentWidget(view)
-    qtbot.waitUntil(lambda: view.frame is not None, timeout=10_000)
-    return view
+    return load_preset(qtbot, window, preset, AutoencoderFrame)
 
 
 def test_reconstructions_latent_space_and_a_picked_sample(qtbot, window):
@@ -48,15 +42,9 @@ def test_no_probe_input_controls_where_no_view_uses_them(qtbot, window):
     viewer = window.viewer
     assert viewer.probe.isVisible() and viewer.open_button.isVisible()  # LeNet: the picture is what it shows
     for preset in ("rbm",):
-        load_any(qtbot, window, preset)
+        load_preset(qtbot, window, preset)
         assert not viewer.probe.isVisible() and not viewer.open_button.isVisible()
         assert not viewer.invariance.isVisible() and not viewer.message.text()
-
-
-def load_any(qtbot, window, preset):
-    name = PRESETS[preset].make().name
-    window.builder.load_preset(preset)
-    qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
 
 
 def test_a_sparse_code_shows_its_units_activity_and_a_contractive_one_its_jacobian(qtbot, window):

@@ -3,18 +3,12 @@ samples and its energy drawn from the frame; the Gibbs-steps box and the start r
 
 import numpy as np
 
-from engine.presets import PRESETS
 from engine.probes.boltzmann import BoltzmannFrame
+from tests.support import load_preset
 
 
 def load(qtbot, window, preset):
-    name = PRESETS[preset].make().name
-    window.builder.load_preset(preset)
-    qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
-    view = window.viewer.views[BoltzmannFrame]
-    window.viewer.tabs.setCurrentWidget(view)
-    qtbot.waitUntil(lambda: view.frame is not None and view.frame.layer != "", timeout=10_000)
-    return view
+    return load_preset(qtbot, window, preset, BoltzmannFrame, ready=lambda frame: frame.layer != "")
 
 
 def test_an_rbm_is_drawn_and_the_steps_box_reconfigures_the_probe(qtbot, window):

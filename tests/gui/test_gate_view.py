@@ -2,33 +2,14 @@
 dropped on the viewer for a model of values."""
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
 
-from engine.presets import PRESETS
 from engine.probes.gates import GateFrame
+from tests.support import drop, load_preset
 
 
 def load(qtbot, window, preset, dataset=None):
-    name = PRESETS[preset].make().name
-    if dataset is not None:
-        window.monitor.dataset.setCurrentText(dataset)  # what the user picks in the training settings
-    window.builder.load_preset(preset)
-    qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
-    view = window.viewer.views[GateFrame]
-    window.viewer.tabs.setCurrentWidget(view)
-    qtbot.waitUntil(lambda: view.frame is not None and view.frame.layer != "", timeout=10_000)
-    return view
-
-
-def drop_file(widget, path):
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    pos = widget.rect().center()
-    flags = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, QDragEnterEvent(pos, *flags))
-    QApplication.sendEvent(widget, QDropEvent(QPointF(pos), *flags))
+    return load_preset(qtbot, window, preset, GateFrame, dataset, ready=lambda frame: frame.layer != "")
 
 
 def test_typed_text_goes_through_the_model_and_a_wrong_character_is_said(qtbot, window):
@@ -54,12 +35,12 @@ def test_a_csv_dropped_on_the_viewer_is_the_sequence_looked_at(qtbot, window, tm
     assert not viewer.text.isVisible()  # values, not characters: nothing to type
     path = tmp_path / "ramp.csv"
     path.write_text("\n".join(str(v) for v in np.linspace(-1, 1, 23)))
-    drop_file(viewer, path)
+    drop(viewer, path)
     qtbot.waitUntil(lambda: view.frame.source == "ramp.csv (23 steps)", timeout=10_000)
     assert view.images[0].image.shape[1] == 23
     wide = tmp_path / "wide.csv"
     wide.write_text("1,2\n3,4\n")
-    drop_file(viewer, wide)
+    drop(viewer, wide)
     qtbot.waitUntil(lambda: "wide.csv has 2 columns" in viewer.message.text(), timeout=10_000)
     assert view.frame.source == "ramp.csv (23 steps)"
 
@@ -90,17 +71,24 @@ def test_units_sorted_by_bracket_depth_clicked_over_time_and_a_span_selected(qtb
     depth = np.corrcoef(lines[1].yData, frame.signal)[0, 1]
     assert depth > 0.999  # the same shape as the signal
 
-    view.threshold.setValue(0.0)  # low enough that some unit is on over the span
     view.select.setChecked(True)
     qtbot.waitUntil(lambda: view.frame.selected is not None, timeout=10_000)
     chosen = view.frame.selected
-    assert chosen.map == "l0.fwd.f" and view.matches.count() == len(chosen.matches)
-    assert f"steps {chosen.start}–{chosen.end}" in view.selection.text()
-    if chosen.matches:
-        item = view.matches.item(0)
-        view.matches.itemDoubleClicked.emit(item)
-        wanted = f"validation sequence #{chosen.matches[0].sample}"
-        qtbot.waitUntil(lambda: view.frame.source == wanted, timeout=10_000)
+    assert chosen.map == "l0.fwd.f" and f"steps {chosen.start}–{chosen.end}" in view.selection.text()
+    # One step and a threshold that a unit passes there and stays below elsewhere on average: its most distinct.
+    gate = view.frame.maps["l0.fwd.f"]
+    elsewhere = (gate.sum(0) - gate) / (len(gate) - 1)  # each step's value against the mean of the other steps
+    step, unit = np.unravel_index(np.argmax(gate - elsewhere), gate.shape)
+    assert gate[step, unit] - elsewhere[step, unit] > 0.002  # a gap the box's three decimals can sit in
+    view.threshold.setValue(round(float(gate[step, unit] + elsewhere[step, unit]) / 2, 3))
+    view.span.setRegion((int(step), int(step) + 1))
+    view.span.sigRegionChangeFinished.emit(view.span)  # where a drag of the band ends
+    qtbot.waitUntil(lambda: unit in view.frame.selected.units, timeout=10_000)
+    chosen = view.frame.selected
+    assert view.matches.count() == len(chosen.matches) > 0  # the probe input is validation sequence #0 itself
+    view.matches.itemDoubleClicked.emit(view.matches.item(len(chosen.matches) - 1))
+    wanted = f"validation sequence #{chosen.matches[-1].sample}"
+    qtbot.waitUntil(lambda: view.frame.source == wanted, timeout=10_000)
 
 
 def test_a_kept_gradient_curve_stays_when_another_model_is_loaded(qtbot, window):

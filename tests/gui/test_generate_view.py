@@ -3,18 +3,12 @@ ends follow the boxes, a VAE shows its prior samples and latent walks and a plai
 
 import numpy as np
 
-from engine.presets import PRESETS
 from engine.probes.generating import GenerateFrame
+from tests.support import load_preset
 
 
 def load(qtbot, window, preset):
-    name = PRESETS[preset].make().name
-    window.builder.load_preset(preset)
-    qtbot.waitUntil(lambda: window.viewer.info is not None and window.viewer.info.name == name, timeout=30_000)
-    view = window.viewer.views[GenerateFrame]
-    window.viewer.tabs.setCurrentWidget(view)
-    qtbot.waitUntil(lambda: view.frame is not None, timeout=15_000)
-    return view
+    return load_preset(qtbot, window, preset, GenerateFrame)
 
 
 def test_painting_interpolating_and_sampling(qtbot, window):
