@@ -1,50 +1,9 @@
-"""Lumen: build, train and look inside neural networks.
+"""Lumen from a source checkout: ``python main.py [COMMAND ...]`` (no command: the window). The commands are
+listed in ``lumen/entry.py`` and by ``python main.py --help``; an installed Lumen runs the same as ``lumen``."""
 
-    python main.py                      the window
-    python main.py --self-test [PRESET] open the window offscreen, train a few steps, draw and export every view, exit
-    python main.py presets              list the model presets
-    python main.py datasets             list the built-in datasets
-    python main.py summary MODEL [--input C,H,W]     layer table of a preset or a spec JSON file
-    python main.py train MODEL [--data NAME|PATH] [--optimizer adam|adamw|sgd] [--schedule ...] [--device auto|cpu|cuda]
-                         --epochs N --out RUN_DIR     without --data, the preset's own dataset
-    python main.py import MODEL WEIGHTS_FILE --out RUN_DIR     a run folder from a state dict
-    python main.py export RUN_DIR --format torchscript|onnx|python|safetensors --out FILE
-    python main.py explain RUN_DIR --image FILE --method NAME --out OUT.png [--npy OUT.npy]   an attribution map
-    python main.py activations RUN_DIR --image FILE --layer NAME --out GRID.png [--npy MAPS.npy]   a layer's maps
-    python main.py dream RUN_DIR --layer NAME [--channel C] [--image FILE] --out IMG.png   DeepDream
-    python main.py gates RUN_DIR (--sample K | --sequence F.csv | --text T) --out G.npz   LSTM/GRU/RNN gates
-    python main.py sample RUN_DIR --n N [--steps K] --out GRID.png [--npy S.npy]   VAE prior or RBM/DBN Gibbs samples
-    python main.py reconstruct RUN_DIR --image FILE [--mask MASK.png] --out OUT.png   an autoencoder's reconstruction
-    python main.py neighbours RUN_DIR --image FILE --k 8 --out GRID.png   the nearest training pictures in latent space
-    python main.py likelihood RUN_DIR [--data NAME|PATH] [--method exact|ais] [--chains N] [--betas N]   an RBM's nats
-    python main.py runs                 the run store's runs; train --resume RUN continues one
+from lumen.entry import console, main
 
-Each command is a module of ``cli/``; this file parses and dispatches. Errors are one line on stderr
-(``lumen: …``) and a non-zero exit: 1 for a refused input, 2 for a bad command line. ``train`` stopped by Ctrl-C,
-SIGTERM or a closed stdout (``train … | head -1``) saves the run so far, marked interrupted, and exits 128 + the
-signal's number: 130 (SIGINT), 143 (SIGTERM), 141 (SIGPIPE, the reader left).
-"""
-
-from __future__ import annotations
-
-import sys
-
-import cli
-from cli.parser import parse
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse(cli.COMMANDS, argv)
-    if args.self_test is not None or args.command is None:
-        from gui.app import run_app
-
-        return run_app(self_test=args.self_test)
-    return cli.run(args)
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `python main.py presets | head`: the reader left; that is not an error
-        sys.stderr.close()
-        sys.exit(0)
+    console()

@@ -34,11 +34,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import torch
 
-from engine.data.shapes import SHAPE_CLASSES, shape_images
-from engine.explain.attribution import METHODS, attribute
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.spec.model_spec import ModelSpec
+from lumen.engine.data.shapes import SHAPE_CLASSES, shape_images
+from lumen.engine.explain.attribution import METHODS, attribute
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.model_spec import ModelSpec
 
 
 def captum_call(name: str, model: torch.nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -182,7 +182,7 @@ def dilated(masks: np.ndarray, pixels: int) -> np.ndarray:
 def full_size_slices() -> None:
     from captum.attr import IntegratedGradients
 
-    from engine.explain.attribution import attribute_steps
+    from lumen.engine.explain.attribution import attribute_steps
 
     torch.manual_seed(0)
     model = build_model(get_preset("resnet18")).eval()
@@ -217,8 +217,8 @@ def drop_latency(repeats: int) -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from engine.probes.attribution import AttributionFrame
-    from gui.main_window import MainWindow
+    from lumen.engine.probes.attribution import AttributionFrame
+    from lumen.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as folder:

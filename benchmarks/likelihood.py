@@ -17,17 +17,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.explain.likelihood import (
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.explain.likelihood import (
     ais_log_partition,
     exact_log_partition,
     log_likelihood,
     single_rbm,
     visible_data,
 )
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.training.loop import TrainConfig, Training
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.training.loop import TrainConfig, Training
 
 
 def main() -> None:

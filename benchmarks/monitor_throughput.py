@@ -35,14 +35,14 @@ import torch
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from engine.events import RunState, StepMetrics
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.training.fit import load_run_data, plan_run
-from engine.training.loop import TrainConfig, Training
-from gui.app import configure_pyqtgraph
-from gui.main_window import MainWindow, _training_threads
-from gui.panes.monitor import DEFAULT_LIVE_RATE, LIVE_RATES
+from lumen.engine.events import RunState, StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.training.fit import load_run_data, plan_run
+from lumen.engine.training.loop import TrainConfig, Training
+from lumen.gui.app import configure_pyqtgraph
+from lumen.gui.main_window import MainWindow, _training_threads
+from lumen.gui.panes.monitor import DEFAULT_LIVE_RATE, LIVE_RATES
 
 
 def rss_mb() -> float:

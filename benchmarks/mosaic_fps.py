@@ -24,9 +24,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 from PySide6.QtWidgets import QApplication
 
-from engine.probes.feature_maps import FeatureMapFrame, LayerMaps, tile
-from gui.app import configure_pyqtgraph
-from gui.views.feature_maps import FeatureMapView
+from lumen.engine.probes.feature_maps import FeatureMapFrame, LayerMaps, tile
+from lumen.gui.app import configure_pyqtgraph
+from lumen.gui.views.feature_maps import FeatureMapView
 
 
 def frame(step: int, maps: np.ndarray) -> FeatureMapFrame:

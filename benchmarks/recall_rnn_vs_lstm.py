@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from engine.data.sequences import recall
-from engine.events import EpochMetrics
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.training.config import TrainConfig
-from engine.training.fit import plan_run
-from engine.training.loop import Training
+from lumen.engine.data.sequences import recall
+from lumen.engine.events import EpochMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.training.config import TrainConfig
+from lumen.engine.training.fit import plan_run
+from lumen.engine.training.loop import Training
 
 FORGET_BIAS, INPUT_BIAS = 5.0, -5.0  # the LSTM layer's gate biases at the start ("chrono")
 

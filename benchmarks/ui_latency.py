@@ -28,13 +28,13 @@ import torch
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from engine.data.datasets import load_mnist
-from engine.events import StepMetrics
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.training.loop import TrainConfig, Training
-from gui.app import configure_pyqtgraph
-from gui.main_window import MainWindow, _training_threads
+from lumen.engine.data.datasets import load_mnist
+from lumen.engine.events import StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.training.loop import TrainConfig, Training
+from lumen.gui.app import configure_pyqtgraph
+from lumen.gui.main_window import MainWindow, _training_threads
 
 PERIOD_MS = 10
 

@@ -59,7 +59,7 @@ def settings(tmp_path):
 @pytest.fixture
 def window(qtbot, settings):
     """The real main window with LeNet-5 loaded and its first feature-map frame drawn."""
-    from gui.main_window import MainWindow
+    from lumen.gui.main_window import MainWindow
 
     w = MainWindow(settings)
     qtbot.addWidget(w)

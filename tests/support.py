@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "resources" / "samples"
+SAMPLES = ROOT / "lumen" / "resources" / "samples"
 
 
 def write_png(path: Path, width: int, height: int, rows_per_chunk: int = 500) -> None:
@@ -42,12 +42,12 @@ def one_line_error(result, *messages: str, status: int = 1) -> None:
 
 
 def all_presets() -> dict:
-    """engine.presets.PRESETS and every list or dict of presets in engine/presets/*.py."""
-    from engine.presets.preset import Preset
+    """lumen.engine.presets.PRESETS and every list or dict of presets in engine/presets/*.py."""
+    from lumen.engine.presets.preset import Preset
 
     found: dict[str, Preset] = {}
-    for path in sorted((ROOT / "engine" / "presets").glob("*.py")):
-        name = "engine.presets" if path.stem == "__init__" else f"engine.presets.{path.stem}"
+    for path in sorted((ROOT / "lumen" / "engine" / "presets").glob("*.py")):
+        name = "lumen.engine.presets" if path.stem == "__init__" else f"lumen.engine.presets.{path.stem}"
         module = importlib.import_module(name)
         for value in vars(module).values():
             items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
@@ -88,7 +88,7 @@ class Recorder:
 
 def state_is(state):
     """A Recorder predicate: a StatusChanged to ``state``."""
-    from engine.events import StatusChanged
+    from lumen.engine.events import StatusChanged
 
     return lambda e: isinstance(e, StatusChanged) and e.state is state
 
@@ -152,7 +152,7 @@ def load_preset(qtbot, window, preset: str, frame_type=None, dataset: str | None
     """Load ``preset`` in the real window as a user does (the monitor's *Data* box first, when ``dataset`` is
     given) and wait until the viewer has it; with ``frame_type``, raise that view's tab and wait for a frame
     (one that ``ready(frame)`` accepts, when given). Returns the view, or None without ``frame_type``."""
-    from engine.presets import PRESETS
+    from lumen.engine.presets import PRESETS
 
     name = PRESETS[preset].make().name
     if dataset is not None:

@@ -20,7 +20,7 @@ def main(csv_gz: str) -> None:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     images = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)
     labels = table[:, -1].astype(np.uint8)
-    np.savez_compressed(ROOT / "resources" / "mnist_5k.npz", images=images, labels=labels)
+    np.savez_compressed(ROOT / "lumen" / "resources" / "mnist_5k.npz", images=images, labels=labels)
     write_samples(images, labels)
     print(f"{len(images)} digits, label counts {np.bincount(labels).tolist()}")
 
@@ -29,7 +29,7 @@ def write_samples(images: np.ndarray, labels: np.ndarray) -> None:
     # Qt writes the PNGs; it is a dev-time convenience, not something the engine needs.
     from PySide6.QtGui import QImage
 
-    out = ROOT / "resources" / "samples"
+    out = ROOT / "lumen" / "resources" / "samples"
     out.mkdir(exist_ok=True)
     for digit in range(10):
         index = int(np.flatnonzero(labels == digit)[-1])  # from the validation end of the file

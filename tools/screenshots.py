@@ -19,13 +19,13 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from engine.data.shapes import shape_images  # noqa: E402
-from engine.events import RunState  # noqa: E402
-from engine.explain.jobs import DreamFrame  # noqa: E402
-from engine.probes.attribution import AttributionFrame  # noqa: E402
-from engine.probes.feature_maps import FeatureMapFrame  # noqa: E402
-from gui.app import configure_pyqtgraph  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
+from lumen.engine.data.shapes import shape_images  # noqa: E402
+from lumen.engine.events import RunState  # noqa: E402
+from lumen.engine.explain.jobs import DreamFrame  # noqa: E402
+from lumen.engine.probes.attribution import AttributionFrame  # noqa: E402
+from lumen.engine.probes.feature_maps import FeatureMapFrame  # noqa: E402
+from lumen.gui.app import configure_pyqtgraph  # noqa: E402
+from lumen.gui.main_window import MainWindow  # noqa: E402
 
 
 def pump(app: QApplication, seconds: float) -> None:
@@ -62,7 +62,7 @@ def main() -> None:
     window.train_action.trigger()
     while window.state is not RunState.FINISHED:
         pump(app, 0.2)
-    drop(window.viewer, ROOT / "resources" / "samples" / "digit_3.png")
+    drop(window.viewer, ROOT / "lumen" / "resources" / "samples" / "digit_3.png")
     pump(app, 2)
     window.grab().save(str(ROOT / "docs" / "screenshot-training.png"))
     frame = window.viewer.frames[FeatureMapFrame]
@@ -71,7 +71,7 @@ def main() -> None:
     # The attribution view: saliency and Grad-CAM side by side on the dropped digit.
     attribution = window.viewer.views[AttributionFrame]
     window.viewer.tabs.setCurrentWidget(attribution)
-    drop(window.viewer, ROOT / "resources" / "samples" / "digit_7.png")
+    drop(window.viewer, ROOT / "lumen" / "resources" / "samples" / "digit_7.png")
     while (
         window.viewer.frames.get(AttributionFrame) is None
         or window.viewer.frames[AttributionFrame].source != "digit_7.png"

@@ -24,8 +24,8 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.graph.model import GraphModel
-from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS
+from lumen.engine.graph.model import GraphModel
+from lumen.engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS
 
 MANIFEST = Path(__file__).resolve().parent.parent / "tests" / "data" / "torchvision_manifest.json"
 

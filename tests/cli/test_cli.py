@@ -25,7 +25,7 @@ def test_summary_table_ends_with_the_total(tmp_path):
     assert lines[-1] == "total params: 61706"
     assert any(line.split()[:4] == ["conv2", "conv2d", "16×10×10", "2,416"] for line in lines)
     spec_file = tmp_path / "mine.json"
-    from engine.presets import get_preset
+    from lumen.engine.presets import get_preset
 
     get_preset("lenet5").save(spec_file)
     assert lumen("summary", spec_file).stdout.splitlines()[-1] == "total params: 61706"
@@ -79,11 +79,11 @@ def test_train_writes_a_run_folder_that_reloads(tmp_path):
     assert run["config"]["lr"] == 0.002 and run["config"]["batch_size"] == 128 and run["steps"] == 36
     assert 0.5 < run["final"]["val_accuracy"] <= 1.0
 
-    from engine.data.datasets import load_mnist
-    from engine.graph.model import build_model
-    from engine.io.runs import load_weights
-    from engine.spec.model_spec import ModelSpec
-    from engine.training.loop import TrainConfig, Training
+    from lumen.engine.data.datasets import load_mnist
+    from lumen.engine.graph.model import build_model
+    from lumen.engine.io.runs import load_weights
+    from lumen.engine.spec.model_spec import ModelSpec
+    from lumen.engine.training.loop import TrainConfig, Training
 
     model = build_model(ModelSpec.load(out / "model.json"))
     load_weights(model, out / "weights.safetensors")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.graph.model import build_model
-from engine.io.runs import save_run
-from engine.presets import get_preset
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.runs import save_run
+from lumen.engine.presets import get_preset
 from tests.support import SAMPLES, lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,10 +37,10 @@ def test_activations_writes_the_grid_and_the_raw_maps(run_dir, tmp_path):
     grid = np.asarray(Image.open(out))
     assert grid.ndim == 3 and grid.shape[2] == 3 and min(grid.shape[:2]) >= 400
     # The same numbers as the engine gives for that picture.
-    from engine.data.images import image_input
-    from engine.explain.activations import activations
-    from engine.io.image_files import read_image
-    from engine.io.runs import open_run
+    from lumen.engine.data.images import image_input
+    from lumen.engine.explain.activations import activations
+    from lumen.engine.io.image_files import read_image
+    from lumen.engine.io.runs import open_run
 
     model = open_run(run_dir)
     x = image_input(read_image(SAMPLES / "digit_7.png"), (1, 28, 28), digits=True)

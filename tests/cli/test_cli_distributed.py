@@ -15,12 +15,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.data.datasets import load_dataset
-from engine.graph.model import build_model
-from engine.io.store import RunStore
-from engine.presets import get_preset
-from engine.training.config import TrainConfig
-from engine.training.loop import Training
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.store import RunStore
+from lumen.engine.presets import get_preset
+from lumen.engine.training.config import TrainConfig
+from lumen.engine.training.loop import Training
 
 ROOT = Path(__file__).resolve().parents[2]
 # SGD without momentum, a fixed seed and order: each step is one gradient step on the same global batch.
@@ -91,8 +91,8 @@ def test_each_process_computes_its_strided_share_of_every_global_batch():
 
 
 def test_a_global_batch_that_does_not_split_evenly_is_refused():
-    from engine.errors import LumenError
-    from engine.training.distributed import Group
+    from lumen.engine.errors import LumenError
+    from lumen.engine.training.distributed import Group
 
     with pytest.raises(LumenError, match="split evenly over 2 processes"):
         Group(0, 2, 0, "gloo").config_for(TrainConfig(batch_size=33))
@@ -100,7 +100,7 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused():
 
 
 def test_without_the_launcher_training_stays_single_process(monkeypatch):
-    from engine.training.distributed import init_from_env
+    from lumen.engine.training.distributed import init_from_env
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert init_from_env() is None
@@ -126,7 +126,7 @@ def test_a_taken_out_is_refused_once_by_rank_0_and_every_process_exits_1(tmp_pat
     """Rank 0 alone checks --out, before the process group starts; every process hears its refusal and exits 1
     before any work, and the lumen line is printed once (the launcher's own summary of the failed processes
     follows: torch.distributed.run prints it for any process that exits non-zero)."""
-    from engine.io.runs import save_run
+    from lumen.engine.io.runs import save_run
 
     out = tmp_path / "taken"
     save_run(out, get_preset("lenet5"), build_model(get_preset("lenet5")), [], {"mine": True})

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.graph.model import build_model
-from engine.presets import get_preset
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
 from tests.support import all_presets, lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,7 +259,7 @@ def _every_preset():
 @pytest.mark.parametrize("name", list(_every_preset()))
 def test_summary_covers_every_preset(tmp_path, capsys, name):
     import main
-    from engine.presets import PRESETS
+    from lumen.engine.presets import PRESETS
 
     spec = _every_preset()[name].make()
     arg = name

@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-import cli.explain
+import lumen.cli.explain as cli_explain
 import main
-from cli import COMMANDS
-from cli.parser import parse
-from engine.explain.attribution import METHODS, attribute
-from engine.graph.model import build_model
-from engine.io.runs import open_run, save_run
-from engine.presets import get_preset
+from lumen.cli import COMMANDS
+from lumen.cli.parser import parse
+from lumen.engine.explain.attribution import METHODS, attribute
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.runs import open_run, save_run
+from lumen.engine.presets import get_preset
 from tests.support import one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,7 +160,7 @@ def test_a_write_that_fails_leaves_none_of_the_files(run_dir, digit, tmp_path, c
     def disk_full(path, array):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli.explain, "save_npy", disk_full)
+    monkeypatch.setattr(cli_explain, "save_npy", disk_full)
     out, npy = tmp_path / "map.png", tmp_path / "map.npy"
     code = main.main(["explain", str(run_dir), "--image", str(digit), "--method", "saliency"] + ["--out", str(out)])
     assert code == 0 and out.is_file()  # no .npy asked for: the PNG alone

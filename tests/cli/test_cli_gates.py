@@ -12,12 +12,12 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from engine.explain.gates import capture_gates
-from engine.graph.model import build_model
-from engine.io.runs import open_run, save_run
-from engine.presets import get_preset
-from engine.spec.model_spec import ModelSpec
-from engine.training.fit import load_run_data
+from lumen.engine.explain.gates import capture_gates
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.runs import open_run, save_run
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.engine.training.fit import load_run_data
 from tests.support import lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]

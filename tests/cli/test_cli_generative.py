@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.data.images import image_input
-from engine.explain.generative import prior_samples
-from engine.graph.model import build_model
-from engine.io.image_files import read_image
-from engine.io.runs import open_run, save_run
-from engine.presets import get_preset
-from engine.spec.model_spec import ModelSpec
-from engine.training.fit import load_run_data
+from lumen.engine.data.images import image_input
+from lumen.engine.explain.generative import prior_samples
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.image_files import read_image
+from lumen.engine.io.runs import open_run, save_run
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.engine.training.fit import load_run_data
 from tests.support import lumen, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.presets import get_preset
-from engine.spec.model_spec import ModelSpec
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.model_spec import ModelSpec
 from tests.support import lumen, one_line_error, relu_chain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_printed_names_are_sanitised(tmp_path):
 
 
 def _lenet_weights(tmp_path):
-    from engine.graph.model import build_model
+    from lumen.engine.graph.model import build_model
 
     path = tmp_path / "lenet.pth"
     torch.save(build_model(get_preset("lenet5")).state_dict(), path)

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from engine.data.images import prepared_input
-from engine.graph.model import build_model
-from engine.io.runs import class_list, read_run_info, run_classes
-from engine.presets import get_preset
-from engine.spec.preprocess import IMAGENET
+from lumen.engine.data.images import prepared_input
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.runs import class_list, read_run_info, run_classes
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.preprocess import IMAGENET
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.io.store import RunStore, checkpoints
+from lumen.engine.io.store import RunStore, checkpoints
 from tests.support import one_line_error
 
 MAIN = Path(__file__).resolve().parents[2] / "main.py"
@@ -155,13 +155,13 @@ def _stopped_run(data_dir: Path, out: Path) -> str:
     """A run recorded in the store as stopped at step 3 with a checkpoint, as a stopped train leaves it."""
     import torch
 
-    from engine.data.datasets import load_dataset
-    from engine.graph.model import build_model
-    from engine.io.store import RunRecorder
-    from engine.presets import get_preset
-    from engine.training.config import TrainConfig
-    from engine.training.loop import Training
-    from engine.training.resume import training_state
+    from lumen.engine.data.datasets import load_dataset
+    from lumen.engine.graph.model import build_model
+    from lumen.engine.io.store import RunRecorder
+    from lumen.engine.presets import get_preset
+    from lumen.engine.training.config import TrainConfig
+    from lumen.engine.training.loop import Training
+    from lumen.engine.training.resume import training_state
 
     torch.manual_seed(0)
     spec = get_preset("lenet5")
@@ -183,9 +183,9 @@ def _stopped_run(data_dir: Path, out: Path) -> str:
 def test_resume_checks_its_run_folder_before_the_first_batch(tmp_path, lumen_data_dir):
     """README: --out is checked before the first batch. A resume whose folder holds another run (no --force),
     other files, or is a file, is refused at once and changes nothing in the store."""
-    from engine.graph.model import build_model
-    from engine.io.runs import save_run
-    from engine.presets import get_preset
+    from lumen.engine.graph.model import build_model
+    from lumen.engine.io.runs import save_run
+    from lumen.engine.presets import get_preset
 
     out = tmp_path / "run"
     run_id = _stopped_run(lumen_data_dir, out)
@@ -213,9 +213,9 @@ def test_resume_checks_its_run_folder_before_the_first_batch(tmp_path, lumen_dat
 def test_a_run_folder_is_replaced_in_one_step(tmp_path, monkeypatch):
     """Replacing a run (a resume over its interrupted folder, --force) swaps the folders atomically: the run
     folder is never missing, and nothing is left beside it."""
-    from engine.graph.model import build_model
-    from engine.io.runs import save_run
-    from engine.presets import get_preset
+    from lumen.engine.graph.model import build_model
+    from lumen.engine.io.runs import save_run
+    from lumen.engine.presets import get_preset
 
     out, spec = tmp_path / "run", get_preset("lenet5")
     save_run(out, spec, build_model(spec), [], {"which": "old"})

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.io.store import DB_FILE, LOCK_WAIT_S, RunStore
+from lumen.engine.io.store import DB_FILE, LOCK_WAIT_S, RunStore
 from tests.engine.test_store_failures import damaged_store
 from tests.support import one_line_error
 

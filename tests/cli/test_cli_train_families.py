@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import main
-from engine.presets import PRESETS
-from engine.presets.cnn import FULL_SIZE_PRESETS
+from lumen.engine.presets import PRESETS
+from lumen.engine.presets.cnn import FULL_SIZE_PRESETS
 from tests.support import one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +62,8 @@ def test_every_preset_trains_a_few_steps_on_its_own_dataset(name, tmp_path):
     ],
 )
 def test_another_dataset_resizes_the_model_and_says_so_in_one_line(model, data, said):
-    from engine.presets import get_preset
-    from engine.training.fit import load_run_data, plan_run
+    from lumen.engine.presets import get_preset
+    from lumen.engine.training.fit import load_run_data, plan_run
 
     loaded, preferred = load_run_data(get_preset(model), data)
     line = plan_run(get_preset(model), loaded, None, preferred).line()

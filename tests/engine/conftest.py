@@ -2,9 +2,9 @@
 
 import pytest
 
-from engine.events import RunState
-from engine.presets import get_preset
-from engine.runtime.worker import EngineWorker
+from lumen.engine.events import RunState
+from lumen.engine.presets import get_preset
+from lumen.engine.runtime.worker import EngineWorker
 from tests.support import Recorder, state_is
 
 

@@ -8,22 +8,22 @@ import pytest
 import torch
 from torch import nn
 
-from engine.data.datasets import load_dataset
-from engine.data.images import affine
-from engine.errors import LumenError
-from engine.explain.activations import activation_after, activations, layer_names, record
-from engine.explain.dream import DreamSettings, dream, dream_steps
-from engine.explain.filters import filter_image
-from engine.explain.jobs import DreamFrame
-from engine.explain.maximize import MaximizeSettings, MaximizeTarget, maximize, objective_value
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.probes.base import Probe, ProbeContext, ProbeInput
-from engine.probes.feature_maps import FeatureMapFrame, FeatureMaps, FeatureMapSettings
-from engine.probes.filters import Filters, FilterSettings
-from engine.runtime.commands import CancelJob, ConfigureProbe, Dream, Maximize, TransformProbe
-from engine.spec.model_spec import ModelSpec
-from engine.training.loop import TrainConfig, Training
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.data.images import affine
+from lumen.engine.errors import LumenError
+from lumen.engine.explain.activations import activation_after, activations, layer_names, record
+from lumen.engine.explain.dream import DreamSettings, dream, dream_steps
+from lumen.engine.explain.filters import filter_image
+from lumen.engine.explain.jobs import DreamFrame
+from lumen.engine.explain.maximize import MaximizeSettings, MaximizeTarget, maximize, objective_value
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.base import Probe, ProbeContext, ProbeInput
+from lumen.engine.probes.feature_maps import FeatureMapFrame, FeatureMaps, FeatureMapSettings
+from lumen.engine.probes.filters import Filters, FilterSettings
+from lumen.engine.runtime.commands import CancelJob, ConfigureProbe, Dream, Maximize, TransformProbe
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.engine.training.loop import TrainConfig, Training
 
 
 @pytest.fixture(scope="module")

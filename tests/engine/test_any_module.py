@@ -6,13 +6,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.explain.attribution import AttributionSettings, attribute
-from engine.probes.attribution import AttributionProbe
-from engine.probes.base import ProbeContext, ProbeInput
-from engine.probes.feature_maps import FeatureMaps, FeatureMapSettings
-from engine.probes.filters import Filters
-from engine.probes.gradients import GradientNorms
-from engine.probes.histograms import Histograms
+from lumen.engine.explain.attribution import AttributionSettings, attribute
+from lumen.engine.probes.attribution import AttributionProbe
+from lumen.engine.probes.base import ProbeContext, ProbeInput
+from lumen.engine.probes.feature_maps import FeatureMaps, FeatureMapSettings
+from lumen.engine.probes.filters import Filters
+from lumen.engine.probes.gradients import GradientNorms
+from lumen.engine.probes.histograms import Histograms
 
 CLASSES = tuple("abcd")
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.errors import LumenError
-from engine.events import ModelInfo
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.probes.autoencoder import AutoencoderSettings, Autoencoding, two_dimensions
-from engine.probes.base import ProbeContext
-from engine.training.fit import plan_run
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.errors import LumenError
+from lumen.engine.events import ModelInfo
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.autoencoder import AutoencoderSettings, Autoencoding, two_dimensions
+from lumen.engine.probes.base import ProbeContext
+from lumen.engine.training.fit import plan_run
 
 
 def fitted(preset):
@@ -109,8 +109,8 @@ def test_a_sparse_code_reports_its_units_mean_activation_and_a_contractive_one_i
 
 
 def test_the_probe_input_is_scored_placed_and_given_its_nearest_validation_samples():
-    from engine.probes.autoencoder import fit_plane
-    from engine.probes.base import ProbeInput
+    from lumen.engine.probes.autoencoder import fit_plane
+    from lumen.engine.probes.base import ProbeInput
 
     model, data = fitted("ae_undercomplete")
     square = torch.zeros(1, 1, 28, 28)

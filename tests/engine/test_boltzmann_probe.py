@@ -7,16 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from engine.data.datasets import load_dataset
-from engine.errors import LumenError
-from engine.events import ModelInfo
-from engine.graph.model import build_model
-from engine.modules.boltzmann import RBM
-from engine.presets import get_preset
-from engine.probes.base import ProbeContext
-from engine.probes.boltzmann import MAX_FILTERS, SHOWN, Boltzmann, BoltzmannSettings
-from engine.training.fit import plan_run
-from engine.training.info import model_info
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.errors import LumenError
+from lumen.engine.events import ModelInfo
+from lumen.engine.graph.model import build_model
+from lumen.engine.modules.boltzmann import RBM
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.base import ProbeContext
+from lumen.engine.probes.boltzmann import MAX_FILTERS, SHOWN, Boltzmann, BoltzmannSettings
+from lumen.engine.training.fit import plan_run
+from lumen.engine.training.info import model_info
 
 
 def info(family: str, shape: tuple[int, ...] = (1, 28, 28)) -> ModelInfo:

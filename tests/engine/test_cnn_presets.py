@@ -9,13 +9,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine.data.datasets import Dataset
-from engine.errors import DataError
-from engine.graph.model import GraphModel, build_model, infer_shapes, summarize
-from engine.io.runs import load_weights
-from engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS, PICTURE_PRESETS, SMALL_PRESETS
-from engine.spec.model_spec import ModelSpec
-from engine.training.loop import TrainConfig, Training
+from lumen.engine.data.datasets import Dataset
+from lumen.engine.errors import DataError
+from lumen.engine.graph.model import GraphModel, build_model, infer_shapes, summarize
+from lumen.engine.io.runs import load_weights
+from lumen.engine.presets.cnn import CNN_PRESETS, FULL_SIZE_PRESETS, PICTURE_PRESETS, SMALL_PRESETS
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.engine.training.loop import TrainConfig, Training
 
 MANIFEST = json.loads((Path(__file__).parents[1] / "data" / "torchvision_manifest.json").read_text())
 MAKE = {p.name: p.make for p in CNN_PRESETS}
@@ -162,7 +162,7 @@ def test_fitting_weights_load_and_give_the_same_outputs(tmp_path):
 
 @pytest.mark.parametrize("name", FULL_SIZE_PRESETS)
 def test_full_size_presets_carry_imagenets_preparation(name):
-    from engine.spec.preprocess import IMAGENET
+    from lumen.engine.spec.preprocess import IMAGENET
 
     spec = MAKE[name]()
     assert spec.preprocess == IMAGENET
@@ -171,8 +171,8 @@ def test_full_size_presets_carry_imagenets_preparation(name):
 
 
 def test_shapes_gap_cnn_keeps_a_16x16_grid_up_to_global_average_pooling():
-    from engine.explain.attribution import suggested_layer
-    from engine.presets import PRESETS
+    from lumen.engine.explain.attribution import suggested_layer
+    from lumen.engine.presets import PRESETS
 
     spec = MAKE["shapes_gap_cnn"]()
     assert spec.input_shape == (3, 32, 32) and spec.preprocess is None

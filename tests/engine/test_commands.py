@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.runtime import commands
-from engine.runtime.commands import Command, ProbeImage, Quit, Train
-from engine.runtime.session import Session
-from engine.runtime.worker import EngineWorker
-from engine.training.loop import TrainConfig
+from lumen.engine.runtime import commands
+from lumen.engine.runtime.commands import Command, ProbeImage, Quit, Train
+from lumen.engine.runtime.session import Session
+from lumen.engine.runtime.worker import EngineWorker
+from lumen.engine.training.loop import TrainConfig
 
 
 def test_every_command_is_a_frozen_dataclass_with_a_handler():

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.data.files import MAX_CLASSES, check_out_of_data, csv_series, idx_file, image_folder, read_idx
-from engine.errors import DataError
+from lumen.engine.data.files import MAX_CLASSES, check_out_of_data, csv_series, idx_file, image_folder, read_idx
+from lumen.engine.errors import DataError
 
 
 def write_idx(path, array, code):

@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 
-from engine.data.datasets import load_dataset
-from engine.data.preview import CURVES, IMAGES, TOKENS, DatasetPreview, dataset_preview
-from engine.events import RunState, StatusChanged
-from engine.presets import get_preset
-from engine.runtime.worker import EngineWorker
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.data.preview import CURVES, IMAGES, TOKENS, DatasetPreview, dataset_preview
+from lumen.engine.events import RunState, StatusChanged
+from lumen.engine.presets import get_preset
+from lumen.engine.runtime.worker import EngineWorker
 
 
 def test_images_make_a_grid_in_range_with_their_labels():

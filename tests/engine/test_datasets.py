@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import sequences
-from engine.data.datasets import DATASETS, TASKS, load_dataset
-from engine.errors import DataError
+from lumen.engine.data import sequences
+from lumen.engine.data.datasets import DATASETS, TASKS, load_dataset
+from lumen.engine.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def test_text_windows_predict_the_next_character():
 
 
 def test_the_bundled_text_says_its_licence():
-    attribution = (ROOT / "resources" / "ATTRIBUTION.md").read_text()
+    attribution = (ROOT / "lumen" / "resources" / "ATTRIBUTION.md").read_text()
     assert "text/corpus.txt" in attribution and "public domain" in attribution
 
 

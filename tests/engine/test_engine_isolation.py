@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_engine_imports_no_qt_pyqtgraph_or_gui():
     modules = sorted(
         ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        for p in (ROOT / "engine").rglob("*.py")
+        for p in (ROOT / "lumen" / "engine").rglob("*.py")
     )
     code = (
         "import sys, importlib\n"

@@ -15,11 +15,11 @@ from captum.attr import (
 )
 from torch import nn
 
-from engine.data.datasets import load_dataset
-from engine.data.shapes import SHAPE_CLASSES, make_shapes, shape_images
-from engine.errors import DataError
-from engine.events import RunState
-from engine.explain.attribution import (
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.data.shapes import SHAPE_CLASSES, make_shapes, shape_images
+from lumen.engine.errors import DataError
+from lumen.engine.events import RunState
+from lumen.engine.explain.attribution import (
     METHODS,
     AttributionSettings,
     ExplainError,
@@ -28,13 +28,13 @@ from engine.explain.attribution import (
     blurred,
     suggested_layer,
 )
-from engine.graph.model import build_model
-from engine.io.image_files import read_image
-from engine.presets import get_preset
-from engine.probes import PROBES, ProbeContext, ProbeInput
-from engine.probes.attribution import AttributionFrame, AttributionProbe
-from engine.runtime.commands import ConfigureProbe
-from engine.runtime.worker import EngineWorker
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.image_files import read_image
+from lumen.engine.presets import get_preset
+from lumen.engine.probes import PROBES, ProbeContext, ProbeInput
+from lumen.engine.probes.attribution import AttributionFrame, AttributionProbe
+from lumen.engine.runtime.commands import ConfigureProbe
+from lumen.engine.runtime.worker import EngineWorker
 from tests.support import Recorder, state_is
 
 
@@ -203,7 +203,7 @@ def test_settings_are_checked_when_made():
 
 
 def test_black_picture_input_is_the_preparation_of_black_or_none():
-    from engine.data.images import image_input
+    from lumen.engine.data.images import image_input
 
     pixels = np.full((40, 30, 3), 200, np.uint8)
     black = black_picture_input(lambda p: image_input(p, (3, 16, 16), digits=False), pixels)
@@ -237,7 +237,7 @@ def test_the_probe_makes_two_maps_side_by_side(lenet, x):
 
 
 def test_the_probe_shows_a_method_that_cannot_explain_the_model_as_a_message(x):
-    from engine.spec.model_spec import ModelSpec
+    from lumen.engine.spec.model_spec import ModelSpec
 
     spec = ModelSpec.sequential(
         "mlp", (1, 28, 28), [("flatten", "flatten", {}), ("fc", "linear", {"out_features": 10})]

@@ -9,19 +9,19 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from engine.data.images import image_input, prepared_input
-from engine.errors import LumenError, SpecError
-from engine.events import RunState
-from engine.explain.attribution import AttributionSettings, attribute, attribute_steps, step_chunk
-from engine.graph.model import build_model
-from engine.jobs import Job
-from engine.presets import get_preset
-from engine.probes import ProbeContext, ProbeInput, runner
-from engine.probes.attribution import AttributionFrame, AttributionProbe, BaselinePicture
-from engine.runtime.commands import CancelJob, ConfigureProbe
-from engine.runtime.worker import EngineWorker
-from engine.spec.model_spec import ModelSpec
-from engine.spec.preprocess import IMAGENET, Preprocess
+from lumen.engine.data.images import image_input, prepared_input
+from lumen.engine.errors import LumenError, SpecError
+from lumen.engine.events import RunState
+from lumen.engine.explain.attribution import AttributionSettings, attribute, attribute_steps, step_chunk
+from lumen.engine.graph.model import build_model
+from lumen.engine.jobs import Job
+from lumen.engine.presets import get_preset
+from lumen.engine.probes import ProbeContext, ProbeInput, runner
+from lumen.engine.probes.attribution import AttributionFrame, AttributionProbe, BaselinePicture
+from lumen.engine.runtime.commands import CancelJob, ConfigureProbe
+from lumen.engine.runtime.worker import EngineWorker
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.engine.spec.preprocess import IMAGENET, Preprocess
 from tests.support import Recorder, state_is
 
 
@@ -276,8 +276,8 @@ def test_grey_pictures_for_rgb_models_and_back():
 
 
 def test_fitting_a_full_size_preset_to_lumens_data_drops_imagenets_preparation():
-    from engine.data.datasets import load_dataset
-    from engine.training.fit import fit_to_data
+    from lumen.engine.data.datasets import load_dataset
+    from lumen.engine.training.fit import fit_to_data
 
     fitted = fit_to_data(get_preset("resnet18"), load_dataset("shapes"), "classification")
     assert fitted.spec.preprocess is None and any("preparation" in c for c in fitted.changes)
@@ -289,7 +289,7 @@ def test_fitting_a_full_size_preset_to_lumens_data_drops_imagenets_preparation()
 def test_imported_weights_carry_imagenets_class_names(tmp_path):
     from safetensors.torch import save_file
 
-    from engine.io.runs import class_list, import_run, read_run_info, run_classes
+    from lumen.engine.io.runs import class_list, import_run, read_run_info, run_classes
 
     names = class_list("imagenet")
     assert len(names) == 1000 and names[0] == "tench" and names[207] == "golden retriever" and len(set(names)) == 1000

@@ -14,12 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from engine.errors import LumenError
-from engine.graph import model as graph
-from engine.io import export
-from engine.layers import LAYERS, LayerType
-from engine.presets import Preset
-from engine.spec.model_spec import ModelSpec
+from lumen.engine.errors import LumenError
+from lumen.engine.graph import model as graph
+from lumen.engine.io import export
+from lumen.engine.layers import LAYERS, LayerType
+from lumen.engine.presets import Preset
+from lumen.engine.spec.model_spec import ModelSpec
 from tests.support import all_presets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def test_python_source_reproduces_the_preset(name):
         if isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
-    assert "engine" not in imported and "torch" in imported
+    assert not {"lumen", "engine"} & imported and "torch" in imported
     copy = _run_source(source, _class_name(source))
     copy.load_state_dict(model.state_dict(), strict=True)
     _same_outputs(model, copy, graph.example_input(spec))
@@ -134,12 +134,12 @@ def test_python_source_is_written_from_the_layer_registry():
     assert "self.noise = Noise(noise='masking', amount=0.25)\n" in calls
     # Lumen's own classes: their files copied whole, once each, their imports merged into the header
     for module in ("pool", "autoencoder"):
-        text = (ROOT / "engine" / "modules" / f"{module}.py").read_text(encoding="utf-8")
+        text = (ROOT / "lumen" / "engine" / "modules" / f"{module}.py").read_text(encoding="utf-8")
         body = text[text.index("\n\n\n") :].strip()  # after the docstring and imports
         assert source.count(body) == 1, module
     assert "import torch.nn.functional as F" in source and "from typing import Any" in source
     assert source.index("from typing import Any") < source.index("import torch\n")  # standard library first
-    assert "engine" not in source.split('"""', 2)[2].replace("engine/modules", "")
+    assert "lumen." not in source and "engine" not in source.split('"""', 2)[2].replace("engine/modules", "")
 
 
 def test_python_source_works_under_a_profiler():

@@ -4,14 +4,14 @@ computes them from the module and the input it receives; only for recurrent mode
 import numpy as np
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.events import ModelInfo
-from engine.explain.gates import capture_gates, hidden_gradients
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.probes.base import ProbeContext, ProbeInput
-from engine.probes.gates import Gates, GateSettings
-from engine.training.fit import plan_run
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.events import ModelInfo
+from lumen.engine.explain.gates import capture_gates, hidden_gradients
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.base import ProbeContext, ProbeInput
+from lumen.engine.probes.gates import Gates, GateSettings
+from lumen.engine.training.fit import plan_run
 
 
 def info(family: str) -> ModelInfo:

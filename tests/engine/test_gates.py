@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.explain.gates import capture_gates, hidden_gradients
+from lumen.engine.explain.gates import capture_gates, hidden_gradients
 
 T, B, F, H = 7, 3, 5, 6
 

@@ -4,14 +4,14 @@ them (checked against the decoder called by hand); only for autoencoders of pict
 import numpy as np
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.events import ModelInfo
-from engine.explain.generative import split_autoencoder
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.probes.base import ProbeContext, ProbeInput
-from engine.probes.generating import SAMPLES, WALK, GenerateSettings, Generating
-from engine.training.fit import plan_run
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.events import ModelInfo
+from lumen.engine.explain.generative import split_autoencoder
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.base import ProbeContext, ProbeInput
+from lumen.engine.probes.generating import SAMPLES, WALK, GenerateSettings, Generating
+from lumen.engine.training.fit import plan_run
 
 
 def fitted(preset):

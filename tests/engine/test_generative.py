@@ -5,9 +5,9 @@ model's own forward pass, codes built by hand, torch.cdist, a count."""
 import pytest
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.events import StepMetrics
-from engine.explain.generative import (
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.events import StepMetrics
+from lumen.engine.explain.generative import (
     NotAnAutoencoder,
     anomaly,
     grid,
@@ -18,10 +18,10 @@ from engine.explain.generative import (
     split_autoencoder,
     traversal,
 )
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.spec.model_spec import ModelSpec, Node
-from engine.training.loop import TrainConfig, Training
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.model_spec import ModelSpec, Node
+from lumen.engine.training.loop import TrainConfig, Training
 
 AUTOENCODERS = ("ae_undercomplete", "ae_sparse", "ae_contractive", "ae_denoising", "vae")
 
@@ -145,7 +145,7 @@ def test_inpainting_with_nothing_known_starts_at_one_half_and_a_mask_must_fit():
 
 
 def test_neighbours_rank_as_brute_force_cdist(monkeypatch):
-    import engine.explain.generative as generative
+    import lumen.engine.explain.generative as generative
 
     monkeypatch.setattr(generative, "ENCODE_BATCH", 7)  # several batches
     model = model_of("ae_undercomplete")

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from engine.errors import SpecError
-from engine.graph.model import build_model, infer_shapes, summarize
-from engine.layers.boltzmann import boltzmann_stack
-from engine.presets.generative import GENERATIVE_PRESETS
-from engine.spec.model_spec import ModelSpec, Node
+from lumen.engine.errors import SpecError
+from lumen.engine.graph.model import build_model, infer_shapes, summarize
+from lumen.engine.layers.boltzmann import boltzmann_stack
+from lumen.engine.presets.generative import GENERATIVE_PRESETS
+from lumen.engine.spec.model_spec import ModelSpec, Node
 
 PRESETS = {p.name: p for p in GENERATIVE_PRESETS}
 BOLTZMANN = ("rbm", "rbm16", "dbn", "dbm")

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-import engine.layers
-import engine.modules
-from engine.layers import LAYERS, LayerType
-from engine.layers.base import FAMILIES
+import lumen.engine.layers as engine_layers
+import lumen.engine.modules as engine_modules
+from lumen.engine.layers import LAYERS, LayerType
+from lumen.engine.layers.base import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = {"base", "geometry"}  # what the family modules share; they define no layer types
@@ -21,8 +21,8 @@ SHARED = {"base", "geometry"}  # what the family modules share; they define no l
 
 def _family_modules() -> list:
     return [
-        importlib.import_module(f"engine.layers.{info.name}")
-        for info in pkgutil.iter_modules(engine.layers.__path__)
+        importlib.import_module(f"lumen.engine.layers.{info.name}")
+        for info in pkgutil.iter_modules(engine_layers.__path__)
         if info.name not in SHARED
     ]
 
@@ -35,7 +35,7 @@ def test_the_registry_is_the_union_of_the_family_lists():
 
 def test_importing_a_family_module_registers_nothing():
     before = dict(LAYERS)
-    conv = importlib.reload(sys.modules["engine.layers.conv"])  # runs the module again, as a first import would
+    conv = importlib.reload(sys.modules["lumen.engine.layers.conv"])  # runs the module again, as a first import would
     assert LAYERS == before and all(LAYERS[n] is before[n] for n in before)  # nothing added, nothing replaced
     assert {layer.name for layer in conv.LAYER_TYPES} <= set(LAYERS)
 
@@ -44,14 +44,14 @@ def test_family_modules_never_import_the_registry():
     for module in _family_modules():
         tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-        assert "engine.layers" not in imported, module.__name__
-        assert not any(name.startswith("engine.presets") for name in imported if name), module.__name__
+        assert "lumen.engine.layers" not in imported, module.__name__
+        assert not any(name.startswith("lumen.engine.presets") for name in imported if name), module.__name__
 
 
 def test_a_name_defined_twice_is_refused():
     relu = LAYERS["relu"]
     with pytest.raises(ValueError, match="layer type 'relu' is defined twice"):
-        engine.layers._registry([[relu], [relu]])
+        engine_layers._registry([[relu], [relu]])
 
 
 def _layer(**changes) -> LayerType:
@@ -93,7 +93,7 @@ def test_every_layer_type_names_a_family_and_builds_its_module_from_kwargs():
 
 # ---- engine/modules: what an export copies whole ------------------------------------------------------
 
-MODULE_FILES = sorted((ROOT / "engine" / "modules").glob("*.py"))
+MODULE_FILES = sorted((ROOT / "lumen" / "engine" / "modules").glob("*.py"))
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -129,8 +129,8 @@ def test_module_files_define_each_top_level_name_once_between_them():
 
 
 def test_lumen_modules_take_explicit_keyword_arguments():
-    for info in pkgutil.iter_modules(engine.modules.__path__):
-        module = importlib.import_module(f"engine.modules.{info.name}")
+    for info in pkgutil.iter_modules(engine_modules.__path__):
+        module = importlib.import_module(f"lumen.engine.modules.{info.name}")
         for cls in vars(module).values():
             if (
                 isinstance(cls, type)

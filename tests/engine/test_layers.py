@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.errors import SpecError
-from engine.graph.analysis import analyze
-from engine.graph.model import build_model, example_input, infer_shapes
-from engine.layers import LAYERS, in_domain, param_domains
-from engine.presets import get_preset
-from engine.spec.model_spec import ModelSpec, Node
+from lumen.engine.errors import SpecError
+from lumen.engine.graph.analysis import analyze
+from lumen.engine.graph.model import build_model, example_input, infer_shapes
+from lumen.engine.layers import LAYERS, in_domain, param_domains
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.model_spec import ModelSpec, Node
 
 
 def one_layer(layer_type: str, params: dict, shape: tuple, dtype: str | None = None) -> ModelSpec:
@@ -101,7 +101,7 @@ def test_inferred_shape_equals_the_real_tensor(layer_type, params, shape):
 
 
 def test_every_registered_cnn_layer_has_a_shape_case():
-    mine = {name for name, layer in LAYERS.items() if layer.infer.__module__ == "engine.layers"}
+    mine = {name for name, layer in LAYERS.items() if layer.infer.__module__ == "lumen.engine.layers"}
     covered = {case[0] for case in SHAPE_CASES} | {"input", "embedding", "add", "concat"}
     assert mine <= covered, mine - covered
 

@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.errors import LumenError
-from engine.explain.likelihood import (
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.errors import LumenError
+from lumen.engine.explain.likelihood import (
     ais_log_partition,
     beta_schedule,
     exact_log_likelihood,
@@ -20,10 +20,10 @@ from engine.explain.likelihood import (
     single_rbm,
     visible_data,
 )
-from engine.graph.model import build_model
-from engine.modules.boltzmann import RBM
-from engine.presets import get_preset
-from engine.training.loop import TrainConfig, Training
+from lumen.engine.graph.model import build_model
+from lumen.engine.modules.boltzmann import RBM
+from lumen.engine.presets import get_preset
+from lumen.engine.training.loop import TrainConfig, Training
 
 
 @pytest.fixture(autouse=True)

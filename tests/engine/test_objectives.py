@@ -8,17 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.data.datasets import load_dataset
-from engine.errors import LumenError, SpecError
-from engine.events import StepMetrics
-from engine.graph.model import build_model
-from engine.modules.autoencoder import Bottleneck
-from engine.modules.boltzmann import RBM
-from engine.presets import get_preset
-from engine.spec.model_spec import ModelSpec
-from engine.training.fit import fit_to_data, plan_run
-from engine.training.loop import TrainConfig, Training
-from engine.training.objectives import (
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.errors import LumenError, SpecError
+from lumen.engine.events import StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.modules.autoencoder import Bottleneck
+from lumen.engine.modules.boltzmann import RBM
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.engine.training.fit import fit_to_data, plan_run
+from lumen.engine.training.loop import TrainConfig, Training
+from lumen.engine.training.objectives import (
     OBJECTIVES,
     ContrastiveDivergence,
     choose_objective,

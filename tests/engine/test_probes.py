@@ -5,13 +5,13 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from engine.events import EngineError, Frame
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.probes import PROBES, Probe, ProbeContext, ProbeInput
-from engine.probes.feature_maps import NO_INPUT, FeatureMapFrame, FeatureMaps
-from engine.probes.filters import Filters
-from engine.probes.runner import ProbeRunner
+from lumen.engine.events import EngineError, Frame
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.probes import PROBES, Probe, ProbeContext, ProbeInput
+from lumen.engine.probes.feature_maps import NO_INPUT, FeatureMapFrame, FeatureMaps
+from lumen.engine.probes.filters import Filters
+from lumen.engine.probes.runner import ProbeRunner
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def test_an_unwatched_probe_is_not_run_and_is_due_at_once_when_watched_again(con
 
 def test_new_settings_for_one_probe_leave_another_probes_long_job_running():
     """Picking a feature-map layer must not throw away an integrated-gradients attribution under way."""
-    from engine.jobs import Job
+    from lumen.engine.jobs import Job
 
     @dataclass(frozen=True)
     class Counted(Frame):

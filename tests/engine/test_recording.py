@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from engine.events import EpochMetrics, StepMetrics
-from engine.graph.model import build_model
-from engine.io.store import RunStore, checkpoint_path, load_checkpoint
-from engine.presets import get_preset
-from engine.runtime.recording import CHECKPOINT_FLOOR_S, Recording
-from engine.runtime.replay import CheckpointReplay, checkpoint_steps
-from engine.training.fit import load_run_data, plan_run
-from engine.training.loop import TrainConfig, Training
+from lumen.engine.events import EpochMetrics, StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.store import RunStore, checkpoint_path, load_checkpoint
+from lumen.engine.presets import get_preset
+from lumen.engine.runtime.recording import CHECKPOINT_FLOOR_S, Recording
+from lumen.engine.runtime.replay import CheckpointReplay, checkpoint_steps
+from lumen.engine.training.fit import load_run_data, plan_run
+from lumen.engine.training.loop import TrainConfig, Training
 
 
 class Clock:

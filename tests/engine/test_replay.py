@@ -8,18 +8,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.events import CheckpointList, EngineError, RunState, StatusChanged, StepMetrics
-from engine.graph.model import build_model
-from engine.io.store import RunStore, checkpoint_path
-from engine.presets import get_preset
-from engine.probes.attribution import AttributionFrame
-from engine.probes.feature_maps import FeatureMapFrame
-from engine.probes.filters import FilterFrame
-from engine.runtime.commands import ListCheckpoints, Pause, ReplayCheckpoint, Resume, Step, Train
-from engine.runtime.worker import EngineWorker
-from engine.spec.model_spec import ModelSpec
-from engine.training.fit import load_run_data
-from engine.training.loop import TrainConfig
+from lumen.engine.events import CheckpointList, EngineError, RunState, StatusChanged, StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.store import RunStore, checkpoint_path
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.attribution import AttributionFrame
+from lumen.engine.probes.feature_maps import FeatureMapFrame
+from lumen.engine.probes.filters import FilterFrame
+from lumen.engine.runtime.commands import ListCheckpoints, Pause, ReplayCheckpoint, Resume, Step, Train
+from lumen.engine.runtime.worker import EngineWorker
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.engine.training.fit import load_run_data
+from lumen.engine.training.loop import TrainConfig
 from tests.support import Recorder, state_is
 
 CONFIG = TrainConfig(epochs=1, max_steps=6, batch_size=16)

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from engine.errors import SpecError
-from engine.graph.model import build_model, infer_shapes, summarize
-from engine.layers import LAYERS
-from engine.presets.sequence import SEQUENCE_PRESETS
-from engine.spec.model_spec import ModelSpec
+from lumen.engine.errors import SpecError
+from lumen.engine.graph.model import build_model, infer_shapes, summarize
+from lumen.engine.layers import LAYERS
+from lumen.engine.presets.sequence import SEQUENCE_PRESETS
+from lumen.engine.spec.model_spec import ModelSpec
 
 PRESETS = {p.name: p for p in SEQUENCE_PRESETS}
 

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from engine.errors import SpecError
-from engine.graph.model import build_model, infer_shapes, summarize
-from engine.presets import PRESETS, get_preset
-from engine.spec.model_spec import ModelSpec
+from lumen.engine.errors import SpecError
+from lumen.engine.graph.model import build_model, infer_shapes, summarize
+from lumen.engine.presets import PRESETS, get_preset
+from lumen.engine.spec.model_spec import ModelSpec
 
 
 def reference_lenet5() -> nn.Sequential:
@@ -76,7 +76,7 @@ def test_spec_round_trips_exactly(tmp_path):
 
 
 def test_partial_shapes_keep_what_is_upstream_of_an_error():
-    from engine.graph.model import partial_shapes
+    from lumen.engine.graph.model import partial_shapes
 
     data = _lenet_dict()
     data["nodes"][4]["params"]["kernel_size"] = 30  # conv2 no longer fits its 14×14 input

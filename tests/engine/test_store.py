@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data.datasets import load_mnist
-from engine.errors import DataError
-from engine.events import EpochMetrics, StepMetrics
-from engine.graph.model import build_model
-from engine.io.store import RunRecorder, RunStore, data_dir, latest_checkpoint, load_checkpoint
-from engine.presets import get_preset
-from engine.probes.base import ProbeContext
-from engine.probes.gradients import GradientNorms
-from engine.probes.histograms import BINS, Histograms
-from engine.runtime.history import MetricsHistory
-from engine.training.loop import TrainConfig, Training
-from engine.training.resume import restore_training, training_state
+from lumen.engine.data.datasets import load_mnist
+from lumen.engine.errors import DataError
+from lumen.engine.events import EpochMetrics, StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.store import RunRecorder, RunStore, data_dir, latest_checkpoint, load_checkpoint
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.base import ProbeContext
+from lumen.engine.probes.gradients import GradientNorms
+from lumen.engine.probes.histograms import BINS, Histograms
+from lumen.engine.runtime.history import MetricsHistory
+from lumen.engine.training.loop import TrainConfig, Training
+from lumen.engine.training.resume import restore_training, training_state
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_histograms_keep_their_range_while_values_fit():
     training = _training(max_steps=2)
     data = training.data
     probe = Histograms()
-    from engine.probes.base import ProbeInput
+    from lumen.engine.probes.base import ProbeInput
 
     context = ProbeContext(training.model, ProbeInput(data.val_x[:1], "digit"), (), 0)
     first = probe.frame(context)

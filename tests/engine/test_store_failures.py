@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import EngineError, RunState
-from engine.io.store import DB_FILE, LOCK_WAIT_S, RunRecorder, RunStore, StoreError
-from engine.presets import get_preset
-from engine.runtime.worker import EngineWorker
-from engine.training.loop import TrainConfig
+from lumen.engine.events import EngineError, RunState
+from lumen.engine.io.store import DB_FILE, LOCK_WAIT_S, RunRecorder, RunStore, StoreError
+from lumen.engine.presets import get_preset
+from lumen.engine.runtime.worker import EngineWorker
+from lumen.engine.training.loop import TrainConfig
 from tests.support import Recorder, state_is
 
 

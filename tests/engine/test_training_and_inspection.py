@@ -7,15 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.data.datasets import load_mnist
-from engine.data.images import digit_input, display_image
-from engine.errors import DataError, LumenError
-from engine.events import EpochMetrics, StepFailed, StepMetrics
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.probes.feature_maps import feature_map_frame, tile
-from engine.runtime.history import readable
-from engine.training.loop import NonFiniteLoss, OutOfMemory, TrainConfig, Training
+from lumen.engine.data.datasets import load_mnist
+from lumen.engine.data.images import digit_input, display_image
+from lumen.engine.errors import DataError, LumenError
+from lumen.engine.events import EpochMetrics, StepFailed, StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.feature_maps import feature_map_frame, tile
+from lumen.engine.runtime.history import readable
+from lumen.engine.training.loop import NonFiniteLoss, OutOfMemory, TrainConfig, Training
 from tests.support import ask_too_much_when
 
 

@@ -6,16 +6,16 @@ import math
 import pytest
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.errors import LumenError
-from engine.events import StepMetrics
-from engine.graph.model import build_model
-from engine.modules.recurrent import Recurrent
-from engine.presets import get_preset
-from engine.training.config import TrainConfig
-from engine.training.fit import plan_run
-from engine.training.loop import Training
-from engine.training.objectives import truncated_forward
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.errors import LumenError
+from lumen.engine.events import StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.modules.recurrent import Recurrent
+from lumen.engine.presets import get_preset
+from lumen.engine.training.config import TrainConfig
+from lumen.engine.training.fit import plan_run
+from lumen.engine.training.loop import Training
+from lumen.engine.training.objectives import truncated_forward
 
 
 def model_of(preset):

@@ -5,14 +5,14 @@ LSTM rigged to have one."""
 import numpy as np
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.explain.gates import capture_gates
-from engine.explain.unit_signals import correlations, find_matches, select_units, signals
-from engine.graph.model import build_model
-from engine.presets import get_preset
-from engine.probes.base import ProbeContext, ProbeInput
-from engine.probes.gates import Gates, GateSettings, SpanSelection
-from engine.training.fit import plan_run
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.explain.gates import capture_gates
+from lumen.engine.explain.unit_signals import correlations, find_matches, select_units, signals
+from lumen.engine.graph.model import build_model
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.base import ProbeContext, ProbeInput
+from lumen.engine.probes.gates import Gates, GateSettings, SpanSelection
+from lumen.engine.training.fit import plan_run
 
 
 def one_hot(text, tokens):

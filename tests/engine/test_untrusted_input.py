@@ -12,14 +12,22 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import DataError, LumenError, SpecError
-from engine.graph import budget
-from engine.graph.model import build_model, infer_shapes
-from engine.io import runs
-from engine.presets import PRESETS, get_preset
-from engine.spec.model_spec import MAX_NODES, ModelSpec
-from engine.training.loop import TrainConfig, Training
-from engine.untrusted import MAX_DEPTH, UnreadableFile, atomic_write, nesting_depth, parse_json, printable, read_json
+from lumen.engine.errors import DataError, LumenError, SpecError
+from lumen.engine.graph import budget
+from lumen.engine.graph.model import build_model, infer_shapes
+from lumen.engine.io import runs
+from lumen.engine.presets import PRESETS, get_preset
+from lumen.engine.spec.model_spec import MAX_NODES, ModelSpec
+from lumen.engine.training.loop import TrainConfig, Training
+from lumen.engine.untrusted import (
+    MAX_DEPTH,
+    UnreadableFile,
+    atomic_write,
+    nesting_depth,
+    parse_json,
+    printable,
+    read_json,
+)
 from tests.support import relu_chain
 
 
@@ -211,7 +219,7 @@ def test_every_preset_fits_the_budget():
 
 def test_outputs_that_do_not_fit_the_loss_are_refused():
     """Training (the CLI's train, the window's Train) checks the model against its objective before any batch."""
-    from engine.data.datasets import load_mnist
+    from lumen.engine.data.datasets import load_mnist
 
     data = load_mnist()
 
@@ -363,7 +371,7 @@ def _loads_cleanly(text: str, tmp_path) -> None:
 
     try:
         spec = ModelSpec.from_json(text)
-        from engine.graph.analysis import analyze
+        from lumen.engine.graph.analysis import analyze
 
         analyze(spec)
         event("a valid model")
@@ -405,9 +413,9 @@ def test_fuzz_random_json(value, tmp_path, capsys):
 def test_the_worker_refuses_models_too_big_or_unfit_for_the_loss(monkeypatch):
     import queue
 
-    from engine.events import EngineError
-    from engine.runtime.worker import EngineWorker
-    from engine.training.loop import TrainConfig
+    from lumen.engine.events import EngineError
+    from lumen.engine.runtime.worker import EngineWorker
+    from lumen.engine.training.loop import TrainConfig
 
     events = queue.Queue()
     worker = EngineWorker(events.put, torch_threads=1)

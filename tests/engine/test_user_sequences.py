@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data.datasets import load_dataset
-from engine.data.user_sequences import character_vocabulary, one_hot_text
-from engine.errors import DataError, LumenError
-from engine.events import EngineError, ModelLoaded
-from engine.explain.gates import capture_gates
-from engine.presets import get_preset
-from engine.probes.gates import GateFrame, Gates
-from engine.runtime.commands import LoadModel, ProbeSample, ProbeSequence
-from engine.runtime.session import Session
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.data.user_sequences import character_vocabulary, one_hot_text
+from lumen.engine.errors import DataError, LumenError
+from lumen.engine.events import EngineError, ModelLoaded
+from lumen.engine.explain.gates import capture_gates
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.gates import GateFrame, Gates
+from lumen.engine.runtime.commands import LoadModel, ProbeSample, ProbeSequence
+from lumen.engine.runtime.session import Session
 
 
 def session_on(preset: str, dataset: str | None = None) -> tuple[Session, list]:

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import DataError
-from engine.events import EngineError, ModelLoaded, RunState, StepMetrics
-from engine.graph.model import build_model
-from engine.io.runs import load_weights, save_run
-from engine.presets import get_preset
-from engine.probes.attribution import AttributionFrame
-from engine.probes.feature_maps import FeatureMapFrame
-from engine.probes.gradients import GradientNormFrame
-from engine.runtime.commands import WatchFrames
-from engine.spec.model_spec import ModelSpec
-from engine.training.loop import TrainConfig
+from lumen.engine.errors import DataError
+from lumen.engine.events import EngineError, ModelLoaded, RunState, StepMetrics
+from lumen.engine.graph.model import build_model
+from lumen.engine.io.runs import load_weights, save_run
+from lumen.engine.presets import get_preset
+from lumen.engine.probes.attribution import AttributionFrame
+from lumen.engine.probes.feature_maps import FeatureMapFrame
+from lumen.engine.probes.gradients import GradientNormFrame
+from lumen.engine.runtime.commands import WatchFrames
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.engine.training.loop import TrainConfig
 from tests.support import ask_too_much_when, state_is
 
 
@@ -182,7 +182,7 @@ def test_run_folder_round_trip_and_refusals(tmp_path):
 
 
 def test_run_csvs_take_their_columns_from_the_metric_names(tmp_path):
-    from engine.events import EpochMetrics
+    from lumen.engine.events import EpochMetrics
 
     model = build_model(get_preset("lenet5"))
     history = [
@@ -225,7 +225,7 @@ def test_a_diverging_run_pauses_with_the_last_good_weights_and_retries_the_batch
 
 
 def test_a_run_out_of_memory_pauses_with_a_message_and_goes_on_once_there_is_room(worker, monkeypatch):
-    import engine.runtime.session as session_module
+    import lumen.engine.runtime.session as session_module
 
     greedy = {"armed": False}
     build = session_module.build_model

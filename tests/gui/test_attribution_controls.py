@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.explain.attribution import AttributionSettings
-from engine.probes import runner
-from engine.probes.attribution import AttributionFrame, BaselinePicture
-from engine.runtime.commands import CancelJob, ConfigureProbe
-from gui.widgets.export import save_npy, save_png
+from lumen.engine.explain.attribution import AttributionSettings
+from lumen.engine.probes import runner
+from lumen.engine.probes.attribution import AttributionFrame, BaselinePicture
+from lumen.engine.runtime.commands import CancelJob, ConfigureProbe
+from lumen.gui.widgets.export import save_npy, save_png
 from tests.support import SAMPLES, drop
 
 

@@ -4,11 +4,11 @@ as one ConfigureProbe command, the maps follow training."""
 import numpy as np
 import pytest
 
-from engine.events import RunState
-from engine.probes.attribution import AttributionFrame
-from engine.runtime.commands import ConfigureProbe
-from gui.views import VIEWS
-from gui.views.attribution import AttributionView, overlay_lut
+from lumen.engine.events import RunState
+from lumen.engine.probes.attribution import AttributionFrame
+from lumen.engine.runtime.commands import ConfigureProbe
+from lumen.gui.views import VIEWS
+from lumen.gui.views.attribution import AttributionView, overlay_lut
 from tests.support import SAMPLES, click, drop
 
 

@@ -3,7 +3,7 @@ clicked point's picture and how unusual it is, the noise slider reconfiguring th
 
 import numpy as np
 
-from engine.probes.autoencoder import AutoencoderFrame
+from lumen.engine.probes.autoencoder import AutoencoderFrame
 from tests.support import load_preset
 
 

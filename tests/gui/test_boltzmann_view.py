@@ -3,7 +3,7 @@ samples and its energy drawn from the frame; the Gibbs-steps box and the start r
 
 import numpy as np
 
-from engine.probes.boltzmann import BoltzmannFrame
+from lumen.engine.probes.boltzmann import BoltzmannFrame
 from tests.support import load_preset
 
 

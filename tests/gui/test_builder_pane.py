@@ -10,14 +10,14 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QSpinBox, QToolBar
 
-from engine.events import RunState
-from engine.layers import LAYERS
-from engine.presets import get_preset
-from engine.spec.model_spec import ModelSpec, Node
-from gui.panes.builder import edits, style
-from gui.panes.builder.canvas import NODE_H, NODE_W
-from gui.panes.builder.layout import layered
-from gui.panes.builder.pane import BuilderPane
+from lumen.engine.events import RunState
+from lumen.engine.layers import LAYERS
+from lumen.engine.presets import get_preset
+from lumen.engine.spec.model_spec import ModelSpec, Node
+from lumen.gui.panes.builder import edits, style
+from lumen.gui.panes.builder.canvas import NODE_H, NODE_W
+from lumen.gui.panes.builder.layout import layered
+from lumen.gui.panes.builder.pane import BuilderPane
 
 LENET_PARAMS = 61_706
 
@@ -86,7 +86,7 @@ def test_lenet5_canvas_has_every_node_and_edge_with_shapes_on_the_edges(pane):
 
 
 def test_summary_tab_shows_costs_receptive_fields_and_formulas(pane):
-    from gui.panes.builder.summary import COLUMNS
+    from lumen.gui.panes.builder.summary import COLUMNS
 
     table = pane.table
     row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "conv1")
@@ -401,7 +401,7 @@ def test_layout_of_a_hundred_nodes_is_fast_and_overlap_free():
 
 
 def test_typed_values_are_read_by_domain():
-    from gui.panes.builder.properties import parse_value
+    from lumen.gui.panes.builder.properties import parse_value
 
     assert parse_value("5", "int_or_pair") == 5
     assert parse_value("5x3", "int_or_pair") == parse_value("[5, 3]", "int_or_pair") == [5, 3]

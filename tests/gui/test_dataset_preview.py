@@ -4,9 +4,9 @@ thread) and the monitor draws it beside its Data choice — images as a grid, se
 import numpy as np
 import pytest
 
-from engine.data.datasets import load_dataset
-from engine.data.preview import CURVES, IMAGES, TOKENS, DatasetPreview, dataset_preview
-from gui.panes.monitor import MonitorPane
+from lumen.engine.data.datasets import load_dataset
+from lumen.engine.data.preview import CURVES, IMAGES, TOKENS, DatasetPreview, dataset_preview
+from lumen.gui.panes.monitor import MonitorPane
 
 
 @pytest.fixture

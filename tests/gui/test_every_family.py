@@ -12,17 +12,17 @@ import shiboken6
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout
 
-import engine.probes
-import gui.views
-from engine.events import Frame, RunState
-from engine.explain.jobs import DreamFrame
-from engine.presets import PRESETS
-from engine.probes import Probe
-from engine.probes.sequence_output import SequenceOutputFrame
-from gui.errors import LOG_NAME, install_excepthook, start_log
-from gui.main_window import MainWindow
-from gui.self_test import run_self_test
-from gui.views import View
+import lumen.engine.probes as engine_probes
+import lumen.gui.views as gui_views
+from lumen.engine.events import Frame, RunState
+from lumen.engine.explain.jobs import DreamFrame
+from lumen.engine.presets import PRESETS
+from lumen.engine.probes import Probe
+from lumen.engine.probes.sequence_output import SequenceOutputFrame
+from lumen.gui.errors import LOG_NAME, install_excepthook, start_log
+from lumen.gui.main_window import MainWindow
+from lumen.gui.self_test import run_self_test
+from lumen.gui.views import View
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,8 +67,8 @@ class BrokenView(View):
 
 
 def open_window(qtbot, settings, monkeypatch, probe):
-    monkeypatch.setattr(gui.views, "VIEWS", {**gui.views.VIEWS, BrokenFrame: BrokenView})
-    monkeypatch.setattr(engine.probes, "PROBES", [*engine.probes.PROBES, probe])
+    monkeypatch.setattr(gui_views, "VIEWS", {**gui_views.VIEWS, BrokenFrame: BrokenView})
+    monkeypatch.setattr(engine_probes, "PROBES", [*engine_probes.PROBES, probe])
     window = MainWindow(settings)
     qtbot.addWidget(window)
     window.show()
@@ -99,7 +99,7 @@ def test_a_view_that_raises_says_so_in_one_line_and_training_goes_on(qtbot, sett
     assert "the Broken view could not draw a BrokenFrame" in log and "ValueError" in log
     # A view that draws again takes the line down.
     window.viewer.views[BrokenFrame].show_frame = lambda frame: None
-    window.viewer.tabs.setCurrentWidget(window.viewer.views[next(iter(gui.views.VIEWS))])
+    window.viewer.tabs.setCurrentWidget(window.viewer.views[next(iter(gui_views.VIEWS))])
     window.viewer.tabs.setCurrentWidget(view)
     window.bridge.worker.probe_sample(1)  # a new probe input: every probe runs again
     qtbot.waitUntil(lambda: not line.isVisible(), timeout=10_000)
@@ -159,13 +159,13 @@ def test_each_family_gets_only_the_views_that_apply_and_nothing_of_the_last_mode
     viewer, monitor = window.viewer, window.monitor
     assert visible_tabs(viewer.tabs) == ["Feature maps", "Attribution", "Filters", "Dream"]
     assert viewer.probe.prefix() == "validation digit #"
-    assert window.viewer.views[next(iter(gui.views.VIEWS))].frame is not None
+    assert window.viewer.views[next(iter(gui_views.VIEWS))].frame is not None
 
     load(qtbot, window, "lstm_many_to_one")
     assert visible_tabs(viewer.tabs) == ["Sequence", "Gates"]
     assert viewer.probe.prefix() == "validation sequence #" and viewer.open_button.text() == "Open CSV…"
     assert "digit" not in viewer.caption.text() and "conv1" not in viewer.caption.text()
-    assert not any(t in viewer.frames for t in gui.views.VIEWS if t is not SequenceOutputFrame)
+    assert not any(t in viewer.frames for t in gui_views.VIEWS if t is not SequenceOutputFrame)
     qtbot.waitUntil(lambda: SequenceOutputFrame in viewer.frames, timeout=10_000)
     sequence = viewer.views[SequenceOutputFrame]
     assert sequence.text.text().startswith("<b>input&nbsp;&nbsp;</b> ") and "target" in sequence.text.text()
@@ -263,7 +263,7 @@ def test_after_an_unexpected_error_a_run_in_progress_is_checkpointed(qtbot, wind
 
 
 def test_the_gates_view_shows_a_bidirectional_lstm_inside_and_sorts_its_units(qtbot, window):
-    from engine.probes.gates import GateFrame
+    from lumen.engine.probes.gates import GateFrame
 
     load(qtbot, window, "bilstm_many_to_many")
     view = window.viewer.views[GateFrame]

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from engine.explain.jobs import DreamFrame
-from engine.probes.feature_maps import FeatureMapFrame
-from engine.probes.filters import FilterFrame
-from gui.views.dream import DreamView
-from gui.views.feature_maps import FeatureMapView
-from gui.views.filters import FilterView
+from lumen.engine.explain.jobs import DreamFrame
+from lumen.engine.probes.feature_maps import FeatureMapFrame
+from lumen.engine.probes.filters import FilterFrame
+from lumen.gui.views.dream import DreamView
+from lumen.gui.views.feature_maps import FeatureMapView
+from lumen.gui.views.filters import FilterView
 from tests.support import SAMPLES
 
 
@@ -69,7 +69,7 @@ def test_export_writes_a_png_and_the_raw_maps(qtbot, window, tmp_path, monkeypat
     window.viewer.tabs.setCurrentWidget(view)
     qtbot.waitUntil(lambda: view.frame is not None and bool(view.frame.layers), timeout=10_000)
     targets = iter([str(tmp_path / "maps.png"), str(tmp_path / "maps.npy")])
-    monkeypatch.setattr("gui.widgets.export.QFileDialog.getSaveFileName", lambda *a, **k: (next(targets), ""))
+    monkeypatch.setattr("lumen.gui.widgets.export.QFileDialog.getSaveFileName", lambda *a, **k: (next(targets), ""))
     png, npy = view.export.menu().actions()
     png.trigger()
     npy.trigger()

@@ -4,7 +4,7 @@ dropped on the viewer for a model of values."""
 import numpy as np
 from PySide6.QtCore import Qt
 
-from engine.probes.gates import GateFrame
+from lumen.engine.probes.gates import GateFrame
 from tests.support import drop, load_preset
 
 

@@ -3,7 +3,7 @@ ends follow the boxes, a VAE shows its prior samples and latent walks and a plai
 
 import numpy as np
 
-from engine.probes.generating import GenerateFrame
+from lumen.engine.probes.generating import GenerateFrame
 from tests.support import load_preset
 
 

@@ -6,9 +6,9 @@ import time
 import pytest
 import torch
 
-from engine.events import RunState, StepMetrics
-from engine.probes.feature_maps import FeatureMapFrame
-from gui.main_window import MainWindow
+from lumen.engine.events import RunState, StepMetrics
+from lumen.engine.probes.feature_maps import FeatureMapFrame
+from lumen.gui.main_window import MainWindow
 from tests.support import SAMPLES, ask_too_much_when, click, drop, write_png
 
 
@@ -148,7 +148,7 @@ def test_bridge_keeps_every_metric_but_only_the_newest_frame(qtbot, window):
 
 
 def test_colour_scale_is_symmetric_and_snaps_to_round_values(window):
-    from gui.widgets.mosaic import nice_ceiling
+    from lumen.gui.widgets.mosaic import nice_ceiling
 
     assert [nice_ceiling(v) for v in (0.03, 0.9, 1.0, 1.2, 2.17, 4.08, 7.0, 12.0)] == pytest.approx(
         [0.05, 1, 1, 2, 5, 5, 10, 20]
@@ -159,7 +159,7 @@ def test_colour_scale_is_symmetric_and_snaps_to_round_values(window):
 
 
 def test_presets_menu_groups_every_preset_by_family(qtbot, window):
-    from engine.presets import PRESETS
+    from lumen.engine.presets import PRESETS
 
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Presets")
     families = {a.text(): a.menu() for a in menu.actions()}
@@ -179,7 +179,7 @@ def test_presets_menu_groups_every_preset_by_family(qtbot, window):
 
 
 def test_a_first_batch_out_of_memory_pauses_the_window_with_a_progress_bar_that_is_not_busy(qtbot, window, monkeypatch):
-    import engine.runtime.session as session_module
+    import lumen.engine.runtime.session as session_module
 
     greedy = {"armed": True}
     build = session_module.build_model

@@ -10,11 +10,11 @@ import threading
 import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.io.runs import read_run_info
-from engine.presets import PRESETS, get_preset
-from engine.spec.model_spec import ModelSpec
-from gui.panes.builder import edits
-from gui.panes.builder.layout import layered
+from lumen.engine.io.runs import read_run_info
+from lumen.engine.presets import PRESETS, get_preset
+from lumen.engine.spec.model_spec import ModelSpec
+from lumen.gui.panes.builder import edits
+from lumen.gui.panes.builder.layout import layered
 from tests.support import drop
 
 Button = QMessageBox.StandardButton

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gui.image_io import ImageLoadError, read_image
+from lumen.gui.image_io import ImageLoadError, read_image
 from tests.support import write_png
 
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "lumen" / "resources" / "samples"
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import time
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.events import EpochMetrics, RunState, StatusChanged, StepMetrics
-from gui.bridge import METRICS_HZ, RENDER_HZ, EngineBridge
-from gui.panes.monitor import EPOCH_REDRAW_S, EPOCH_SYMBOLS_UP_TO, MonitorPane
+from lumen.engine.events import EpochMetrics, RunState, StatusChanged, StepMetrics
+from lumen.gui.bridge import METRICS_HZ, RENDER_HZ, EngineBridge
+from lumen.gui.panes.monitor import EPOCH_REDRAW_S, EPOCH_SYMBOLS_UP_TO, MonitorPane
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 import pytest
 
-from engine.events import EpochMetrics, ModelInfo, ModelLoaded, StepMetrics
-from engine.probes.gradients import GradientNormFrame
-from gui.panes.monitor import SHOWN_BEFORE_TRAINING, MonitorPane
+from lumen.engine.events import EpochMetrics, ModelInfo, ModelLoaded, StepMetrics
+from lumen.engine.probes.gradients import GradientNormFrame
+from lumen.gui.panes.monitor import SHOWN_BEFORE_TRAINING, MonitorPane
 
 
 @pytest.fixture

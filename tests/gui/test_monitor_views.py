@@ -6,13 +6,13 @@ import time
 import numpy as np
 import pytest
 
-from engine.events import EpochMetrics, RunState, StepMetrics
-from engine.io.store import RunStore
-from engine.probes.gradients import GradientNormFrame
-from engine.probes.histograms import HistogramFrame
-from gui.panes.monitor import MonitorPane
-from gui.widgets.decimate import CAPACITY
-from gui.widgets.eta import Eta
+from lumen.engine.events import EpochMetrics, RunState, StepMetrics
+from lumen.engine.io.store import RunStore
+from lumen.engine.probes.gradients import GradientNormFrame
+from lumen.engine.probes.histograms import HistogramFrame
+from lumen.gui.panes.monitor import MonitorPane
+from lumen.gui.widgets.decimate import CAPACITY
+from lumen.gui.widgets.eta import Eta
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_gradient_bars_histograms_runs_list_and_export_while_lenet_trains(qtbot,
 
 @pytest.mark.slow
 def test_checkpoint_now_and_closing_mid_run_leave_the_store_consistent(qtbot, settings, lumen_data_dir):
-    from gui.main_window import MainWindow
+    from lumen.gui.main_window import MainWindow
 
     window = MainWindow(settings)
     qtbot.addWidget(window)
@@ -138,7 +138,7 @@ def test_checkpoint_now_and_closing_mid_run_leave_the_store_consistent(qtbot, se
 
 def test_gradient_history_keeps_its_lines_when_the_last_step_is_drawn_again(qtbot):
     """A run's end forces every probe once more, at the same step: the lines over time must stay."""
-    from gui.views.gradients import GradientNormView
+    from lumen.gui.views.gradients import GradientNormView
 
     view = GradientNormView()
     qtbot.addWidget(view)
@@ -165,7 +165,7 @@ def test_gradient_history_keeps_its_lines_when_the_last_step_is_drawn_again(qtbo
 
 
 def test_gradient_history_y_range_covers_the_whole_history_not_just_the_newest_bars(qtbot):
-    from gui.views.gradients import GradientNormView
+    from lumen.gui.views.gradients import GradientNormView
 
     view = GradientNormView()
     qtbot.addWidget(view)
@@ -181,8 +181,8 @@ def test_gradient_history_y_range_covers_the_whole_history_not_just_the_newest_b
 def test_a_store_locked_after_the_runs_list_opened_it_is_one_message_not_an_exception(qtbot, tmp_path):
     import sqlite3
 
-    from engine.io.store import DB_FILE
-    from gui.panes.monitor_runs import RunsPanel
+    from lumen.engine.io.store import DB_FILE
+    from lumen.gui.panes.monitor_runs import RunsPanel
 
     folder = tmp_path / "data"
     with RunStore(folder) as store:
@@ -205,7 +205,7 @@ def test_a_store_locked_after_the_runs_list_opened_it_is_one_message_not_an_exce
 
 def test_gradient_history_ends_at_the_runs_last_step_and_names_layers_outside_the_plot(qtbot):
     """Seen under Xvfb: the x-axis ran to 500 for a 355-step run, and the legend covered the lines."""
-    from gui.views.gradients import GradientNormView
+    from lumen.gui.views.gradients import GradientNormView
 
     view = GradientNormView()
     qtbot.addWidget(view)

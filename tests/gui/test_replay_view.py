@@ -4,9 +4,9 @@ a checkpoint's feature maps (live frames do not overwrite them), and Live goes b
 import numpy as np
 from PySide6.QtCore import Qt
 
-from engine.events import RunState
-from engine.probes.feature_maps import FeatureMapFrame
-from engine.training.loop import TrainConfig
+from lumen.engine.events import RunState
+from lumen.engine.probes.feature_maps import FeatureMapFrame
+from lumen.engine.training.loop import TrainConfig
 
 
 def test_the_slider_replays_a_checkpoint_and_live_returns(qtbot, window):

@@ -16,15 +16,15 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar, QVBoxLayout
 
-import engine.probes
-import gui.views
-from engine.events import Frame, RunState
-from engine.jobs import Job
-from engine.probes import Probe
-from engine.probes.feature_maps import FeatureMapFrame
-from engine.runtime.commands import CancelJob, ConfigureProbe
-from gui.main_window import MainWindow
-from gui.views import View
+import lumen.engine.probes as engine_probes
+import lumen.gui.views as gui_views
+from lumen.engine.events import Frame, RunState
+from lumen.engine.jobs import Job
+from lumen.engine.probes import Probe
+from lumen.engine.probes.feature_maps import FeatureMapFrame
+from lumen.engine.runtime.commands import CancelJob, ConfigureProbe
+from lumen.gui.main_window import MainWindow
+from lumen.gui.views import View
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,14 +85,14 @@ class OtherToyView(ToyView):
 @pytest.fixture
 def toy_views(monkeypatch):
     """Views for the two toy frame types, added through the views' registry only."""
-    monkeypatch.setattr(gui.views, "VIEWS", {**gui.views.VIEWS, ToyFrame: ToyView, OtherToyFrame: OtherToyView})
+    monkeypatch.setattr(gui_views, "VIEWS", {**gui_views.VIEWS, ToyFrame: ToyView, OtherToyFrame: OtherToyView})
 
 
 @pytest.fixture
 def plugged(monkeypatch, toy_views):
     """A toy probe and its view added through the two registries' lists, and nothing else."""
     probe = ToyProbe()
-    monkeypatch.setattr(engine.probes, "PROBES", [*engine.probes.PROBES, probe])
+    monkeypatch.setattr(engine_probes, "PROBES", [*engine_probes.PROBES, probe])
     return probe
 
 
@@ -107,7 +107,7 @@ def open_window(qtbot, settings):
 def test_a_toy_probe_and_view_draw_latest_frames_while_a_model_trains(qtbot, settings, plugged):
     window = open_window(qtbot, settings)
     view = window.viewer.views[ToyFrame]
-    assert isinstance(view, ToyView) and window.viewer.tabs.count() == len(gui.views.VIEWS)  # the toys' too
+    assert isinstance(view, ToyView) and window.viewer.tabs.count() == len(gui_views.VIEWS)  # the toys' too
     assert not window.viewer.tabs.tabBar().isHidden()  # several views: one tab each
     maps = window.viewer.views[FeatureMapFrame]
     window.viewer.tabs.setCurrentWidget(view)  # views behind another tab wait, with their newest frame
@@ -178,7 +178,7 @@ def test_a_flood_of_two_frame_types_keeps_at_most_one_of_each_and_draws_the_last
 
 def test_a_long_caption_wraps_instead_of_widening_the_viewer(qtbot):
     """Seen under Xvfb: a rotated probe's caption made the viewer wider than the screen, cutting off its views."""
-    from gui.panes.viewer import ViewerPane
+    from lumen.gui.panes.viewer import ViewerPane
 
     pane = ViewerPane()
     qtbot.addWidget(pane)
@@ -245,8 +245,8 @@ class CountingView(View):
 
 
 def test_a_probe_with_settings_a_control_and_a_long_job_plugs_in_through_the_two_lists(qtbot, settings, monkeypatch):
-    monkeypatch.setattr(engine.probes, "PROBES", [*engine.probes.PROBES, CountingProbe()])
-    monkeypatch.setattr(gui.views, "VIEWS", {**gui.views.VIEWS, CountFrame: CountingView})
+    monkeypatch.setattr(engine_probes, "PROBES", [*engine_probes.PROBES, CountingProbe()])
+    monkeypatch.setattr(gui_views, "VIEWS", {**gui_views.VIEWS, CountFrame: CountingView})
     window = open_window(qtbot, settings)
     view = window.viewer.views[CountFrame]
     window.viewer.tabs.setCurrentWidget(view)

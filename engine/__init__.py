@@ -1,9 +1,0 @@
-"""Lumen's engine: model specs, building, training and inspection. Plain Python + PyTorch, no Qt.
-
-The GUI (``gui/``) and the CLI (``main.py``) both drive this package; a test keeps it free of Qt.
-"""
-
-from engine.errors import DataError, LumenError, SpecError
-from engine.spec.model_spec import ModelSpec, Node
-
-__all__ = ["DataError", "LumenError", "ModelSpec", "Node", "SpecError"]

@@ -1,0 +1,45 @@
+"""Starting the application: Qt settings, pyqtgraph options, the main window, and the self-test."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def configure_pyqtgraph() -> None:
+    import pyqtgraph as pg
+
+    # No antialiasing: on a 2-core machine it costs the GUI thread ~15 ms of p99 latency while training
+    # (benchmarks/ui_latency.py), and the curves stay readable without it.
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
+
+
+def run_app(self_test: str | None = None) -> int:
+    """Open the window; with ``self_test`` (a preset name), run the self-test on it offscreen instead."""
+    if self_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from lumen.gui.main_window import MainWindow
+
+    configure_pyqtgraph()
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setOrganizationName("Lumen")
+    app.setApplicationName("Lumen" if not self_test else "Lumen-self-test")
+    # Python's cyclic garbage collector runs in whichever thread happens to allocate; a cycle holding Qt objects
+    # collected in the engine's worker thread destroys them there, which crashes Qt. pyqtgraph's collector turns
+    # automatic collection off and collects on a GUI-thread timer instead.
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    collector = GarbageCollector(interval=1.0)  # noqa: F841 - kept alive for the application's lifetime
+    from lumen.gui.errors import install_excepthook, start_log
+
+    start_log()
+    window = MainWindow()
+    window.show()
+    if self_test:
+        from lumen.gui.self_test import run_self_test
+
+        return run_self_test(app, window, self_test)
+    install_excepthook(window, rescue=window.rescue_run)  # a dialog; the run is checkpointed; the window goes on
+    return app.exec()
