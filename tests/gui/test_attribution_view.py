@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lumen.engine.events import RunState
-from lumen.engine.probes.attribution import AttributionFrame
+from lumen.engine.probes.attribution import AttributionFrame, MethodMap
 from lumen.engine.runtime.commands import ConfigureProbe
 from lumen.gui.views import VIEWS
 from lumen.gui.views.attribution import AttributionView, overlay_lut
@@ -83,3 +83,31 @@ def test_the_maps_follow_training(qtbot, window):
     qtbot.waitUntil(lambda: attribution(window).step > first, timeout=30_000)
     window.stop_action.trigger()
     qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=10_000)
+
+
+def _method_map(method: str, title: str, **extra) -> MethodMap:
+    heat = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
+    return MethodMap(method, title, heat, (0.0, 1.0), False, **extra)
+
+
+@pytest.mark.parametrize("width", [1000, 520])  # wide (height-bound pictures) and narrow (width-bound)
+def test_both_panels_are_the_same_size_whatever_their_titles(qtbot, width):
+    view = AttributionView()
+    qtbot.addWidget(view)
+    view.resize(width, 480)
+    view.show()
+    image = np.zeros((28, 28), np.float32)
+    long = _method_map("integrated-gradients", "Integrated gradients", delta=0.0123)
+    for maps in [
+        (long, _method_map("saliency", "Saliency")),  # a long title on the left
+        (_method_map("saliency", "Saliency"), _method_map("gradcam", "Grad-CAM", layer="conv2")),
+        (_method_map("saliency", "Saliency"),),  # one map: the second panel keeps its half, empty
+    ]:
+        view.show_frame(AttributionFrame(1, "x.png", image, 1, (), maps))
+        qtbot.wait(10)  # the layout settles in the event loop
+        boxes = [panel.box.sceneBoundingRect() for panel in view.panels]
+        assert boxes[0].width() == pytest.approx(boxes[1].width(), abs=1)
+        assert boxes[0].height() == pytest.approx(boxes[1].height(), abs=1)
+        assert boxes[0].width() > 0.4 * width  # half of the canvas each, less the margins
+        pictures = [panel.image.mapRectToScene(panel.image.boundingRect()) for panel in view.panels]
+        assert pictures[0].width() == pytest.approx(pictures[1].width(), abs=1)

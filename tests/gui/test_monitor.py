@@ -1,5 +1,6 @@
 """The monitor draws whatever metric names arrive; LeNet's two plots keep their look and their speed-ups."""
 
+import pyqtgraph as pg
 import pytest
 
 from lumen.engine.events import EpochMetrics, ModelInfo, ModelLoaded, StepMetrics
@@ -99,3 +100,28 @@ def test_curves_are_redrawn_when_new_steps_reach_the_next_pixel_column_or_after_
     monitor.add_metrics(steps(1, 5, 20))  # a short run: a step is many pixels wide, drawn at the next tick
     qtbot.wait(300)
     assert drawn() == 5
+
+
+def test_epoch_means_are_drawn_above_validation_points_where_they_overlap(qtbot, monitor):
+    from lumen.gui.panes.monitor import SMOOTH_PEN, VAL_PEN
+
+    monitor.resize(700, 500)
+    monitor.show()
+    monitor.add_metrics([StepMetrics(i, 40, 1, {"loss": 1.0}, 100.0) for i in range(1, 41)])
+    monitor.add_metrics([EpochMetrics(e, 20 * e, {"loss": 0.5}, {"loss": 0.5}) for e in (1, 2)])  # the same values
+    plot = monitor.plots["loss"]
+    qtbot.waitUntil(lambda: plot.train.xData is not None and len(plot.train.xData) == 2, timeout=2_000)
+    assert plot.train.zValue() > plot.val.zValue()
+    qtbot.wait(50)
+    picture = plot.widget.grab().toImage()
+    centre = plot.widget.mapFromScene(plot.widget.getViewBox().mapViewToScene(pg.Point(20, 0.5)))
+    near = [picture.pixelColor(centre.x() + dx, centre.y() + dy) for dx in range(-1, 2) for dy in range(-1, 2)]
+
+    def closer_to(colour, a, b):
+        def distance(c):
+            return sum((x - y) ** 2 for x, y in zip(colour.getRgb()[:3], c.getRgb()[:3]))
+
+        return distance(a) < distance(b)
+
+    square, circle = SMOOTH_PEN.color(), VAL_PEN.color()
+    assert all(closer_to(colour, square, circle) for colour in near)  # the training square shows, on top

@@ -150,6 +150,9 @@ class MetricPlot:
         self.val = self.widget.plot(
             pen=VAL_PEN, symbol="o", symbolSize=7, symbolBrush=VAL_PEN.color(), name="validation"
         )
+        # The epoch's training mean above its validation value: added later, the validation circle (the larger
+        # symbol) hid the training square wherever the two were close, as they are for a model that generalises.
+        self.train.setZValue(self.val.zValue() + 1)
         self.log = QCheckBox("log y", toolTip=f"Show {self.style.title.lower()} on a log scale")
         self.log.toggled.connect(self.set_log)
         self.container = QWidget()

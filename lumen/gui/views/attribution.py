@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSizeF, Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -55,11 +55,28 @@ def overlay_lut(signed: bool) -> np.ndarray:
     return np.ascontiguousarray(lut)
 
 
+class PanelTitle(pg.LabelItem):
+    """A panel's title that never widens its column: a LabelItem asks for its text's width, so a long title
+    ("Integrated gradients · convergence δ = …") made its panel wider than the other. Asking for no width, the
+    two columns share the canvas equally (their stretch factors are equal) and the text stays centred on it."""
+
+    def updateMin(self) -> None:
+        super().updateMin()
+        self.setMinimumWidth(0)
+
+    def sizeHint(self, hint: Qt.SizeHint, constraint: QSizeF) -> QSizeF:
+        size = super().sizeHint(hint, constraint)
+        return QSizeF(0.0, size.height()) if hint != Qt.SizeHint.MaximumSize else size
+
+
 class MapPanel:
-    """A title and one box: the input image with the attribution overlaid."""
+    """A title and one box: the input image with the attribution overlaid. Both panels are the same size, with
+    one map or two, whatever their titles say."""
 
     def __init__(self, layout: pg.GraphicsLayout, col: int):
-        self.title = layout.addLabel("", row=0, col=col)
+        self.title = PanelTitle("")
+        layout.addItem(self.title, row=0, col=col)
+        layout.layout.setColumnStretchFactor(col, 1)
         self.box = layout.addViewBox(row=1, col=col, lockAspect=True, invertY=True, enableMouse=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
