@@ -70,7 +70,7 @@ def test_export_writes_a_png_and_the_raw_maps(qtbot, window, tmp_path, monkeypat
     qtbot.waitUntil(lambda: view.frame is not None and bool(view.frame.layers), timeout=10_000)
     targets = iter([str(tmp_path / "maps.png"), str(tmp_path / "maps.npy")])
     monkeypatch.setattr("lumen.gui.widgets.export.QFileDialog.getSaveFileName", lambda *a, **k: (next(targets), ""))
-    png, npy = view.export.menu().actions()
+    png, npy, _both = view.export.menu().actions()
     png.trigger()
     npy.trigger()
     assert (tmp_path / "maps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,7 +4,7 @@ A filter bank of ``out × in × kh × kw`` weights becomes one mosaic: for 3 inp
 choice) one RGB patch per output channel, scaled together so that grey is zero; otherwise one row per
 output channel and one column per input channel, each tile a kernel, with 1-pixel NaN gaps (drawn
 transparent) and symmetric levels. Deep layers have thousands of kernels: only the first ``max_out`` ×
-``max_in`` are shown, and the picture says so.
+``max_in`` are shown, and the picture says so; ``weights`` keeps every kernel, as the layer holds them, for export.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class FilterImage:
     colour: bool  # True: mosaic is H×W×3 in [0, 1] (0.5 is zero); False: H×W with NaN gaps
     mosaic: np.ndarray
     levels: tuple[float, float]  # the weights' min and max
+    weights: np.ndarray  # out×in×kh×kw float32: the layer's weights at this moment, every kernel (a copy)
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -46,14 +47,14 @@ def filter_image(
         known = ", ".join(conv_layers(model)[:12]) or "none"
         raise LumenError(f"{node!r} is not a 2-D convolution, so it has no filters to show (conv layers: {known})")
     with torch.no_grad():
-        weights = module.weight.detach().float().cpu().numpy()
+        weights = module.weight.detach().float().cpu().numpy().copy()  # a copy: training moves the parameter
     out_ch, in_ch, kh, kw = weights.shape
     levels = (float(weights.min()), float(weights.max()))
     if colour and in_ch == 3:
         shown = weights[:max_out]
-        return FilterImage(node, (out_ch, in_ch, kh, kw), (len(shown), 3), True, colour_mosaic(shown), levels)
+        return FilterImage(node, (out_ch, in_ch, kh, kw), (len(shown), 3), True, colour_mosaic(shown), levels, weights)
     shown = weights[:max_out, :max_in]
-    return FilterImage(node, (out_ch, in_ch, kh, kw), shown.shape[:2], False, kernel_mosaic(shown), levels)
+    return FilterImage(node, (out_ch, in_ch, kh, kw), shown.shape[:2], False, kernel_mosaic(shown), levels, weights)
 
 
 def colour_mosaic(weights: np.ndarray) -> np.ndarray:

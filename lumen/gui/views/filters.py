@@ -1,7 +1,8 @@
 """The filters view: one conv layer's kernels as pictures, following the weights while the model trains.
 
 A first layer reading RGB shows one colour patch per filter (grey is zero); any other layer a grid of
-kernels, a row per output channel and a column per input channel, on a symmetric diverging scale.
+kernels, a row per output channel and a column per input channel, on a symmetric diverging scale. *Export* saves
+the picture as PNG and the layer's weights as ``.npy`` (out × in × kh × kw, every kernel, not only those drawn).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ class FilterView(View):
         self.layer_picker.activated.connect(self._choose)
         self.colour = QCheckBox("RGB filters in colour", checked=True)
         self.colour.toggled.connect(self._choose)
-        self.export = ExportButton(lambda: self.canvas.ci, self.export_array, lambda: self.export_name())
+        self.export = ExportButton(
+            lambda: self.canvas.ci, self.export_array, lambda: self.export_name(), array_title="Weights"
+        )
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Layer:"))
         controls.addWidget(self.layer_picker, 1)
@@ -84,7 +87,8 @@ class FilterView(View):
         self._choose()
 
     def export_array(self) -> np.ndarray | None:
-        return self.frame.filters.mosaic if self.frame is not None and self.frame.filters is not None else None
+        """The layer's weights as it holds them (out × in × kh × kw, float32), not the picture's pixels."""
+        return self.frame.filters.weights if self.frame is not None and self.frame.filters is not None else None
 
     def export_name(self) -> str:
         return f"filters-{self.frame.filters.node}" if self.frame and self.frame.filters else "filters"
