@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class RunState(StrEnum):
@@ -144,5 +145,17 @@ class EngineError:
     message: str
 
 
+@dataclass(frozen=True)
+class RunOpened:
+    """A saved run was opened (``OpenRun``): its model, weights and class names are loaded, its metrics follow as
+    ``StepMetrics``/``EpochMetrics``, its checkpoints as a ``CheckpointList`` named ``run``."""
+
+    run: str  # what replay commands call it: a run-store id, or the folder's path when the store has no checkpoints
+    folder: str  # the folder opened (a run folder, or the run store's folder of a run picked in the runs list)
+    spec: Any  # the run's ModelSpec (events sit below engine.spec, so it is not named here)
+    read_only: bool  # the folder cannot be written (a read-only disk): saving goes elsewhere
+    classes: int  # how many output names the run carries (0: none; the data's are shown)
+
+
 Metrics = StepMetrics | EpochMetrics
-Event = StepMetrics | EpochMetrics | Frame | StatusChanged | CheckpointList | EngineError | ModelLoaded
+Event = StepMetrics | EpochMetrics | Frame | StatusChanged | CheckpointList | EngineError | ModelLoaded | RunOpened

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,27 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lumen.engine.errors import DataError
+from lumen.engine.errors import DataError, SpecError
 from lumen.engine.events import EpochMetrics, StepMetrics
 from lumen.engine.graph.budget import memory_limit
 from lumen.engine.graph.model import GraphModel, build_model
-from lumen.engine.spec.model_spec import ModelSpec
-from lumen.engine.untrusted import atomic_write, fsync_dir, fsync_file, human_size, printable, read_json
+from lumen.engine.spec.model_spec import VERSION, ModelSpec
+from lumen.engine.untrusted import (
+    MAX_CSV_BYTES,
+    atomic_write,
+    fsync_dir,
+    fsync_file,
+    human_size,
+    printable,
+    read_json,
+    read_text,
+)
 
 MODEL_FILE, WEIGHTS_FILE = "model.json", "weights.safetensors"
 EPOCHS_FILE, STEPS_FILE, RUN_FILE = "metrics.csv", "steps.csv", "run.json"
+# run.json's "format": raised when a run folder changes so that an older Lumen would misread it (a run without it is
+# format 1); a run of a newer format is refused with one line, not half read.
+RUN_FORMAT = 1
 
 
 class RunExists(DataError):
@@ -166,7 +179,8 @@ def _write_run(
     _write_metrics_csv(run_dir / EPOCHS_FILE, ["epoch", "step"], [([e.epoch, e.step], e.flat()) for e in epochs])
     _write_metrics_csv(run_dir / STEPS_FILE, ["step", "epoch"], [([s.step, s.epoch], s.values) for s in steps])
     final = {f"val_{name}": value for name, value in epochs[-1].val.items()} if epochs else {}
-    (run_dir / RUN_FILE).write_text(json.dumps({**info, "steps": len(steps), "final": final}, indent=2) + "\n")
+    record = {**info, "format": RUN_FORMAT, "steps": len(steps), "final": final}
+    (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return run_dir
 
 
@@ -386,6 +400,95 @@ def open_run(run_dir: str | Path) -> GraphModel:
     model = build_model(ModelSpec.load(run_dir / MODEL_FILE))
     load_weights(model, run_dir / WEIGHTS_FILE)
     return model
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """Everything a run folder holds, read and checked: the window opens it whole or not at all."""
+
+    folder: Path
+    spec: ModelSpec
+    model: GraphModel  # the spec built, with the run's weights
+    info: dict  # run.json
+    classes: tuple[str, ...]  # the outputs' names the run carries (``run_classes``); () for none
+    history: list[StepMetrics | EpochMetrics]  # steps.csv then metrics.csv
+
+
+def read_run(run_dir: str | Path) -> SavedRun:
+    """A complete run folder read whole: refused with one ``DataError`` (a folder that is not a run, one written by a
+    newer Lumen, weights that do not fit the spec) before anything is returned."""
+    run_dir = Path(run_dir)
+    name = printable(str(run_dir))
+    info = read_run_info(run_dir)
+    version = info.get("format", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and version > RUN_FORMAT:
+        raise DataError(
+            f"{name} was written by a newer version of Lumen (run format {version}; this one reads up to "
+            f"{RUN_FORMAT}): open it with that version, or update Lumen"
+        )
+    try:
+        spec = ModelSpec.load(run_dir / MODEL_FILE)
+    except SpecError as exc:
+        newer = re.search(r"spec version (\d+) is not supported", str(exc))
+        if newer and int(newer.group(1)) > VERSION:
+            raise DataError(
+                f"{name} was written by a newer version of Lumen (spec version {newer.group(1)}; this one reads up "
+                f"to {VERSION}): open it with that version, or update Lumen"
+            ) from None
+        raise DataError(f"{name}: its {MODEL_FILE} cannot be used: {exc}") from None
+    model = build_model(spec)
+    try:
+        load_weights(model, run_dir / WEIGHTS_FILE)
+    except DataError as exc:
+        raise DataError(f"{name}: {exc}") from None
+    return SavedRun(run_dir, spec, model, info, run_classes(info), read_history(run_dir))
+
+
+def read_history(run_dir: str | Path) -> list[StepMetrics | EpochMetrics]:
+    """The metrics ``save_run`` wrote (steps.csv, metrics.csv) as events again; a file that is missing or cannot
+    be read gives no curves rather than a refusal (the weights are what matters)."""
+    run_dir = Path(run_dir)
+    steps = _metric_rows(run_dir / STEPS_FILE, ("step", "epoch"))
+    total = max((int(keys[0]) for keys, _ in steps), default=0)
+    history: list[StepMetrics | EpochMetrics] = [
+        StepMetrics(int(keys[0]), total, int(keys[1]), values, 0.0) for keys, values in steps
+    ]
+    for keys, values in _metric_rows(run_dir / EPOCHS_FILE, ("epoch", "step")):
+        train = {n[len("train_") :]: v for n, v in values.items() if n.startswith("train_")}
+        val = {n[len("val_") :]: v for n, v in values.items() if n.startswith("val_")}
+        history.append(EpochMetrics(int(keys[0]), int(keys[1]), train, val))
+    return history
+
+
+def _metric_rows(path: Path, keys: tuple[str, str]) -> list[tuple[tuple[float, float], dict[str, float]]]:
+    """The rows of a metrics CSV as (key values, {name: value}); an empty cell is a name the row lacks."""
+    try:
+        text = read_text(path, MAX_CSV_BYTES, "metrics file")
+    except DataError:
+        return []
+    reader = csv.reader(text.splitlines())
+    header = next(reader, [])
+    if header[:2] != list(keys):
+        return []
+    rows = []
+    for cells in reader:
+        try:
+            key = (float(cells[0]), float(cells[1]))
+            values = {n: float(c) for n, c in zip(header[2:], cells[2:], strict=False) if c != ""}
+        except (ValueError, IndexError):
+            continue  # a damaged row: left out
+        rows.append((key, values))
+    return rows
+
+
+def writable(folder: str | Path) -> bool:
+    """Whether files can be made in ``folder`` (the real test: permissions say little to root, nothing about a
+    read-only disk)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".lumen-check-", dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -31,10 +31,21 @@ class LoadModel:
 
 
 @dataclass(frozen=True)
+class OpenRun:
+    """Open a saved run: ``run`` is a run folder (as ``train --out`` or ``import`` write it) or a run-store id (the
+    runs list). Its spec is built with its weights, its class names name the outputs, its metrics are sent again
+    and its checkpoints listed for replay; a folder that is not a run, weights that do not fit, a run of a newer
+    Lumen are one ``EngineError`` each, and the current model stays. Stops a run in progress."""
+
+    run: Path | str
+
+
+@dataclass(frozen=True)
 class Train:
-    """Start a run from fresh weights."""
+    """Start a run: from fresh weights, or (``keep_weights``) from the weights the model has now (an opened run's)."""
 
     config: TrainConfig
+    keep_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,7 @@ class Quit:
 
 Command = (
     LoadModel
+    | OpenRun
     | Train
     | Pause
     | Resume

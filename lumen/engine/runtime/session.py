@@ -30,10 +30,12 @@ from lumen.engine.errors import LumenError, SpecError
 from lumen.engine.events import (
     CheckpointList,
     EngineError,
+    EpochMetrics,
     Event,
     Metrics,
     ModelInfo,
     ModelLoaded,
+    RunOpened,
     RunState,
     StatusChanged,
     StepFailed,
@@ -58,6 +60,7 @@ from lumen.engine.runtime.commands import (
     ListCheckpoints,
     LoadModel,
     Maximize,
+    OpenRun,
     Pause,
     ProbeChoice,
     ProbeImage,
@@ -75,6 +78,7 @@ from lumen.engine.runtime.commands import (
     WatchFrames,
 )
 from lumen.engine.runtime.history import MetricsHistory, readable
+from lumen.engine.runtime.opening import Opened, open_saved
 from lumen.engine.runtime.recording import CLOSE, DURING, START, Recording
 from lumen.engine.runtime.replay import CheckpointReplay, checkpoint_steps
 from lumen.engine.spec.model_spec import ModelSpec
@@ -103,6 +107,7 @@ class Session:
         self._recording = Recording(store, self._report, checkpoint_every=checkpoint_every, written=self._listed)
         self._handlers: dict[type, Callable[[Any], None]] = {
             LoadModel: self._load,
+            OpenRun: self._open_run,
             Train: self._train,
             Pause: self._pause,
             Resume: self._resume,
@@ -150,6 +155,9 @@ class Session:
         self._job: Job | None = None  # the viewer's long job (maximize, dream), run in slices between commands
         self._replay = CheckpointReplay()  # a model of its own for replaying a run's checkpoints
         self._replay_wanted: ReplayCheckpoint | None = None  # made once no command waits: the newest wins
+        self._classes: tuple[str, ...] = ()  # an opened run's output names (ImageNet's, ...); (): the data's
+        self._carried: dict[str, Any] = {}  # what an opened run's run.json says that a save keeps (its classes)
+        self._opened: dict[str, Path] = {}  # runs opened by folder: their name → the folder replays read
 
     # ---- what the worker's thread calls -------------------------------------------------------------------
     @property
@@ -239,6 +247,7 @@ class Session:
             self._end_run("stopped: a new model was loaded")
         self._cancel_job()
         self._training, self._steps = None, None  # the last run's step count is not this model's
+        self._classes, self._carried = (), {}
         self._spec = plan.spec if plan is not None else spec
         self._model, self._data, self._plan, self._unfit = model, data, plan, unfit
         self._history.clear()
@@ -269,6 +278,73 @@ class Session:
         data, _ = load_run_data(spec, dataset)
         self._data_key = key
         return data
+
+    def _open_run(self, command: OpenRun) -> None:
+        opened = open_saved(command.run, self._recording.store)  # read whole, or refused: nothing changed yet
+        saved = opened.saved
+        spec, data, plan, unfit = saved.spec, *self._run_data(opened)
+        if self._state in (RunState.TRAINING, RunState.PAUSED):
+            self._end_run("stopped: a saved run was opened")
+        self._cancel_job()
+        self._training, self._steps = None, None
+        self._spec, self._model, self._data, self._plan, self._unfit = spec, saved.model, data, plan, unfit
+        self._classes = saved.classes
+        self._carried = {"classes": saved.info["classes"]} if saved.classes else {}
+        self._opened[opened.run] = opened.checkpoints
+        self._history.clear()
+        for event in saved.history:
+            self._history.append(event)
+        info = model_info(spec, data, plan.objective if plan is not None else None, saved.model.order)
+        if saved.classes:
+            info = dataclasses.replace(info, classes=saved.classes)
+        self._info = info
+        fits = plan is not None and len(data.val_x) > 0
+        self._validation = (data.val_x[:VALIDATION_SAMPLES], data.val_y[:VALIDATION_SAMPLES]) if fits else None
+        self._prepare_probe_input()
+        frame_types = self._probes.reset(info)
+        self._set_state(RunState.IDLE, self._opened_message(opened, unfit))
+        self._emit(ModelLoaded(info, frame_types))
+        self._emit(dataset_preview(data))
+        for event in saved.history:
+            self._emit(event)
+        self._emit(RunOpened(opened.run, str(saved.folder), spec, opened.read_only, len(saved.classes)))
+        self._emit(CheckpointList(opened.run, checkpoint_steps(opened.checkpoints)))
+        self._run_probes(force=True)
+
+    def _run_data(self, opened: Opened) -> tuple[Dataset, FitReport | None, str]:
+        """The data an opened run was trained on (run.json's dataset; the model's default when it names none or
+        is gone), and whether the run's model can go on training on it unchanged."""
+        spec, named = opened.saved.spec, opened.saved.info.get("dataset")
+        try:
+            data = self._dataset_for(spec, named if isinstance(named, str) else None)
+        except LumenError:
+            data = self._dataset_for(spec, None)
+        try:
+            plan = plan_run(spec, data, preferred=self._preferred)
+        except SpecError as exc:
+            return data, None, str(exc)
+        if plan.changes:  # its weights are the run's: a model resized to the data would not hold them
+            return data, None, f"its outputs do not fit {data.name} ({plan.line()})"
+        return data, plan, ""
+
+    def _opened_message(self, opened: Opened, unfit: str) -> str:
+        saved, data = opened.saved, self._data
+        assert data is not None
+        epochs = sum(1 for e in saved.history if isinstance(e, EpochMetrics))
+        trained = f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "no metrics"
+        where = printable(saved.folder.name)
+        if unfit:
+            return (
+                f"opened {saved.spec.name} from {where} ({trained}); it can be inspected but not trained on "
+                f"{data.name}: {unfit}"
+            )
+        return f"opened {saved.spec.name} from {where} ({trained}) on {data.name}"
+
+    def _output_names(self) -> tuple[str, ...]:
+        """What the model's outputs are called: an opened run's own names, else its data's classes."""
+        if self._classes:
+            return self._classes
+        return self._data.classes if self._data is not None else ()
 
     def _data_fits(self) -> bool:
         return self._data is not None and self._spec is not None and self._plan is not None
@@ -332,7 +408,8 @@ class Session:
             self._end_run("stopped: a new run began")
         torch.manual_seed(config.seed)
         self._cancel_job()  # it was looking at the weights being replaced
-        self._model = build_model(self._spec)  # a run starts from fresh weights
+        if not command.keep_weights or self._model is None:
+            self._model = build_model(self._spec)  # a run starts from fresh weights unless asked otherwise
         self._config = config
         objective = config.objective or self._plan.objective
         self._training = Training(self._model, self._data, config, objective)
@@ -419,7 +496,13 @@ class Session:
             self._spec,
             self._model,
             self._history.events(),
-            {"dataset": self._data.name if self._data else None, "config": vars(self._config)},
+            {
+                "dataset": self._data.name if self._data else None,
+                "config": vars(self._config),
+                **self._carried,
+                # the run-store run that trained these weights: its checkpoints, for replay
+                **({"run_id": self.run_id} if self.run_id is not None and self._training is not None else {}),
+            },
             force=command.force,
         )
         self._emit(StatusChanged(self._state, f"saved the run to {command.run_dir}"))
@@ -567,6 +650,8 @@ class Session:
             return recorder.id, recorder.folder, True
         if isinstance(run, Path):
             return run.name, run, False
+        if run in self._opened:  # a run opened by its folder, whose checkpoints (if any) are its own
+            return run, self._opened[run], False
         try:
             store = self._recording.store()
         except LumenError:
@@ -605,7 +690,7 @@ class Session:
         context = ProbeContext(
             model,
             probe if fits else None,
-            self._data.classes if self._data is not None else (),
+            self._output_names(),
             command.step,
             self._info,
             self._validation if fits else None,
@@ -628,7 +713,7 @@ class Session:
         context = ProbeContext(
             self._model,
             self._probe_input,
-            self._data.classes,
+            self._output_names(),
             self._step_count,
             self._info,
             self._validation,
