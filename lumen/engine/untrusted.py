@@ -203,6 +203,81 @@ def _read_csv_cells(path: Path, text: str) -> tuple[list[str], Any]:
     return header or [f"column {j + 1}" for j in range(width)], values
 
 
+MAX_ONNX_BYTES = 2 * 2**30 - 1  # protobuf's own limit for one message; vgg16 is 528 MiB
+ONNX_OPSETS = (7, 23)  # the default domain's opset versions Lumen reads (torch writes 17 to 20)
+
+
+def read_onnx(path: str | Path, max_nodes: int, limit: int = MAX_ONNX_BYTES) -> Any:
+    """An ONNX model (``onnx.ModelProto``) from a file Lumen did not write: a regular file of at most ``limit``
+    bytes (``read_bytes``), parsed without loading external data; external tensors only in regular files inside
+    the model's folder; the default domain's opset within ``ONNX_OPSETS`` and no other domain; at most
+    ``max_nodes`` nodes, no subgraphs (If, Loop, Scan); then ``onnx.checker``. Each refusal is one DataError
+    naming the file and the field or op at fault."""
+    import onnx
+    from onnx import external_data_helper
+
+    path = Path(path)
+    name = shown(path.name)
+    data = read_bytes(path, limit, "ONNX model")
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise UnreadableFile(f"{name} is not an ONNX model ({type(exc).__name__})") from None
+    del data
+    if not model.HasField("graph"):
+        raise UnreadableFile(f"{name} is not an ONNX model (no graph)")
+    graph = model.graph
+    domains = {(entry.domain or "ai.onnx"): entry.version for entry in model.opset_import}
+    version = domains.pop("ai.onnx", None)
+    if version is None:
+        raise UnreadableFile(f"{name}: opset_import names no version of the default ONNX domain")
+    if not ONNX_OPSETS[0] <= version <= ONNX_OPSETS[1]:
+        raise UnreadableFile(f"{name}: opset {version} is outside the {ONNX_OPSETS[0]}–{ONNX_OPSETS[1]} Lumen reads")
+    if len(graph.node) > max_nodes:
+        raise UnreadableFile(f"{name}: the graph has {len(graph.node):,} nodes; Lumen reads at most {max_nodes:,}")
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise UnreadableFile(
+                f"{name}: op {printable(node.op_type[:80])} is from the domain "
+                f"{printable(node.domain[:80])}, which Lumen does not read"
+            )
+        for attribute in node.attribute:
+            if attribute.g.ByteSize() or len(attribute.graphs):
+                raise UnreadableFile(
+                    f"{name}: op {printable(node.op_type[:80])} holds a subgraph "
+                    f"({printable(attribute.name[:80])}); Lumen reads graphs without control flow"
+                )
+    folder = path.resolve().parent
+    total = 0
+    for tensor in external_data_helper._get_all_tensors(model):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        location = info.get("location", "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise UnreadableFile(
+                f"{name}: the tensor {printable(tensor.name[:80])} keeps its data outside the "
+                f"model's folder ({printable(location[:160])})"
+            )
+        if not target.is_file():
+            raise UnreadableFile(
+                f"{name}: the tensor {printable(tensor.name[:80])}'s data file "
+                f"{printable(location[:160])} is missing or not a regular file"
+            )
+        total += target.stat().st_size
+        if total > limit:
+            raise UnreadableFile(f"{name}: its external data is more than a model may be ({_size(limit)})")
+    try:
+        if total:
+            external_data_helper.load_external_data_for_model(model, str(folder))
+        onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UnreadableFile(f"{name} fails ONNX's checker: {printable(first[:300])}") from None
+    return model
+
+
 def parse_json(text: str) -> Any:
     """``json.loads`` with a depth limit, integers within int64 and finite numbers only."""
     if not text.strip():

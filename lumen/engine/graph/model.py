@@ -41,8 +41,11 @@ def _check(spec: ModelSpec) -> list[str]:
 
 def _check_arity(spec: ModelSpec, node_id: str) -> None:
     node = spec.node(node_id)
-    arity, got = LAYERS[node.type].arity, len(spec.inputs_of(node_id))
-    if arity is None and got < 2:
+    layer = LAYERS[node.type]
+    arity, got = layer.arity, len(spec.inputs_of(node_id))
+    if arity is None and got < layer.min_inputs:
+        if layer.min_inputs == 1:
+            raise SpecError("needs at least one incoming edge", node_id)
         raise SpecError(f"merges two or more inputs, has {got}", node_id)
     if arity is not None and got != arity:
         if node.type == "input":

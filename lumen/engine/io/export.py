@@ -9,6 +9,8 @@ file needs only PyTorch. The result is run once on the meta device to check it r
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import inspect
 import io
@@ -17,6 +19,7 @@ import re
 import sys
 import textwrap
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -325,10 +328,15 @@ def to_torchscript(model: graph.GraphModel, path: str | Path) -> None:
 
 
 def to_onnx(model: graph.GraphModel, path: str | Path) -> None:
-    """An ONNX file with a variable batch dimension (input "input", output "output"); needs ``onnx``."""
+    """An ONNX file with a variable batch dimension (input "input", output "output"); needs ``onnx``.
+
+    Written as Lumen opens ONNX files back (``engine.io.onnx_import``): batch norm kept as BatchNormalization
+    (no folding into the convolution before it, so the weights and their names stay the model's own), and local
+    response normalisation as the one ONNX op LRN (torch writes its formula out, a dozen ops) where the window is
+    odd, where the two agree on its centre."""
     if importlib.util.find_spec("onnx") is None:
         raise LumenError("ONNX export needs the onnx package: pip install onnx")
-    with evaluating(model), torch.no_grad(), warnings.catch_warnings():
+    with evaluating(model), torch.no_grad(), warnings.catch_warnings(), _lrn_as_one_op(model):
         warnings.simplefilter("ignore")
         try:
             # The TorchScript-based exporter needs only onnx; the default (dynamo) one also needs onnxscript.
@@ -340,9 +348,40 @@ def to_onnx(model: graph.GraphModel, path: str | Path) -> None:
                 input_names=["input"],
                 output_names=["output"],
                 dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                do_constant_folding=False,
             )
         except Exception as exc:  # the same: an error from inside torch
             raise LumenError(f"ONNX export failed: {_first_line(exc)}") from None
+
+
+class _LRN(torch.autograd.Function):
+    """torch's local response norm, written to ONNX as the op LRN."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+        return nn.functional.local_response_norm(x, size, alpha, beta, k)
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, size: int, alpha: float, beta: float, k: float) -> Any:
+        return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
+
+
+def _lrn_forward(module: nn.LocalResponseNorm, x: torch.Tensor) -> torch.Tensor:
+    return _LRN.apply(x, module.size, module.alpha, module.beta, module.k)
+
+
+@contextlib.contextmanager
+def _lrn_as_one_op(model: nn.Module) -> Iterator[None]:
+    changed = []
+    for module in model.modules():
+        if isinstance(module, nn.LocalResponseNorm) and module.size % 2 == 1:
+            module.forward = functools.partial(_lrn_forward, module)  # type: ignore[method-assign]
+            changed.append(module)
+    try:
+        yield
+    finally:
+        for module in changed:
+            del module.forward
 
 
 def _first_line(exc: Exception) -> str:

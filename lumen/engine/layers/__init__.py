@@ -17,6 +17,7 @@ from lumen.engine.layers import (
     merge,
     model_input,
     norm,
+    opaque,
     pool,
     recurrent,
     reshape,
@@ -27,7 +28,20 @@ from lumen.engine.layers.geometry import Window, sliding_size
 __all__ = ["FAMILIES", "LAYERS", "LayerType", "Window", "domain_words", "in_domain", "param_domains", "sliding_size"]
 
 # One module per family; the builder orders its palette by FAMILIES (engine.layers.base), not by this list.
-_FAMILY_MODULES = [model_input, conv, pool, dense, reshape, activation, norm, merge, recurrent, autoencoder, boltzmann]
+_FAMILY_MODULES = [
+    model_input,
+    conv,
+    pool,
+    dense,
+    reshape,
+    activation,
+    norm,
+    merge,
+    recurrent,
+    autoencoder,
+    boltzmann,
+    opaque,
+]
 
 
 def _registry(lists: list[list[LayerType]]) -> dict[str, LayerType]:

@@ -35,6 +35,7 @@ FAMILIES = (
     "recurrent",
     "autoencoder",
     "boltzmann",
+    "opaque",
 )
 
 
@@ -49,6 +50,7 @@ class LayerType:
     module: type[nn.Module]  # the class built: torch's, or one of engine/modules
     kwargs: Callable[[Params, list[Shape]], Params]  # (resolved params, input shapes) -> module(**kwargs)
     arity: int | None = 1  # number of incoming edges; 0 for the input node, None for merges (2 or more)
+    min_inputs: int = 2  # with arity None: the fewest incoming edges (an opaque ONNX op may read one)
     optional: tuple[str, ...] = ()  # parameters for which None is a legal value (a pool's stride: the window)
     docs: dict[str, str] = field(default_factory=dict)  # parameter -> one line for tooltips
     takes_ids: bool = False  # reads integer ids (an int64 input), not floats

@@ -21,6 +21,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "recurrent": ("Recurrent", "#b0476f"),
     "autoencoder": ("Autoencoder", "#a2612b"),
     "boltzmann": ("Boltzmann", "#7d5a3c"),
+    "opaque": ("Opaque (ONNX ops)", "#8a3b3b"),
 }
 OTHER = ("Other", "#4a4a4a")  # a node whose type this Lumen does not know (from a newer file)
 
