@@ -18,6 +18,7 @@ from lumen.cli import (
     import_,
     likelihood,
     neighbours,
+    open_,
     presets,
     reconstruct,
     runs,
@@ -30,7 +31,7 @@ from lumen.cli.parser import Command
 
 COMMANDS: tuple[Command, ...] = tuple(
     module.COMMAND
-    for module in (presets, datasets, runs, summary, train, import_, export, explain, activations, gates, dream)
+    for module in (presets, datasets, runs, summary, train, import_, open_, export, explain, activations, gates, dream)
     + (sample, reconstruct, neighbours, likelihood)
 )
 

@@ -7,6 +7,7 @@ the worker has no handler for is refused at ``submit``, in the caller's thread, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,14 @@ from lumen.engine.training.loop import TrainConfig
 @dataclass(frozen=True)
 class LoadModel:
     """Build ``spec`` with fresh weights on ``dataset`` (a built-in name or a path; None: the preset's default
-    data), resized to fit it (engine.training.fit); stops a run in progress."""
+    data), resized to fit it (engine.training.fit); stops a run in progress. ``weights`` (a state dict, such as an
+    opened ONNX model's, named in messages by ``weights_from``) replace the fresh ones wherever a tensor still fits
+    the resized model; ``Train(keep_weights=True)`` then fine-tunes them."""
 
     spec: ModelSpec
     dataset: str | None = None
+    weights: Mapping[str, Any] | None = None
+    weights_from: str = ""
 
 
 @dataclass(frozen=True)

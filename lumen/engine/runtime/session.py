@@ -14,12 +14,13 @@ import dataclasses
 import logging
 import sqlite3
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from lumen.engine import probes as probe_registry
 from lumen.engine.data.datasets import Dataset
@@ -243,6 +244,7 @@ class Session:
         except SpecError as exc:
             plan, unfit = None, str(exc)
         model = build_model(plan.spec) if plan is not None else build_model(spec)
+        carried = _carry_weights(model, command.weights, command.weights_from) if command.weights else ""
         if self._state in (RunState.TRAINING, RunState.PAUSED):
             self._end_run("stopped: a new model was loaded")
         self._cancel_job()
@@ -258,7 +260,7 @@ class Session:
         frame_types = self._probes.reset(self._info)
         if plan is not None:
             fitted = f"; {plan.line()}" if plan.changes else ""
-            self._set_state(RunState.IDLE, f"{spec.name} loaded on {data.name} ({plan.objective}){fitted}")
+            self._set_state(RunState.IDLE, f"{spec.name} loaded on {data.name} ({plan.objective}){fitted}{carried}")
         else:
             self._set_state(
                 RunState.IDLE, f"{spec.name} loaded; it can be inspected but not trained on {data.name}: {unfit}"
@@ -721,3 +723,17 @@ class Session:
         interval = self._config.frame_interval_s or 0.0
         for event in self._probes.run(context, force=force, min_interval_s=interval, only=only):
             self._emit(event)
+
+
+def _carry_weights(model: nn.Module, weights: Mapping[str, Any], source: str) -> str:
+    """Copy into ``model`` every tensor of ``weights`` whose name and shape it has (a layer resized to the data
+    keeps its fresh weights); the part of the status line that says so."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in weights.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    fresh = sorted({k.rsplit(".", 1)[0] for k in own if k not in fitting and not k.endswith("num_batches_tracked")})
+    with torch.no_grad():
+        for key, tensor in fitting.items():
+            own[key].copy_(tensor)
+    where = f" from {printable(source)}" if source else ""
+    text = f"; weights{where}: {len(fitting)} of {len(own)} tensors"
+    return text + (f", fresh for {', '.join(fresh[:4])}{' …' if len(fresh) > 4 else ''}" if fresh else "")
