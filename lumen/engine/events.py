@@ -90,6 +90,7 @@ class ModelInfo:
     loss_name: str  # what its loss is, for titles: "cross-entropy", "ELBO: reconstruction + KL", ...
     classes: tuple[str, ...] = ()  # class names, or a sequence task's vocabulary
     layers: tuple[tuple[str, str], ...] = ()  # every node but the input, in the order the model runs them: (id, type)
+    layer_shapes: tuple[tuple[int, ...], ...] = ()  # each of ``layers``' output shape for one sample, in that order
     characters: tuple[str, ...] = ()  # a character model's one-hot inputs, in order: what text can be typed in
 
     @property

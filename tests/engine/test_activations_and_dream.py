@@ -247,3 +247,28 @@ def test_configure_the_feature_maps_and_transform_the_probe_input(worker):
     worker.submit(TransformProbe(scale=0.0))
     error = worker.recorder.wait_for(lambda e: type(e).__name__ == "EngineError")
     assert "scale" in error.message
+
+
+def test_a_neuron_objective_is_the_unit_at_the_position_given(lenet):
+    x = torch.rand(2, 1, 28, 28)
+    _, recorded = record(lenet, x, ["conv2"])
+    act = recorded["conv2"]
+    h, w = act.shape[-2:]
+    with torch.no_grad():
+        at = objective_value(lenet, x, MaximizeTarget("neuron", 3, "conv2", 1, w - 2))
+        centre = objective_value(lenet, x, MaximizeTarget("neuron", 3, "conv2"))
+    assert at == pytest.approx(float(act[:, 3, 1, w - 2].mean()))
+    assert centre == pytest.approx(float(act[:, 3, h // 2, w // 2].mean()))
+    assert MaximizeTarget("neuron", 3, "conv2", 1, 4).describe() == "neuron 3 at (1, 4) of conv2"
+    assert MaximizeTarget("neuron", 3, "conv2", None, 4).describe() == "neuron 3 at (centre, 4) of conv2"
+    with pytest.raises(LumenError, match="position must be ≥ 0"):
+        MaximizeTarget("neuron", 3, "conv2", -2, 0).check(lenet)
+
+
+def test_model_info_carries_each_layers_output_shape():
+    from lumen.engine.training.info import model_info
+
+    spec = get_preset("lenet5")
+    info = model_info(spec, load_dataset("mnist"), "classification")
+    shapes = dict(zip((node for node, _ in info.layers), info.layer_shapes, strict=True))
+    assert shapes["conv1"][0] == 6 and len(shapes["conv2"]) == 3 and shapes[info.layers[-1][0]] == (10,)

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from lumen.engine.explain.jobs import DreamFrame
+from lumen.engine.explain.maximize import MaximizeTarget
 from lumen.engine.probes.feature_maps import FeatureMapFrame
 from lumen.engine.probes.filters import FilterFrame
 from lumen.gui.views.dream import DreamView
@@ -144,3 +145,37 @@ def test_a_dropped_folder_is_stepped_through(qtbot, window, tmp_path):
     empty.mkdir()
     viewer.open_folder(empty)
     assert "holds no pictures" in viewer.message.text()
+
+
+def test_the_dream_view_maximizes_a_neuron_at_the_position_picked(qtbot, window):
+    view: DreamView = view_of(window, DreamFrame)
+    window.viewer.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.layer.count() > 0, timeout=10_000)
+    view.mode.setCurrentIndex(view.mode.findData("neuron"))
+    assert view.position.isEnabled()
+    view.layer.setCurrentIndex(view.layer.findData("conv2"))
+    channels, height, width = view.shapes["conv2"]
+    assert view.layer_shape.text() == f"of {channels}×{height}×{width}"  # the boxes reach as far as the map
+    assert (view.channel.maximum(), view.neuron_y.maximum(), view.neuron_x.maximum()) == (
+        channels - 1,
+        height - 1,
+        width - 1,
+    )
+    sent = []
+    view.command.connect(sent.append)
+    view.channel.setValue(3)
+    view.neuron_y.setValue(1)
+    view.neuron_x.setValue(width - 2)
+    view.steps.setValue(4)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    assert sent[0].objective == MaximizeTarget("neuron", 3, "conv2", 1, width - 2)
+    qtbot.waitUntil(lambda: view.frame is not None and view.frame.done, timeout=20_000)
+    assert view.frame.target == f"neuron 3 at (1, {width - 2}) of conv2" and "done" in view.status.text()
+    # The centre, as before, when no position is picked; other modes have no position.
+    view.neuron_y.setValue(-1)
+    view.neuron_x.setValue(-1)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    assert sent[1].objective == MaximizeTarget("neuron", 3, "conv2")
+    qtbot.waitUntil(lambda: view.frame.done and view.frame.target == "neuron 3 of conv2", timeout=20_000)
+    view.mode.setCurrentIndex(view.mode.findData("channel"))
+    assert not view.position.isEnabled()

@@ -52,6 +52,8 @@ class MaximizeTarget:
             raise LumenError(f"unknown objective {self.kind!r} (known: {', '.join(OBJECTIVE_KINDS)})")
         if self.index < 0:
             raise LumenError(f"the {self.kind} index must be ≥ 0, got {self.index}")
+        if any(v is not None and v < 0 for v in (self.y, self.x)):
+            raise LumenError(f"a neuron's position must be ≥ 0, got ({self.y}, {self.x})")
         if self.kind != "class":
             if self.layer is None:
                 raise LumenError(f"a {self.kind} objective needs a layer")
@@ -62,6 +64,9 @@ class MaximizeTarget:
             return f"class {self.index}"
         if self.kind == "layer":
             return f"layer {self.layer}"
+        if self.kind == "neuron" and (self.y is not None or self.x is not None):
+            at = ", ".join("centre" if v is None else str(v) for v in (self.y, self.x))
+            return f"neuron {self.index} at ({at}) of {self.layer}"
         return f"{self.kind} {self.index} of {self.layer}"
 
 

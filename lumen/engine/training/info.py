@@ -8,9 +8,9 @@ import torch
 
 from lumen.engine.data.datasets import Dataset
 from lumen.engine.data.user_sequences import character_vocabulary
-from lumen.engine.errors import DataError
+from lumen.engine.errors import DataError, SpecError
 from lumen.engine.events import ModelInfo
-from lumen.engine.graph.model import input_dtype
+from lumen.engine.graph.model import infer_shapes, input_dtype
 from lumen.engine.layers import LAYERS
 from lumen.engine.spec.model_spec import ModelSpec
 from lumen.engine.training.objectives import objective_class
@@ -33,6 +33,10 @@ def model_info(spec: ModelSpec, data: Dataset, objective: str | None, order: Seq
     """``order``: the nodes in the order the model runs them (``GraphModel.order``); the spec's order otherwise."""
     types = {n.id: n.type for n in spec.nodes}
     order = [n for n in (order or types) if n != spec.input_node.id]
+    try:
+        shapes = infer_shapes(spec)
+    except SpecError:  # a model that runs has shapes; without them, views just offer no positions
+        shapes = {}
     return ModelInfo(
         name=spec.name,
         family=family_of(spec, objective),
@@ -44,6 +48,7 @@ def model_info(spec: ModelSpec, data: Dataset, objective: str | None, order: Seq
         loss_name=objective_class(objective).describe_loss(spec) if objective else "",
         classes=tuple(data.classes),
         layers=tuple((n, types[n]) for n in order),
+        layer_shapes=tuple(tuple(shapes[n]) for n in order) if all(n in shapes for n in order) else (),
         characters=_characters(spec, data),
     )
 

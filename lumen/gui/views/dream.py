@@ -2,7 +2,9 @@
 
 The job runs on the worker (``Maximize`` / ``Dream`` commands) in slices, so training, pause and probe
 changes still get through; its ``DreamFrame``s bring the picture so far and the share done. The layer and
-class pickers follow the model: the view reads them from the ``ModelInfo`` of each model loaded.
+class pickers follow the model: the view reads them from the ``ModelInfo`` of each model loaded. A neuron is one
+unit of a channel: the user picks its row and column in the layer's output (the centre unless chosen); the boxes'
+ranges and the shape beside them follow the layer picked.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from lumen.gui.widgets.export import ExportButton
 MODES = {
     "class": "Maximize a class",
     "channel": "Maximize a channel",
-    "neuron": "Maximize a neuron (centre of a channel)",
+    "neuron": "Maximize a neuron (one position of a channel)",
     "dream": "DeepDream on the probe input",
 }
 
@@ -53,6 +55,14 @@ class DreamView(View):
         self.channel = QSpinBox(minimum=-1, maximum=100_000, value=0, specialValueText="whole layer")
         self.channel.setToolTip("Which channel (or unit) of the layer; DeepDream: −1 for the whole layer")
         self.target_class = QComboBox()
+        # A neuron's position: row and column in the channel's map; −1 ("centre") lets the engine take the middle.
+        self.neuron_y = QSpinBox(minimum=-1, maximum=100_000, value=-1, specialValueText="centre")
+        self.neuron_y.setToolTip("The neuron's row in the channel's map (from the top, 0-based)")
+        self.neuron_x = QSpinBox(minimum=-1, maximum=100_000, value=-1, specialValueText="centre")
+        self.neuron_x.setToolTip("The neuron's column in the channel's map (from the left, 0-based)")
+        self.layer_shape = QLabel()
+        self.shapes: dict[str, tuple[int, ...]] = {}  # each layer's output shape, from the model's ModelInfo
+        self.layer.currentIndexChanged.connect(self._layer_changed)
         self.steps = QSpinBox(minimum=1, maximum=10_000, value=256)
         self.steps.setToolTip("Optimiser steps (DeepDream: per octave)")
         self.start_button = QPushButton("Start")
@@ -68,6 +78,15 @@ class DreamView(View):
         form.addRow("Class", self.target_class)
         form.addRow("Layer", self.layer)
         form.addRow("Channel", self.channel)
+        position = QHBoxLayout()
+        for label, box in (("row", self.neuron_y), ("column", self.neuron_x)):
+            position.addWidget(QLabel(label))
+            position.addWidget(box)
+        position.addWidget(self.layer_shape, 1)
+        self.position = QWidget()
+        self.position.setLayout(position)
+        position.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Position", self.position)
         form.addRow("Steps", self.steps)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -104,6 +123,7 @@ class DreamView(View):
             self.mode.insertItem(0, MODES["class"], "class")
         elif not info.classifier and index >= 0:
             self.mode.removeItem(index)
+        self.shapes = dict(zip((node for node, _ in info.layers), info.layer_shapes, strict=False))
         self.layer.clear()
         for node, kind in info.layers:
             self.layer.addItem(f"{node} ({kind})", node)
@@ -118,7 +138,21 @@ class DreamView(View):
         self.target_class.setEnabled(mode == "class")
         self.layer.setEnabled(mode != "class")
         self.channel.setEnabled(mode != "class")
+        self.position.setEnabled(mode == "neuron")
         self.steps.setValue(20 if mode == "dream" else 256)
+
+    def _layer_changed(self) -> None:
+        """The channel and position boxes reach as far as the layer's output: C×H×W (a map), C×L, or C."""
+        shape = self.shapes.get(self.layer.currentData() or "", ())
+        self.layer_shape.setText(f"of {'×'.join(map(str, shape))}" if shape else "")
+        if shape:
+            self.channel.setMaximum(shape[0] - 1)
+        spatial = shape[1:]
+        self.neuron_y.setMaximum(spatial[0] - 1 if len(spatial) == 2 else -1)  # a 1-D map has columns only
+        self.neuron_x.setMaximum(spatial[-1] - 1 if spatial else -1)
+        if not shape:
+            for box in (self.channel, self.neuron_y, self.neuron_x):
+                box.setMaximum(100_000)
 
     # ---- commands ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,8 +172,10 @@ class DreamView(View):
             channel = self.channel.value()
             command = Dream(layer, None if channel < 0 else channel, DreamSettings(steps=self.steps.value()))
         else:
+            y, x = (box.value() if mode == "neuron" and box.value() >= 0 else None for box in self.position_boxes)
             command = Maximize(
-                MaximizeTarget(mode, max(self.channel.value(), 0), layer), MaximizeSettings(steps=self.steps.value())
+                MaximizeTarget(mode, max(self.channel.value(), 0), layer, y, x),
+                MaximizeSettings(steps=self.steps.value()),
             )
         self.running = True
         self.progress.setValue(0)
@@ -147,6 +183,10 @@ class DreamView(View):
         self.stop_button.setEnabled(True)
         self.status.setText("Starting…")
         self.command.emit(command)
+
+    @property
+    def position_boxes(self) -> tuple[QSpinBox, QSpinBox]:
+        return self.neuron_y, self.neuron_x
 
     def stop(self) -> None:
         self.command.emit(CancelJob())
