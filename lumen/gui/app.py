@@ -43,3 +43,34 @@ def run_app(self_test: str | None = None) -> int:
         return run_self_test(app, window, self_test)
     install_excepthook(window, rescue=window.rescue_run)  # a dialog; the run is checkpointed; the window goes on
     return app.exec()
+
+
+def run_watch(key: bytes, name: str) -> int:
+    """The window of a watched script (``python -m lumen.watching.window``): Qt first (no display fails here, before
+    the script connects), then a private listener whose address goes to stdout, one line, for the script to connect
+    to with ``key``; from then on stdout is stderr. The window stays open after the script has gone."""
+    import json
+    from multiprocessing.connection import Listener
+
+    from PySide6.QtWidgets import QApplication
+
+    configure_pyqtgraph()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName("Lumen")
+    app.setApplicationName("Lumen-watch")
+    app.setQuitOnLastWindowClosed(True)
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    collector = GarbageCollector(interval=1.0)  # noqa: F841 - see run_app
+    from lumen.gui.errors import install_excepthook, start_log
+    from lumen.gui.watch_bridge import PipeBridge
+    from lumen.gui.watch_window import WatchWindow
+
+    start_log()
+    listener = Listener(authkey=key)  # a Unix socket in a private temporary folder (a named pipe on Windows)
+    print(json.dumps(listener.address), flush=True)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the script reads one line; nothing more goes there
+    window = WatchWindow(PipeBridge(listener), name)
+    window.show()
+    install_excepthook(window)
+    return app.exec()

@@ -36,15 +36,20 @@ RENDER_HZ = 30
 METRICS_HZ = 10  # batches of metrics a second at most (the curves redraw at 5 Hz: gui.panes.monitor)
 
 
-class EngineBridge(QObject):
+class EventBridge(QObject):
+    """Events from wherever they are made (``_sink``, any thread) into Qt signals on the GUI thread, coalesced.
+    ``EngineBridge`` feeds it from the window's own engine worker; ``gui.watch_bridge.PipeBridge`` from a watched
+    script's connection (``lumen.watch``)."""
+
     metrics = Signal(list)  # StepMetrics and EpochMetrics since the last flush, in order
     frame = Signal(object)  # the newest Frame of one type; the viewer routes it to that type's view
     status = Signal(object)  # StatusChanged
     error = Signal(str)  # EngineError's message
     checkpoints = Signal(object)  # CheckpointList: a run's checkpoint steps
     model_loaded = Signal(object)  # ModelLoaded: what the new model is and which views apply to it
+    other = Signal(object)  # any other light event (a subclass's own kinds), in order with the rest
 
-    def __init__(self, parent: QObject | None = None, *, torch_threads: int | None = None, store=None):
+    def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._events: list[Event] = []
@@ -54,12 +59,10 @@ class EngineBridge(QObject):
         self._replays: dict[type[Frame], Frame] = {}  # the same for frames replayed from a checkpoint
         self.frames_received = 0  # engine frames, counted so benchmarks can report how many were coalesced
         self.frames_drawn = 0
-        self.worker = EngineWorker(self._sink, torch_threads=torch_threads, store=store)  # store: a RunStore factory
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // RENDER_HZ)
         self._timer.timeout.connect(self._tick)
         self._timer.start()
-        self.worker.start()
 
     def _sink(self, event: Event) -> None:  # worker thread
         with self._lock:
@@ -96,7 +99,7 @@ class EngineBridge(QObject):
             self._metrics_at = time.monotonic()
         metrics: list[Event] = []
         for event in events:
-            if isinstance(event, (StatusChanged, EngineError, CheckpointList, ModelLoaded)):
+            if not isinstance(event, (StepMetrics, EpochMetrics)):
                 if metrics:  # keep the order: curves first, then the status that followed them
                     self.metrics.emit(metrics)
                     metrics = []
@@ -106,8 +109,10 @@ class EngineBridge(QObject):
                     self.checkpoints.emit(event)
                 elif isinstance(event, ModelLoaded):
                     self.model_loaded.emit(event)
-                else:
+                elif isinstance(event, EngineError):
                     self.error.emit(event.message)
+                else:
+                    self.other.emit(event)
             else:
                 metrics.append(event)
         if metrics:
@@ -115,6 +120,15 @@ class EngineBridge(QObject):
         for frame in [*frames.values(), *replays.values()]:
             self.frames_drawn += 1
             self.frame.emit(frame)
+
+
+class EngineBridge(EventBridge):
+    """The window's own engine: an ``EngineWorker`` whose events come through ``_sink``."""
+
+    def __init__(self, parent: QObject | None = None, *, torch_threads: int | None = None, store=None):
+        super().__init__(parent)
+        self.worker = EngineWorker(self._sink, torch_threads=torch_threads, store=store)  # store: a RunStore factory
+        self.worker.start()
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop training and join the worker thread; called when the window closes."""

@@ -67,13 +67,14 @@ RUN_MARKERS = (MODEL_FILE, WEIGHTS_FILE, RUN_FILE)
 def save_run(
     run_dir: str | Path,
     spec: ModelSpec,
-    model: nn.Module,
+    model: nn.Module | Mapping[str, torch.Tensor],
     history: list[StepMetrics | EpochMetrics],
     info: dict,
     force: bool = False,
 ) -> Path:
     """Write the run folder, all or nothing; ``info`` (config, dataset, ...) goes to run.json with the final
-    metrics. An existing run there is replaced only with ``force``."""
+    metrics. ``model``: the module, or its state dict (a watched script's weights, ``lumen.watch``). An existing run
+    there is replaced only with ``force``."""
     run_dir = check_run_dir(run_dir, force)
     with writing(run_dir):
         run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +170,11 @@ def check_run_dir(run_dir: str | Path, force: bool = False) -> Path:
 
 
 def _write_run(
-    run_dir: Path, spec: ModelSpec, model: nn.Module, history: list[StepMetrics | EpochMetrics], info: dict
+    run_dir: Path,
+    spec: ModelSpec,
+    model: nn.Module | Mapping[str, torch.Tensor],
+    history: list[StepMetrics | EpochMetrics],
+    info: dict,
 ) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     spec.save(run_dir / MODEL_FILE)
@@ -200,9 +205,11 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
-def save_weights(model: nn.Module, path: str | Path) -> None:
-    """The model's state dict as a safetensors file (the only weights format Lumen writes), written atomically."""
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+def save_weights(model: nn.Module | Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """The model's state dict (or a state dict) as a safetensors file (the only weights format Lumen writes),
+    written atomically."""
+    state = model if isinstance(model, Mapping) else model.state_dict()
+    tensors = {k: v.detach().contiguous() for k, v in state.items()}
     with atomic_write(path) as temp:
         try:
             save_file(tensors, str(temp))

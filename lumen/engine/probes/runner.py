@@ -47,9 +47,14 @@ class ProbeRunner:
     due at once, so its view never shows a stale frame for long.
     """
 
-    def __init__(self, probes: Sequence[Probe], clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, probes: Sequence[Probe], clock: Callable[[], float] = time.monotonic, *, budget: float | None = None
+    ):
         self._slots = [_Slot(probe) for probe in probes]
         self._clock = clock
+        # At most this share of the loop's time for any probe, whatever its own budget (``lumen.watch``: the probes
+        # run in the user's own loop, which must keep its speed); None: each probe's own.
+        self._budget = budget
         self._watched: frozenset[type[Frame]] | None = None  # None: every probe
 
     def watch(self, frame_types: frozenset[type[Frame]] | None) -> bool:
@@ -112,7 +117,8 @@ class ProbeRunner:
                 continue
             ended = self._clock()
             slot.cost_s = ended - began
-            budget_gap = slot.cost_s * (1 - slot.probe.budget) / slot.probe.budget
+            share = slot.probe.budget if self._budget is None else min(slot.probe.budget, self._budget)
+            budget_gap = slot.cost_s * (1 - share) / share
             slot.next_due = ended + max(slot.probe.interval_s, min_interval_s, budget_gap)
             if frame is not None:
                 events.append(frame)

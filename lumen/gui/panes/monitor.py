@@ -326,7 +326,11 @@ class MonitorPane(QWidget):
         settings.addRow("Device", self.device)
         settings.addRow("Live views", self.live_rate)
         header = QHBoxLayout()
-        header.addLayout(settings)
+        # The run's settings, in a widget of their own: hidden where Lumen does not run the loop (lumen.watch).
+        self.settings_form = QWidget()
+        settings.setContentsMargins(0, 0, 0, 0)
+        self.settings_form.setLayout(settings)
+        header.addWidget(self.settings_form)
         self.data_preview = DatasetPreviewWidget()  # the loaded data's samples (a DatasetPreview frame)
         header.addWidget(self.data_preview)
         header.addWidget(self.readout, 1)
@@ -500,7 +504,7 @@ class MonitorPane(QWidget):
             if isinstance(event, StepMetrics):
                 for name, value in event.values.items():
                     self._plot(name).add_step(event.step, value)
-                if not self._ranged:
+                if not self._ranged and event.total_steps > 0:  # 0: a length nobody knows (lumen.watch)
                     # The whole run's x-range from the start: the curves grow into it, and the axes
                     # (whose text is the costliest thing to paint) are not redrawn at every update.
                     self._anchor.setXRange(0, event.total_steps, padding=0.03)  # the last epoch's markers whole
