@@ -218,7 +218,7 @@ def read_onnx(path: str | Path, max_nodes: int, limit: int = MAX_ONNX_BYTES) -> 
 
     path = Path(path)
     name = shown(path.name)
-    data = read_bytes(path, limit, "ONNX model")
+    data = read_bytes(path, limit, "model file")
     try:
         model = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and friends

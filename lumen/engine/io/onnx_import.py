@@ -380,6 +380,15 @@ class _Converter:
         self.values[output or node.output[0]] = tensor
         return tensor
 
+    def _drop_last(self, node_id: str) -> None:
+        """Take back the node just made (a reshape the pool after it makes unneeded), freeing its id."""
+        assert self.nodes[-1].id == node_id
+        self.nodes.pop()
+        self.edges = [e for e in self.edges if node_id not in e]
+        self.weights = {k: v for k, v in self.weights.items() if not k.startswith(node_id + ".")}
+        self.ids.discard(node_id)
+        self.values = {k: v for k, v in self.values.items() if not (isinstance(v, _Tensor) and v.node == node_id)}
+
     def _alias(self, node: Any, tensor: _Tensor) -> None:
         self.values[node.output[0]] = tensor
 
@@ -805,6 +814,7 @@ def _reduce(c: _Converter, node: Any) -> None:
             readers = [n for n in c.graph.node if any(c.values.get(v) == x for v in n.input)]
             if len(readers) == 1:
                 source = _Tensor(sources[0], before)
+                c._drop_last(producer.id)  # its id goes to the pool, so the names survive a round trip
     if a.get("keepdims", 1):
         if len(source.shape) != 3:
             raise _NoLayer("Lumen keeps a 1×1 map of 2-D inputs only")
