@@ -1,4 +1,4 @@
-"""Reading a model spec file off the GUI thread.
+"""Reading a model spec file (or opening an ONNX model, ``engine.io.open_model``) off the GUI thread.
 
 ``ModelSpec.load`` reads through ``engine.untrusted`` (a regular file only, of limited size, JSON with depth
 and number limits), so a FIFO, a device such as /dev/zero or a huge file is refused with a message. Even so the
@@ -14,12 +14,14 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from lumen.engine.errors import LumenError
+from lumen.engine.io.open_model import SUFFIXES, open_model
 from lumen.engine.spec.model_spec import ModelSpec
 from lumen.engine.untrusted import shown
 
 
 class SpecReader(QObject):
     loaded = Signal(object, str, int)  # ModelSpec, path, serial
+    model_opened = Signal(object, str, int)  # an ONNX file's OpenedModel (spec, weights, opaque ops), before loaded
     failed = Signal(str, int)  # message, serial
 
     def __init__(self, parent: QObject | None = None):
@@ -36,7 +38,12 @@ class SpecReader(QObject):
 
     def _read(self, path: Path, serial: int) -> None:  # pool thread; signals cross to the GUI thread queued
         try:
-            spec = ModelSpec.load(path)
+            if path.suffix.lower() in SUFFIXES:  # a model made elsewhere: converted here, off the GUI thread
+                opened = open_model(path)
+                self.model_opened.emit(opened, str(path), serial)
+                spec = opened.spec
+            else:
+                spec = ModelSpec.load(path)
         except LumenError as exc:
             self.failed.emit(str(exc), serial)
         except Exception as exc:  # a reader bug must become a message, not a silent nothing

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,9 +73,16 @@ class EngineWorker:
             )
         self._commands.put(command)
 
-    def load_model(self, spec: ModelSpec, dataset: str | None = None) -> None:
-        """Load ``spec`` on ``dataset`` (a built-in name or a path; None: the preset's default data)."""
-        self.submit(LoadModel(spec, dataset))
+    def load_model(
+        self,
+        spec: ModelSpec,
+        dataset: str | None = None,
+        weights: Mapping[str, Any] | None = None,
+        weights_from: str = "",
+    ) -> None:
+        """Load ``spec`` on ``dataset`` (a built-in name or a path; None: the preset's default data), with the
+        ``weights`` that fit it (an opened ONNX model's), else fresh ones."""
+        self.submit(LoadModel(spec, dataset, weights, weights_from))
 
     def train(self, config: TrainConfig) -> None:
         self.submit(Train(config))

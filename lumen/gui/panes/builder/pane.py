@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, Signal
@@ -367,7 +368,12 @@ class BuilderPane(QWidget):
             self.problem.setText(f"⚠ {doc.error}")
         else:
             self.problem.setStyleSheet("color: #2b7a3d;")
-            self.problem.setText(f"✓ valid: {len(doc.spec.nodes)} nodes, {len(doc.spec.edges)} edges")
+            opaque = Counter(n.params.get("op", "?") for n in doc.spec.nodes if n.type == "onnx_op")
+            ops = ", ".join(f"{op} ×{count}" for op, count in sorted(opaque.items()))
+            self.problem.setText(
+                f"✓ valid: {len(doc.spec.nodes)} nodes, {len(doc.spec.edges)} edges"
+                + (f"; {sum(opaque.values())} opaque ONNX ops (no Lumen layer for them): {ops}" if opaque else "")
+            )
 
     def _refuse(self, message: str) -> None:
         self.problem.setStyleSheet("color: #b8590b; font-weight: bold;")
