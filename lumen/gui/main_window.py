@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -26,7 +27,7 @@ from lumen.engine.events import ModelLoaded, RunState, StatusChanged, StepMetric
 from lumen.engine.io.runs import RunExists, check_run_dir
 from lumen.engine.io.store import RunStore
 from lumen.engine.presets import PRESET_GROUPS
-from lumen.engine.runtime.commands import WatchFrames
+from lumen.engine.runtime.commands import Train, WatchFrames
 from lumen.engine.untrusted import shown
 from lumen.gui.bridge import EngineBridge
 from lumen.gui.image_io import ImageLoader
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
 
         self.bridge = EngineBridge(self, torch_threads=_training_threads(), store=RunStore)
         self.loader = ImageLoader(self)
+        self.opened_model = None  # an opened ONNX model: its weights go with its spec, and Train fine-tunes them
         self.builder = BuilderPane()
         self.monitor = MonitorPane()
         self.viewer = ViewerPane()
@@ -167,7 +169,10 @@ class MainWindow(QMainWindow):
         self.builder.model_chosen.connect(self._model_chosen)
         self.builder.spec_edited.connect(self._spec_edited)
         self.viewer.spec_dropped.connect(self.builder.open_spec)
-        self.setAcceptDrops(True)  # a spec .json dropped anywhere on the window opens in the builder
+        self.builder.reader.model_opened.connect(self._model_opened)
+        self.setAcceptDrops(
+            True
+        )  # a spec .json (or an .onnx model) dropped anywhere on the window opens in the builder
         self.train_action.triggered.connect(self._train)
         self.pause_action.toggled.connect(lambda paused: worker.pause() if paused else worker.resume())
         self.step_action.triggered.connect(worker.step_once)
@@ -196,20 +201,35 @@ class MainWindow(QMainWindow):
 
     # ---- reacting to the user ----------------------------------------------------------------------------
     def _model_chosen(self, spec) -> None:
+        if self.opened_model is not None and spec.name != self.opened_model.spec.name:
+            self.opened_model = None  # another model: fresh weights again
         if self._is_builders_valid_spec(spec) and not self._defer(spec):
             self.monitor.clear()
-            self.bridge.worker.load_model(spec, self.monitor.dataset_name())
+            self.bridge.worker.load_model(spec, self.monitor.dataset_name(), *self._opened_weights())
 
     def _spec_edited(self, spec) -> None:
         if self._is_builders_valid_spec(spec) and not self._defer(spec):
-            self.bridge.worker.load_model(spec, self.monitor.dataset_name())  # the edited model, fresh weights
+            # the edited model: fresh weights, or an opened model's wherever they still fit
+            self.bridge.worker.load_model(spec, self.monitor.dataset_name(), *self._opened_weights())
+
+    def _model_opened(self, opened, path: str, serial: int) -> None:
+        """An ONNX file was converted (its spec follows, as any opened spec): its weights go with the spec."""
+        if serial == self.builder.reader.serial:
+            self.opened_model = opened
+            self.statusBar().showMessage(f"opened {shown(Path(path).name)}: {opened.line()}", 20_000)
+
+    def _opened_weights(self) -> tuple:
+        """(weights, where from) of the opened ONNX model the builder holds, or (None, "")."""
+        if self.opened_model is None:
+            return None, ""
+        return self.opened_model.weights, Path(self.opened_model.source).name
 
     def _dataset_changed(self, dataset) -> None:
         """Another dataset: the model is reloaded on it (resized to fit), now or, mid-run, for the next run."""
         spec = self.builder.doc.spec
         if self._is_builders_valid_spec(spec) and not self._defer(spec):
             self.monitor.clear()
-            self.bridge.worker.load_model(spec, dataset)
+            self.bridge.worker.load_model(spec, dataset, *self._opened_weights())
 
     def _is_builders_valid_spec(self, spec) -> bool:
         """Only the spec the builder holds and finds valid may replace the engine's model (or wait as the next
@@ -227,7 +247,7 @@ class MainWindow(QMainWindow):
 
     def _train(self) -> None:
         if self.pending_spec is not None:  # worker commands run in order: load, then train
-            self.bridge.worker.load_model(self.pending_spec, self.monitor.dataset_name())
+            self.bridge.worker.load_model(self.pending_spec, self.monitor.dataset_name(), *self._opened_weights())
             self.pending_spec = None
             self.statusBar().clearMessage()
         config = self.monitor.config()
@@ -239,7 +259,8 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("step %v / %m")
         self.eta.reset()
         self.viewer.follow_run(None)  # the replay slider follows the new run's checkpoints
-        self.bridge.worker.train(config)
+        # an opened ONNX model is fine-tuned, not trained afresh
+        self.bridge.worker.submit(Train(config, keep_weights=self.opened_model is not None))
 
     def _replay_run(self, run_id: str) -> None:
         """A run picked in the runs list: the viewer's replay slider runs over its checkpoints."""
@@ -258,11 +279,15 @@ class MainWindow(QMainWindow):
         self.bridge.worker.probe_image(pixels, name)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if any(url.toLocalFile().lower().endswith(".json") for url in event.mimeData().urls()):
+        if any(url.toLocalFile().lower().endswith((".json", ".onnx")) for url in event.mimeData().urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.toLocalFile().lower().endswith(".json")]
+        paths = [
+            url.toLocalFile()
+            for url in event.mimeData().urls()
+            if url.toLocalFile().lower().endswith((".json", ".onnx"))
+        ]
         if paths:
             event.acceptProposedAction()
             self.builder.open_spec(paths[0])
