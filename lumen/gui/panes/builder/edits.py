@@ -30,6 +30,7 @@ STARTERS: dict[str, Any] = {
     "steps": 4,
     "code_size": 32,
     "latent_size": 8,
+    "op": "Identity",  # an opaque ONNX op from the palette: the identity until its op is named
 }
 
 
