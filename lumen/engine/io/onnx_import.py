@@ -11,6 +11,14 @@ ONNX keeps them (topological):
   the ops of ``FOLDED`` only), so the Reshape gets a fixed per-sample shape; a zero ``Pad`` before a ``Conv``
   becomes the convolution's padding; ``MatMul`` + ``Add`` of a bias is one ``linear``; a global pool followed by a
   flatten is one ``global_avgpool``;
+- an ONNX ``LSTM``/``GRU``/``RNN`` is Lumen's ``lstm``/``gru``/``rnn`` (torch's module inside), its weights put
+  back from ONNX's gate order (i,o,f,c; z,r,h) into torch's (i,f,g,o; r,z,n); the glue torch's exporter writes
+  around it is folded: the Transpose to steps first and back, the Squeeze (or Transpose+Reshape) of its
+  directions, the zero initial state (a ConstantOfShape the size of the batch, sliced per layer), one op per layer
+  of ``num_layers`` (stacked into one node), ``out[:, -1]`` (``returns: last``), ``out.chunk(2, -1)`` joined by a
+  Concat or Add (``combine``), and ``x.unsqueeze(1).repeat(1, T, 1)`` (a ``repeat`` node). Not expressible, and
+  refused by name: a given initial state, sequence lengths, Y_h/Y_c read (h_n rather than ``out[:, -1]``),
+  a reverse-only direction, GRU's ``linear_before_reset=0``, peepholes, clip;
 - an op no Lumen layer expresses (or whose attributes one cannot: a Softmax over the batch, a Reshape that mixes
   samples) is kept as an opaque ``onnx_op`` node that runs the op with torch (``engine.modules.onnx_ops``), named
   in ``OpenedModel.opaque`` by op and count; an op Lumen can neither map nor run is refused, all of them named.
@@ -100,6 +108,49 @@ class _Padded:
     pads: tuple[int, ...]  # begin per spatial axis, then end per spatial axis
 
 
+@dataclass(frozen=True)
+class _TimeMajor:
+    """A batch-first sequence transposed to steps first, as torch's exporter feeds an ONNX LSTM/GRU/RNN: the
+    recurrent op reading it takes the sequence itself (no Lumen shape puts the batch second)."""
+
+    source: str  # the ONNX value, batch × steps × features
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """An ONNX LSTM/GRU/RNN's output on its way back to batch first: ``layout`` "tdbh" (its Y: steps, directions,
+    batch, hidden), "tbdh" (directions moved in), "tbf" (directions flattened, or the one squeezed out); the
+    Transpose to batch first makes it the Lumen node's tensor, another recurrent op reading it a layer more."""
+
+    node: str  # the Lumen recurrent node
+    layout: str
+
+
+@dataclass(frozen=True)
+class _Direction:
+    """One direction of a bidirectional recurrent node's (batch-first) output, sliced out as torch's
+    ``out.chunk(2, -1)`` exports, and perhaps its last step (forward: the final one; backward: the first): a Concat
+    or Add of the two makes the node's ``combine`` and ``returns``; any other reader gets the ONNX ops as opaque
+    ones (``chain``)."""
+
+    node: str
+    sequence: str  # the ONNX value of the node's whole output, where the slices start
+    backward: bool
+    last: bool
+    chain: tuple[Any, ...]  # the ONNX nodes (Slice, then a Gather) that made it
+
+
+@dataclass(frozen=True)
+class _Unsqueezed:
+    """A vector given a steps axis of one (Unsqueeze at axis 1): a Tile along it is a ``repeat`` layer."""
+
+    source: str
+    node: Any  # the ONNX Unsqueeze, made an opaque op for any other reader
+
+
+_Value = _Tensor | _Padded | _TimeMajor | _Steps | _Direction | _Unsqueezed
+
+
 def open_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> OpenedModel:
     """The model in an ONNX file as a Lumen spec and weights; ``input_shape`` (one sample, no batch) for a
     graph whose input leaves sizes open. Refusals are one line naming the file and the op or field."""
@@ -130,7 +181,7 @@ class _Converter:
 
         self.graph, self.opset, self.name = graph, opset, name
         self.consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-        self.values: dict[str, _Tensor | _Padded] = {}
+        self.values: dict[str, _Value] = {}
         self.nodes: list[Node] = []
         self.shapes: dict[str, Shape] = {}
         self.edges: list[tuple[str, str]] = []
@@ -144,6 +195,10 @@ class _Converter:
             for value in node.input:
                 self.consumers.setdefault(value, []).append(node)
         self.padded_nodes: dict[str, _Tensor] = {}
+        self.producers: dict[str, Any] = {v: node for node in graph.node for v in node.output if v}
+        # values the size of the batch that exporters build for a recurrent op's initial state (zeros of
+        # [directions, batch, hidden]): their fill value; never folded (the batch is a stand-in number)
+        self.batch_constants: dict[str, float] = {}
 
     # ---- the whole graph ----
     def convert(self, input_shape: tuple[int, ...] | None) -> OpenedModel:
@@ -215,7 +270,7 @@ class _Converter:
         if not any(n.id == "input" for n in nodes):
             raise DataError("the output does not depend on the input")
         edges = [(a, b) for a, b in self.edges if a in keep and b in keep]
-        weights = {k: v for k, v in self.weights.items() if k.rsplit(".", 1)[0] in keep}
+        weights = {k: v for k, v in self.weights.items() if _owner(k, keep) is not None}
         opaque = Counter(n.params["op"] for n in nodes if n.type == "onnx_op")
         description = f"Opened from an ONNX file: {len(self.graph.node)} ONNX nodes, {len(nodes) - 1} Lumen layers"
         if opaque:
@@ -229,6 +284,9 @@ class _Converter:
         op = node.op_type
         if op == "Constant":
             self.consts[node.output[0]] = _constant_value(node)
+            return
+        if op not in RECURRENT and any(v in self.batch_constants for v in node.input):
+            self._batch_constant(node)
             return
         live = [v for v in node.input if v and v not in self.consts]
         if op in ("Shape", "Size") and live:
@@ -251,6 +309,10 @@ class _Converter:
         from onnx.reference import ReferenceEvaluator
 
         args = [self.consts[v] if v else None for v in node.input]
+        if node.op_type == "ConstantOfShape" and args[0] is not None and (args[0] == BATCH).any():
+            value = _attributes(node).get("value", [0.0])
+            self.batch_constants[node.output[0]] = float(np.asarray(value).reshape(-1)[0])
+            return
         _check_fold_size(node, args)
         try:
             results = ReferenceEvaluator(node).run(None, {v: a for v, a in zip(node.input, args) if v})
@@ -264,6 +326,19 @@ class _Converter:
             if array.size > MAX_FOLDED:
                 raise LumenError(f"op {node.op_type} makes a constant of {array.size:,} values; at most {MAX_FOLDED:,}")
             self.consts[value] = array
+
+    def _batch_constant(self, node: Any) -> None:
+        """An op on a constant the size of the batch: what only moves or picks values (torch's exporter slices
+        a multi-layer LSTM's zero initial state per layer) keeps it one; anything else is refused."""
+        source = next(v for v in node.input if v in self.batch_constants)
+        others = [v for v in node.input if v and v != source]
+        if node.op_type in _PICKS and all(v in self.consts for v in others):
+            self.batch_constants[node.output[0]] = self.batch_constants[source]
+            return
+        raise LumenError(
+            f"op {node.op_type} ({printable(node.name[:60])}) computes with a tensor the size of the batch, "
+            "which Lumen models leave open"
+        )
 
     def _fold_shape(self, node: Any) -> None:
         source = self._tensor(node.input[0])
@@ -281,6 +356,20 @@ class _Converter:
         found = self.values.get(value)
         if found is None:
             raise _NoLayer(f"{value} is not a tensor")
+        if isinstance(found, _Unsqueezed):
+            self._opaque(found.node)
+            return self._tensor(value)
+        if isinstance(found, _Direction):
+            for step in found.chain:
+                self._opaque(step)
+            return self._tensor(value)
+        if isinstance(found, (_TimeMajor, _Steps)):
+            producer = self.producers.get(value)
+            what = f"{producer.op_type} ({printable(producer.name[:60])})" if producer is not None else "a value"
+            raise LumenError(
+                f"op {what} keeps a recurrent sequence steps-first, and a reader other than an LSTM, GRU or RNN "
+                "(or the transpose back to batch first) reads it; Lumen shapes keep the batch first"
+            )
         if isinstance(found, _Padded):
             if value not in self.padded_nodes:
                 source = self._tensor(found.source)
@@ -389,6 +478,19 @@ class _Converter:
         self.ids.discard(node_id)
         self.values = {k: v for k, v in self.values.items() if not (isinstance(v, _Tensor) and v.node == node_id)}
 
+    def _retune(self, node_id: str, **changes: Any) -> _Tensor:
+        """Change parameters of a node made earlier that nothing reads yet (a recurrent node found to return its
+        last step, or to sum its directions): its new shape."""
+        index = next(i for i, n in enumerate(self.nodes) if n.id == node_id)
+        node = self.nodes[index]
+        params = {**node.params, **changes}
+        layer = LAYERS[node.type]
+        sources = [s for s, d in self.edges if d == node_id]
+        shape = layer.infer(layer.resolve(params), [self.shapes[s] for s in sources])
+        self.nodes[index] = Node(node_id, node.type, params)
+        self.shapes[node_id] = shape
+        return _Tensor(node_id, shape)
+
     def _alias(self, node: Any, tensor: _Tensor) -> None:
         self.values[node.output[0]] = tensor
 
@@ -494,6 +596,12 @@ def _attributes(node: Any) -> dict[str, Any]:
                 f"op {node.op_type}: its attribute {printable(attribute.name[:60])} is of a kind Lumen does not read"
             )
     return out
+
+
+def _owner(key: str, ids: set[str]) -> str | None:
+    """The node a state-dict key belongs to (``lstm1`` for ``lstm1.rnn.weight_ih_l0``), if among ``ids``."""
+    pieces = key.split(".")
+    return next((".".join(pieces[:i]) for i in range(len(pieces) - 1, 0, -1) if ".".join(pieces[:i]) in ids), None)
 
 
 def _constant_value(node: Any) -> np.ndarray:
@@ -869,6 +977,10 @@ def _flatten(c: _Converter, node: Any) -> None:
 
 
 def _reshape(c: _Converter, node: Any) -> None:
+    found = c.values.get(node.input[0])
+    if isinstance(found, _Steps):
+        _steps_reshape(c, node, found)
+        return
     x = c._tensor(node.input[0])
     target = [int(t) for t in c._const(node.input[1], "shape").reshape(-1)]
     allow_zero = bool(_attributes(node).get("allowzero", 0))
@@ -898,6 +1010,8 @@ def _reshape(c: _Converter, node: Any) -> None:
 
 
 def _concat(c: _Converter, node: Any) -> None:
+    if _combine(c, node, "concat"):
+        return
     if any(v in c.consts for v in node.input if v):
         raise _NoLayer("concatenates a constant")
     tensors = [c._tensor(v) for v in node.input if v]
@@ -911,6 +1025,8 @@ def _concat(c: _Converter, node: Any) -> None:
 
 
 def _add(c: _Converter, node: Any) -> None:
+    if _combine(c, node, "sum"):
+        return
     if any(v in c.consts for v in node.input if v):
         raise _NoLayer("adds a constant")
     tensors = [c._tensor(v) for v in node.input if v]
@@ -932,6 +1048,313 @@ def _dropout(c: _Converter, node: Any) -> None:
 
 def _identity(c: _Converter, node: Any) -> None:
     c._alias(node, c._tensor(node.input[0]))
+
+
+# ---- recurrent ops: torch's exporter writes nn.LSTM/GRU/RNN as one ONNX op per layer, steps first ----------------
+
+RECURRENT = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
+_PICKS = frozenset({"Slice", "Gather", "Squeeze", "Unsqueeze", "Identity", "Expand", "Reshape", "Transpose", "Concat"})
+# ONNX's gate order → torch's: LSTM i,o,f,c → i,f,g(=c),o; GRU z,r,h → r,z,n; RNN has one gate
+_TORCH_GATES = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2), "rnn": (0,)}
+_ACTIVATIONS = {"lstm": ["sigmoid", "tanh", "tanh"], "gru": ["sigmoid", "tanh"]}
+
+
+def _refuse(node: Any, why: str) -> LumenError:
+    return LumenError(f"op {node.op_type} ({printable(node.name[:60])}) {why}")
+
+
+def _recurrent(c: _Converter, node: Any) -> None:
+    """An ONNX LSTM/GRU/RNN as Lumen's lstm/gru/rnn node (its module keeps torch's nn.LSTM/GRU/RNN as ``rnn``),
+    its weights put back in torch's gate order; a second op reading the first's output steps-first (torch's
+    export of ``num_layers`` > 1) becomes the node's next layer. Its output waits (``_Steps``) for the transposes
+    back to batch first."""
+    cell = RECURRENT[node.op_type]
+    a = _attributes(node)
+    direction = a.get("direction", "forward")
+    if direction not in ("forward", "bidirectional"):
+        raise _refuse(node, f"runs {direction}; Lumen's recurrent layers run forward, or both ways")
+    directions = 2 if direction == "bidirectional" else 1
+    hidden = int(a["hidden_size"])
+    if a.get("layout", 0) or "clip" in a or a.get("input_forget", 0):
+        raise _refuse(node, "sets layout, clip or input_forget, which torch's recurrent layers do not have")
+    if cell == "gru" and not a.get("linear_before_reset", 0):
+        raise _refuse(node, "has linear_before_reset=0; torch's GRU (Lumen's) applies the reset gate after the product")
+    activations = [str(f).lower() for f in a.get("activations", [])]
+    params: dict[str, Any] = {"hidden_size": hidden, "bidirectional": directions == 2}
+    if cell == "rnn":
+        kind = activations[0] if activations else "tanh"
+        if kind not in ("tanh", "relu") or any(f != kind for f in activations):
+            raise _refuse(node, f"uses activations {activations}; Lumen's rnn is tanh or relu")
+        params["nonlinearity"] = kind
+    elif activations and activations != _ACTIVATIONS[cell] * directions:
+        raise _refuse(node, f"uses activations {activations}; Lumen's {cell} has torch's")
+    if len(node.input) > 4 and node.input[4]:
+        raise _refuse(node, "reads sequence lengths; Lumen's recurrent layers run every step")
+    for slot in (5, 6):
+        if len(node.input) > slot and node.input[slot]:
+            value = node.input[slot]
+            zeros = c.batch_constants.get(value) == 0 or (value in c.consts and not c.consts[value].any())
+            if not zeros:
+                raise _refuse(node, "starts from a given state; Lumen's recurrent layers start from zeros")
+    peepholes = c._optional_const(node, 7) if len(node.input) > 7 else None
+    if peepholes is not None and peepholes.any():
+        raise _refuse(node, "has peephole weights, which torch's LSTM does not")
+    for value in node.output[1:]:
+        if value and (c.consumers.get(value) or value == c.graph.output[0].name):
+            raise _refuse(
+                node,
+                "is read by its final state (Y_h or Y_c); Lumen's recurrent layers give the sequence or its "
+                "last step (out[:, -1] rather than h_n)",
+            )
+    w = c._const(node.input[1], "weight")
+    r = c._const(node.input[2], "recurrence weight")
+    b = c._optional_const(node, 3)
+    gates = len(_TORCH_GATES[cell])
+    if w.shape[:2] != (directions, gates * hidden) or r.shape != (directions, gates * hidden, hidden):
+        raise _refuse(node, f"has weights of shapes {w.shape} and {r.shape}, not an ONNX {node.op_type}'s")
+    if b is not None and b.shape != (directions, 2 * gates * hidden):
+        raise _refuse(node, f"has biases of shape {b.shape}, not an ONNX {node.op_type}'s")
+    found = c.values.get(node.input[0])
+    if isinstance(found, _Steps):
+        _stack(c, node, found, cell, params, w, r, b)
+        return
+    if not isinstance(found, _TimeMajor):
+        raise _refuse(node, "reads a sequence that is not a batch-first tensor transposed to steps first")
+    x = c._tensor(found.source)
+    if len(x.shape) != 2 or x.shape[1] != w.shape[2]:
+        raise _refuse(node, f"reads {fmt(x.shape)}, not steps × {w.shape[2]} features")
+    weights = _torch_weights(cell, 0, w, r, b)
+    node_id = c._node_id(None, f"{_recurrent_base(c, node)}.rnn")
+    tensor = c._add(node_id, cell, params, [x], weights)
+    c.values[node.output[0]] = _Steps(tensor.node, "tdbh")
+
+
+def _stack(c: _Converter, node: Any, found: _Steps, cell: str, params: dict, w: Any, r: Any, b: Any) -> None:
+    """This op reads the previous one's output steps-first: it is the Lumen node's next layer."""
+    index = next(i for i, n in enumerate(c.nodes) if n.id == found.node)
+    below = c.nodes[index]
+    same = {k: v for k, v in below.params.items() if k in params}
+    if found.layout != "tbf" or below.type != cell or same != params or w.shape[2] != c.shapes[below.id][1]:
+        raise _refuse(node, f"reads the output of {found.node} (a {below.type}) but is not a layer more of it")
+    layers = int(below.params.get("num_layers", 1))
+    c.nodes[index] = Node(below.id, below.type, {**below.params, "num_layers": layers + 1})
+    for key, array in _torch_weights(cell, layers, w, r, b).items():
+        c.weights[f"{below.id}.{key}"] = torch.from_numpy(np.array(array, order="C"))
+    c.values[node.output[0]] = _Steps(below.id, "tdbh")
+
+
+def _torch_weights(cell: str, layer: int, w: Any, r: Any, b: Any) -> dict[str, np.ndarray]:
+    """ONNX's W [dirs, gates·H, in], R [dirs, gates·H, H], B [dirs, 2·gates·H] as torch's weight_ih_l<k>,
+    weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k> (``_reverse`` for the backward direction), gates reordered."""
+    order = _TORCH_GATES[cell]
+
+    def reorder(array: np.ndarray) -> np.ndarray:
+        blocks = np.split(array, len(order), axis=0)
+        return np.ascontiguousarray(np.concatenate([blocks[i] for i in order], axis=0), dtype=np.float32)
+
+    out: dict[str, np.ndarray] = {}
+    rows = w.shape[1]
+    bias = b if b is not None else np.zeros((w.shape[0], 2 * rows), dtype=np.float32)
+    for d in range(w.shape[0]):
+        suffix = f"_l{layer}" + ("_reverse" if d else "")
+        out[f"rnn.weight_ih{suffix}"] = reorder(w[d])
+        out[f"rnn.weight_hh{suffix}"] = reorder(r[d])
+        out[f"rnn.bias_ih{suffix}"] = reorder(bias[d, :rows])
+        out[f"rnn.bias_hh{suffix}"] = reorder(bias[d, rows:])
+    return out
+
+
+def _recurrent_base(c: _Converter, node: Any) -> str:
+    """The node's name: its weight's module (``lstm1.rnn.weight_ih_l0`` → ``lstm1``, a plain ``self.lstm`` →
+    ``lstm``), else the ONNX node's scope (``/encoder/rnn/LSTM`` → ``encoder``)."""
+    seen, stack = set(), [node.input[1]]
+    while stack:
+        value = stack.pop()
+        if value in seen:
+            continue
+        seen.add(value)
+        match = re.match(r"(.+?)(\.rnn)?\.weight_ih_l\d+(_reverse)?$", value)
+        if match and not value.startswith("onnx::"):
+            return match.group(1)
+        producer = c.producers.get(value)
+        if producer is not None:
+            stack += [v for v in producer.input if v]
+    parts = [p for p in node.name.split("/") if p]
+    if len(parts) >= 3 and parts[-2] == "rnn":
+        return parts[-3]
+    return parts[-2] if len(parts) >= 2 else node.op_type.lower()
+
+
+def _transpose(c: _Converter, node: Any) -> None:
+    perm = [int(p) for p in _attributes(node).get("perm", [])]
+    found = c.values.get(node.input[0])
+    if isinstance(found, _Steps):
+        if found.layout == "tdbh" and perm == [0, 2, 1, 3]:
+            c.values[node.output[0]] = _Steps(found.node, "tbdh")
+            return
+        if found.layout == "tbf" and perm == [1, 0, 2]:
+            c._alias(node, _Tensor(found.node, c.shapes[found.node]))
+            return
+    elif perm == [1, 0, 2] and len(c._tensor(node.input[0]).shape) == 2:
+        c.values[node.output[0]] = _TimeMajor(node.input[0])
+        return
+    raise _NoLayer("no Lumen layer transposes")
+
+
+def _squeeze(c: _Converter, node: Any) -> None:
+    found = c.values.get(node.input[0])
+    axes = _axes(c, node)
+    if isinstance(found, _Steps) and found.layout == "tdbh" and axes in ([1], [-3]):
+        if not next(n for n in c.nodes if n.id == found.node).params.get("bidirectional"):
+            c.values[node.output[0]] = _Steps(found.node, "tbf")
+            return
+    raise _NoLayer("not a recurrent op's one direction")
+
+
+def _axes(c: _Converter, node: Any) -> list[int] | None:
+    if len(node.input) > 1 and node.input[1]:
+        return [int(v) for v in c._const(node.input[1], "axes").reshape(-1)]
+    axes = _attributes(node).get("axes")
+    return [int(v) for v in axes] if axes is not None else None
+
+
+def _steps_reshape(c: _Converter, node: Any, found: _Steps) -> None:
+    """A bidirectional output [T, B, 2, H] flattened to [T, B, 2H], as torch's exporter writes it."""
+    target = [int(t) for t in c._const(node.input[1], "shape").reshape(-1)]
+    steps, width = c.shapes[found.node]
+    ok = (
+        found.layout == "tbdh"
+        and len(target) == 3
+        and target[0] in (0, steps)
+        and target[1] in (0, BATCH, -1)
+        and target[2] in (-1, width)
+        and target.count(-1) <= 1
+    )
+    if not ok:
+        raise _refuse(node, "reshapes a recurrent op's output other than as torch's exporter does")
+    c.values[node.output[0]] = _Steps(found.node, "tbf")
+
+
+def _recurrent_output(c: _Converter, value: str) -> Node | None:
+    """The Lumen recurrent node whose whole (batch-first) output ``value`` is, when nothing reads it yet."""
+    found = c.values.get(value)
+    if not isinstance(found, _Tensor) or value == c.graph.output[0].name:
+        return None
+    node = next((n for n in c.nodes if n.id == found.node), None)
+    if node is None or node.type not in RECURRENT.values() or node.params.get("returns", "sequence") != "sequence":
+        return None
+    if node.params.get("combine", "concat") != "concat" or any(src == node.id for src, _ in c.edges):
+        return None
+    return node
+
+
+def _readers(c: _Converter, value: str) -> list[Any]:
+    """The nodes that read a value, its Shape and Size aside (they were folded already)."""
+    return [n for n in c.consumers.get(value, []) if n.op_type not in ("Shape", "Size")]
+
+
+def _gather(c: _Converter, node: Any) -> None:
+    found = c.values.get(node.input[0])
+    index = c._optional_const(node, 1)
+    if int(_attributes(node).get("axis", 0)) != 1 or index is None or index.ndim != 0:
+        raise _NoLayer("not one step of a sequence")
+    if isinstance(found, _Direction) and not found.last:
+        steps = c.shapes[found.node][0]
+        if int(index) % steps == (0 if found.backward else steps - 1):
+            chain = (*found.chain, node)
+            c.values[node.output[0]] = _Direction(found.node, found.sequence, found.backward, True, chain)
+            return
+        raise _NoLayer("not a direction's final step")
+    recurrent = _recurrent_output(c, node.input[0])
+    only = [n.output[0] for n in _readers(c, node.input[0])] == [node.output[0]]
+    if recurrent is None or recurrent.params.get("bidirectional") or not only:
+        raise _NoLayer("not the last step of a recurrent layer")
+    steps = c.shapes[recurrent.id][0]
+    if int(index) % steps != steps - 1:
+        raise _NoLayer("not the last step")
+    c._alias(node, c._retune(recurrent.id, returns="last"))
+
+
+def _slice(c: _Converter, node: Any) -> None:
+    recurrent = _recurrent_output(c, node.input[0])
+    if recurrent is None or not recurrent.params.get("bidirectional"):
+        raise _NoLayer("not one direction of a bidirectional recurrent layer")
+    starts, ends = (c._const(v, "bounds").reshape(-1) for v in node.input[1:3])
+    axes = c._optional_const(node, 3)
+    steps = c._optional_const(node, 4)
+    hidden = int(recurrent.params["hidden_size"])
+    if len(starts) != 1 or (axes is not None and int(axes.reshape(-1)[0]) not in (2, -1)):
+        raise _NoLayer("not a slice of the features")
+    if steps is not None and int(steps.reshape(-1)[0]) != 1:
+        raise _NoLayer("a strided slice")
+    bounds = (int(starts[0]), min(int(ends[0]), 2 * hidden))
+    if bounds not in ((0, hidden), (hidden, 2 * hidden)):
+        raise _NoLayer("not one direction's features")
+    backward = bounds[0] == hidden
+    c.values[node.output[0]] = _Direction(recurrent.id, node.input[0], backward, False, (node,))
+
+
+def _both_directions(c: _Converter, node: Any) -> tuple[_Direction, _Direction] | None:
+    """A Concat or Add of a bidirectional node's forward and backward outputs, each read by nothing else."""
+    found = [c.values.get(v) for v in node.input if v]
+    if len(found) != 2 or not all(isinstance(f, _Direction) for f in found):
+        return None
+    forward, backward = found
+    assert isinstance(forward, _Direction) and isinstance(backward, _Direction)
+    if node.op_type == "Add" and forward.backward:
+        forward, backward = backward, forward
+    if forward.backward or not backward.backward or forward.node != backward.node or forward.last != backward.last:
+        return None
+    if forward.sequence != backward.sequence:
+        return None
+    slices = {forward.chain[0].output[0], backward.chain[0].output[0]}
+    if sorted(n.output[0] for n in _readers(c, forward.sequence)) != sorted(slices):
+        return None
+    for direction in (forward, backward):
+        outputs = [step.output[0] for step in direction.chain]
+        readers = [*direction.chain[1:], node]
+        if any([n.output[0] for n in _readers(c, v)] != [r.output[0]] for v, r in zip(outputs, readers)):
+            return None
+    return forward, backward
+
+
+def _combine(c: _Converter, node: Any, combine: str) -> bool:
+    """The node's directions joined: the recurrent node's ``combine`` and ``returns`` (True when it was)."""
+    pair = _both_directions(c, node)
+    if pair is None:
+        return False
+    forward, _ = pair
+    if combine == "concat":
+        rank = 2 if forward.last else 3
+        if _full_axis(int(_attributes(node)["axis"]), rank) != rank - 1:
+            return False
+    c._alias(node, c._retune(forward.node, combine=combine, returns="last" if forward.last else "sequence"))
+    return True
+
+
+def _unsqueeze(c: _Converter, node: Any) -> None:
+    x = c._tensor(node.input[0])
+    if len(x.shape) != 1 or _axes(c, node) not in ([1], [-2]):
+        raise _NoLayer("not a vector made one step")
+    c.values[node.output[0]] = _Unsqueezed(node.input[0], node)
+
+
+def _expand(c: _Converter, node: Any) -> None:
+    shape = c._const(node.input[1], "shape").reshape(-1)
+    found = c.values.get(node.input[0])
+    rank = 3 if isinstance(found, _Unsqueezed) else len(c._tensor(node.input[0]).shape) + 1
+    if len(shape) > rank or (shape != 1).any():
+        raise _NoLayer("broadcasts")
+    if found is not None:
+        c.values[node.output[0]] = found  # expanding to ones changes nothing
+
+
+def _tile(c: _Converter, node: Any) -> None:
+    found = c.values.get(node.input[0])
+    repeats = [int(v) for v in c._const(node.input[1], "repeats").reshape(-1)]
+    if not isinstance(found, _Unsqueezed) or len(repeats) != 3 or repeats[0] != 1 or repeats[2] != 1:
+        raise _NoLayer("not a vector repeated at every step")
+    c._layer(node, "repeat", {"steps": repeats[1]}, [c._tensor(found.source)])
 
 
 # ONNX op → how it becomes a Lumen layer (the README's table lists these); any other op is kept opaque when
@@ -964,4 +1387,14 @@ MAPPED: dict[str, Callable[[_Converter, Any], None]] = {
     "Sum": _add,
     "Dropout": _dropout,
     "Identity": _identity,
+    "LSTM": _recurrent,
+    "GRU": _recurrent,
+    "RNN": _recurrent,
+    "Transpose": _transpose,
+    "Squeeze": _squeeze,
+    "Gather": _gather,
+    "Slice": _slice,
+    "Unsqueeze": _unsqueeze,
+    "Expand": _expand,
+    "Tile": _tile,
 }
