@@ -1,0 +1,1 @@
+"""Stand-in for matplotlib.cm (see matplotlib/__init__.py)."""
