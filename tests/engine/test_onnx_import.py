@@ -169,6 +169,41 @@ def test_an_op_without_a_layer_opens_opaque_and_is_named(tmp_path):
     assert seen[erf].shape == (2, 8, 16, 16)
 
 
+class WithLayerNorm(nn.Module):
+    """LayerNorm has no Lumen layer: it opens opaque, and its scale and shift must still train."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = nn.LayerNorm([4, 16, 16])
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.head(self.norm(self.conv(x)).mean((2, 3)) * 2.0)
+
+
+def test_an_opaque_ops_parameters_train_and_its_folded_constants_do_not(tmp_path):
+    module = WithLayerNorm()
+    with torch.no_grad():
+        module.norm.weight.uniform_(0.5, 1.5)  # not the default ones, so the weights really come along
+    path = tmp_path / "norm.onnx"
+    export_plain(module, path)
+    opened = open_onnx(path)
+    assert opened.opaque == {"LayerNormalization": 1, "Mul": 1}
+    model = built(opened)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in module.parameters())
+    assert f"{sum(p.numel() for p in module.parameters()):,} parameters" in opened.line()
+    norm = model.layers["norm"]
+    assert torch.equal(norm.constant0, module.norm.weight.detach())
+    scale = next(n.id for n in opened.spec.nodes if n.type == "onnx_op" and n.params["op"] == "Mul")
+    assert not list(model.layers[scale].parameters())  # the exporter's folded 2.0 stays a constant
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    assert relative(model(x).detach().numpy(), ort_logits(path, x)) < 1e-4
+    model.train()
+    model(x).sum().backward()
+    assert norm.constant0.grad is not None and norm.constant0.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("make", [lambda: GraphModel(get_preset("resnet_small")), lambda: WithErf()])
 def test_round_trip_open_export_open_gives_the_same_spec_and_outputs(make, tmp_path):
     torch.manual_seed(0)

@@ -14,6 +14,7 @@ import functools
 import importlib.util
 import inspect
 import io
+import json
 import math
 import re
 import sys
@@ -352,6 +353,24 @@ def to_onnx(model: graph.GraphModel, path: str | Path) -> None:
             )
         except Exception as exc:  # the same: an error from inside torch
             raise LumenError(f"ONNX export failed: {_first_line(exc)}") from None
+    opaque = [name for name, module in model.named_modules() if type(module).__name__ == "OnnxOp"]
+    mark_buffers(path, [n for n, _ in model.named_buffers() if n.rpartition(".")[0] in opaque])
+
+
+BUFFERS_KEY = "lumen.buffers"  # an ONNX file's metadata: the initializers that are buffers, not parameters
+
+
+def mark_buffers(path: str | Path, names: list[str]) -> None:
+    """Name in an exported ONNX file's metadata the initializers that were buffers: ONNX keeps parameters and
+    buffers alike as initializers, and an op opened opaque trains the parameters among its constants
+    (``engine.io.onnx_import``). Nothing is written when ``names`` is empty."""
+    if not names:
+        return
+    import onnx
+
+    proto = onnx.load_model(str(path))
+    proto.metadata_props.add(key=BUFFERS_KEY, value=json.dumps(sorted(names)))
+    onnx.save_model(proto, str(path))
 
 
 class _LRN(torch.autograd.Function):

@@ -29,6 +29,7 @@ built model), the opaque ops and a one-line summary.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -41,6 +42,7 @@ import numpy as np
 import torch
 
 from lumen.engine.errors import DataError, LumenError, SpecError
+from lumen.engine.io.export import BUFFERS_KEY
 from lumen.engine.layers import LAYERS
 from lumen.engine.modules.onnx_ops import ONNX_OPS
 from lumen.engine.spec.model_spec import MAX_NODES, ModelSpec, Node
@@ -78,7 +80,14 @@ class OpenedModel:
 
     def line(self) -> str:
         layers = len(self.spec.nodes) - 1
-        params = sum(int(t.numel()) for k, t in self.weights.items() if not _is_buffer(k))
+        trained = {  # an opaque op's constants that are parameters of the exported model
+            f"{node.id}.constant{i}"
+            for node in self.spec.nodes
+            if node.type == "onnx_op"
+            for i, constant in enumerate(node.params.get("constants") or [])
+            if constant.get("trainable")
+        }
+        params = sum(int(t.numel()) for k, t in self.weights.items() if k in trained or not _is_buffer(k))
         text = f"{self.spec.name}: {layers} layers, {params:,} parameters, input {fmt(self.spec.input_shape)}"
         return text + (f"; {self.opaque_line()}" if self.opaque else "")
 
@@ -169,18 +178,20 @@ def open_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> O
 def onnx_to_spec(model: Any, name: str, input_shape: tuple[int, ...] | None = None) -> OpenedModel:
     """An ``onnx.ModelProto`` (already checked) as a spec and weights."""
     opset = next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
-    return _Converter(model.graph, opset, name).convert(input_shape)
+    return _Converter(model.graph, opset, name, model.metadata_props).convert(input_shape)
 
 
 # ---- the converter ---------------------------------------------------------------------------------------------
 
 
 class _Converter:
-    def __init__(self, graph: Any, opset: int, name: str):
+    def __init__(self, graph: Any, opset: int, name: str, metadata: Any = ()):
         from onnx import numpy_helper
 
         self.graph, self.opset, self.name = graph, opset, name
         self.consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        marked: list[str] = next((json.loads(p.value) for p in metadata if p.key == BUFFERS_KEY), [])
+        self.parameters = {name for name in self.consts if _is_parameter_name(name)} - set(marked)
         self.values: dict[str, _Value] = {}
         self.nodes: list[Node] = []
         self.shapes: dict[str, Shape] = {}
@@ -506,16 +517,21 @@ class _Converter:
         slots: list[str] = []
         tensors: list[_Tensor] = []
         constants: list[np.ndarray] = []
+        trainable: set[int] = set()
         for value in node.input:
             if not value:
                 slots.append("")
             elif value in self.consts:
                 slots.append(f"c{len(constants)}")
+                if value in self.parameters:
+                    trainable.add(len(constants))
                 constants.append(self.consts[value])
             else:
                 slots.append("x")
                 tensors.append(self._tensor(value))
-        self._add_opaque_node(node.op_type, _attributes(node), tensors, slots, constants, node.output[0], node)
+        self._add_opaque_node(
+            node.op_type, _attributes(node), tensors, slots, constants, node.output[0], node, trainable
+        )
 
     def _add_opaque_node(
         self,
@@ -526,6 +542,7 @@ class _Converter:
         constants: list[np.ndarray],
         output: str,
         node: Any = None,
+        trainable: set[int] | frozenset[int] = frozenset(),
     ) -> _Tensor:
         described = []
         weights: dict[str, np.ndarray] = {}
@@ -538,6 +555,8 @@ class _Converter:
             entry: dict[str, Any] = {"shape": list(array.shape), "dtype": str(array.dtype)}
             if array.size <= SMALL_CONSTANT:
                 entry["values"] = array.reshape(-1).tolist()
+            if i in trainable and array.dtype == np.float32:
+                entry["trainable"] = True
             described.append(entry)
             weights[f"constant{i}"] = array
         params = {"op": op, "attributes": attributes, "inputs": slots, "constants": described}
@@ -563,6 +582,15 @@ _RESERVED = {"spec", "shapes", "order", "sources", "output_id", "layers", "input
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _is_parameter_name(name: str) -> bool:
+    """Whether an initializer is a parameter of the exported model: exporters name those after the module's state
+    dict (``norm.weight``, ``layer1.0.bn.bias``), and what they fold or make up otherwise with generated names
+    (``onnx::Mul_12``, ``_val_3``, ``/norm/Constant_output_0``). A heuristic, and the only sign an ONNX file gives."""
+    leaf = name.rpartition(".")[2]
+    known_buffer = leaf in ("running_mean", "running_var", "num_batches_tracked")
+    return not known_buffer and bool(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+", name))
 
 
 def _attributes(node: Any) -> dict[str, Any]:

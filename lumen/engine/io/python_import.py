@@ -31,6 +31,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from lumen.engine.errors import DataError, LumenError
+from lumen.engine.io.export import mark_buffers
 from lumen.engine.io.onnx_import import OpenedModel, open_onnx
 from lumen.engine.spec.model_spec import ModelSpec, Node
 from lumen.engine.untrusted import printable, shown
@@ -313,4 +314,5 @@ def _through_onnx(net: nn.Module, input_shape: tuple[int, ...], name: str) -> Op
                 raise LumenError(
                     f"the module cannot be exported to ONNX either: {type(exc).__name__}: {first}"
                 ) from None
+        mark_buffers(path, [name for name, _ in net.named_buffers()])
         return open_onnx(path, input_shape)

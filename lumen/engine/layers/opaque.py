@@ -63,7 +63,7 @@ LAYER_TYPES = [
         docs={
             "op": "the ONNX operator's name",
             "inputs": 'where each input comes from: "x" an incoming edge, "c0", "c1", … a constant',
-            "constants": "the operator's constant inputs (buffers, not trained)",
+            "constants": "the operator's constant inputs (its exported model's parameters train, the rest do not)",
         },
     ),
 ]

@@ -3,9 +3,11 @@
 ``OnnxOp(op, attributes, inputs, constants)`` runs the ONNX operator ``op`` (``ONNX_OPS`` lists those it knows)
 with its attributes as ONNX names them. ``inputs`` says, slot by slot, where each of the operator's inputs comes
 from: ``"x"`` for the next tensor passed to ``forward``, ``"c0"``, ``"c1"``, ... for a constant, ``""`` for an
-optional input left out. Each constant is a buffer ``constant<i>`` (saved with the weights, not trained): its
-``shape`` and ``dtype``, and its ``values`` when it is small enough to be written out (else zeros until the
-weights are loaded). Tensors carry the batch as their first dimension, as in the ONNX graph.
+optional input left out. Each constant is ``constant<i>``, saved with the weights: its ``shape`` and ``dtype``, and
+its ``values`` when it is small enough to be written out (else zeros until the weights are loaded). A constant
+marked ``trainable`` (a parameter of the model the file was exported from, such as a LayerNorm's scale) is a
+parameter and trains; the rest (shape numbers, folded scalars) are buffers. Tensors carry the batch as their first
+dimension, as in the ONNX graph.
 """
 
 import math
@@ -122,7 +124,10 @@ class OnnxOp(nn.Module):
                 tensor = torch.tensor(values, dtype=dtype).reshape(constant["shape"])
             else:
                 tensor = torch.zeros(constant["shape"], dtype=dtype)
-            self.register_buffer(f"constant{i}", tensor)
+            if constant.get("trainable") and tensor.is_floating_point():
+                self.register_parameter(f"constant{i}", nn.Parameter(tensor))
+            else:
+                self.register_buffer(f"constant{i}", tensor)
 
     def extra_repr(self) -> str:
         return f"op={self.op}"
