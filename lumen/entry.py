@@ -1,6 +1,7 @@
 """Lumen: build, train and look inside neural networks.
 
     python main.py                      the window
+    python main.py RUN_DIR | SPEC.json  the window, opened on a run folder (its weights, curves, checkpoints) or a spec
     python main.py --self-test [PRESET] open the window offscreen, train a few steps, draw and export every view, exit
     python main.py presets              list the model presets
     python main.py datasets             list the built-in datasets
@@ -29,12 +30,32 @@ signal's number: 130 (SIGINT), 143 (SIGTERM), 141 (SIGPIPE, the reader left).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from lumen import cli
 from lumen.cli.parser import parse
 
 
+def opened_path(argv: list[str]) -> str | None:
+    """The run folder or spec file a command line of one argument names (what a file manager's "open with" passes),
+    or None when it is a command line of commands and options. A path that does not exist exits 2 in one line."""
+    if len(argv) != 1 or argv[0].startswith("-") or argv[0] in {c.name for c in cli.COMMANDS}:
+        return None
+    path = Path(argv[0])
+    if path.is_dir() or (path.suffix.lower() == ".json" and path.is_file()):
+        return argv[0]
+    if path.suffix.lower() == ".json" or "/" in argv[0] or "\\" in argv[0]:
+        sys.stderr.write(f"lumen: {argv[0]!r}: no such run folder or spec file (see 'python main.py --help')\n")
+        raise SystemExit(2)
+    return None  # an unknown command: the parser says so
+
+
 def main(argv: list[str] | None = None) -> int:
+    path = opened_path(sys.argv[1:] if argv is None else argv)
+    if path is not None:
+        from lumen.gui.app import run_app
+
+        return run_app(open_path=path)
     args = parse(cli.COMMANDS, argv)
     if args.self_test is not None or args.command is None:
         from lumen.gui.app import run_app

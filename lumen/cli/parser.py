@@ -61,7 +61,11 @@ def whole(low: int, high: int) -> Callable[[str], int]:
 
 
 def build(commands: Sequence[Command]) -> Parser:
-    parser = Parser(prog="lumen", description="Build, train and look inside neural networks.")
+    parser = Parser(
+        prog="lumen",
+        description="Build, train and look inside neural networks. Without a command, the window opens; with a run "
+        "folder or a spec .json as the only argument (python main.py RUN_DIR), it opens on that run or spec.",
+    )
     parser.add_argument(
         "--self-test",
         nargs="?",

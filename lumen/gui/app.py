@@ -14,8 +14,9 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
 
 
-def run_app(self_test: str | None = None) -> int:
-    """Open the window; with ``self_test`` (a preset name), run the self-test on it offscreen instead."""
+def run_app(self_test: str | None = None, open_path: str | None = None) -> int:
+    """Open the window (on ``open_path``, a run folder or a spec file, when given); with ``self_test`` (a preset
+    name), run the self-test on it offscreen instead."""
     if self_test:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
@@ -42,6 +43,8 @@ def run_app(self_test: str | None = None) -> int:
 
         return run_self_test(app, window, self_test)
     install_excepthook(window, rescue=window.rescue_run)  # a dialog; the run is checkpointed; the window goes on
+    if open_path is not None:
+        window.open_path(open_path)
     return app.exec()
 
 

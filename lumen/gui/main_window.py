@@ -22,23 +22,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lumen.engine.errors import DataError
-from lumen.engine.events import ModelLoaded, RunState, StatusChanged, StepMetrics
-from lumen.engine.io.runs import RunExists, check_run_dir
+from lumen.engine.events import ModelLoaded, RunOpened, RunState, StatusChanged, StepMetrics
 from lumen.engine.io.store import RunStore
 from lumen.engine.presets import PRESET_GROUPS
-from lumen.engine.runtime.commands import Train, WatchFrames
+from lumen.engine.runtime.commands import OpenRun, Train, WatchFrames
 from lumen.engine.untrusted import shown
 from lumen.gui.bridge import EngineBridge
 from lumen.gui.image_io import ImageLoader
 from lumen.gui.panes.builder.pane import BuilderPane
 from lumen.gui.panes.monitor import MonitorPane
 from lumen.gui.panes.viewer import ViewerPane
+from lumen.gui.run_io import FREE, HOLDS_RUN, RunFolderCheck
 from lumen.gui.widgets.eta import Eta
 
 DEFAULT_PRESET = "lenet5"
 PROGRESS_INTERVAL_S = 0.2  # the status bar's step counter and ETA change at most this often
 SETTINGS_VERSION = 2  # bump when docks change, so an old saved layout is not restored onto new docks
+RECENT_LIMIT = 10  # entries of File → Recent
+STORE_RUN = "run "  # a Recent entry naming a run of the run store by its id, not a path
 
 
 def _training_threads() -> int:
@@ -56,7 +57,12 @@ class MainWindow(QMainWindow):
 
         self.bridge = EngineBridge(self, torch_threads=_training_threads(), store=RunStore)
         self.loader = ImageLoader(self)
+        self.run_check = RunFolderCheck(self)  # Save run…'s folder, checked off the GUI thread
+        self.opened_run: RunOpened | None = None  # the run whose weights the engine's model holds, if opened
+        self.keep_weights: bool | None = None  # Train on an opened run: continue from its weights (asked once)
         self.opened_model = None  # an opened ONNX model: its weights go with its spec, and Train fine-tunes them
+        self._opening: Path | str | None = None  # the run last asked to open (its Recent entry)
+        self._asked_to_close = False  # File → Quit asked its questions already
         self.builder = BuilderPane()
         self.monitor = MonitorPane()
         self.viewer = ViewerPane()
@@ -78,6 +84,7 @@ class MainWindow(QMainWindow):
         self._make_status_bar()
         self._connect()
         self._restore_layout()
+        self._restore_live_rate()
         self.builder.load_preset(DEFAULT_PRESET)
         self._apply_state(RunState.IDLE)
 
@@ -116,12 +123,17 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         open_image = file_menu.addAction("Open image…", self.viewer._open_dialog)
         open_image.setShortcut(QKeySequence.StandardKey.Open)
+        file_menu.addAction("Open run…", self._open_run_dialog).setShortcut(QKeySequence("Ctrl+Shift+O"))
         file_menu.addAction("Save run…", self._save_run).setShortcut(QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
         file_menu.addAction(self.builder.open_action)
         file_menu.addAction(self.builder.save_action)
         file_menu.addSeparator()
-        file_menu.addAction("Quit", self.close).setShortcut(QKeySequence.StandardKey.Quit)
+        self.recent_menu = file_menu.addMenu("Recent")  # runs and specs opened, newest first (QSettings)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._fill_recent()
+        file_menu.addSeparator()
+        file_menu.addAction("Quit", self._quit).setShortcut(QKeySequence.StandardKey.Quit)
         edit_menu = self.menuBar().addMenu("&Edit")  # the builder's actions; their shortcuts work in the builder
         for action in (
             self.builder.undo_action,
@@ -169,10 +181,10 @@ class MainWindow(QMainWindow):
         self.builder.model_chosen.connect(self._model_chosen)
         self.builder.spec_edited.connect(self._spec_edited)
         self.viewer.spec_dropped.connect(self.builder.open_spec)
+        self.builder.spec_opened.connect(self.remember)
         self.builder.reader.model_opened.connect(self._model_opened)
-        self.setAcceptDrops(
-            True
-        )  # a spec .json (or an .onnx model) dropped anywhere on the window opens in the builder
+        # A spec .json dropped anywhere on the window opens in the builder; a run folder opens the run.
+        self.setAcceptDrops(True)
         self.train_action.triggered.connect(self._train)
         self.pause_action.toggled.connect(lambda paused: worker.pause() if paused else worker.resume())
         self.step_action.triggered.connect(worker.step_once)
@@ -198,6 +210,12 @@ class MainWindow(QMainWindow):
         self.bridge.checkpoints.connect(self.viewer.set_checkpoints)
         self.bridge.model_loaded.connect(self._model_loaded)
         self.monitor.runs.run_selected.connect(self._replay_run)
+        self.monitor.runs.run_opened.connect(self.open_run)
+        self.monitor.live_rate.currentIndexChanged.connect(
+            lambda: self.settings.setValue("monitor/live_rate", self.monitor.live_rate.currentText())
+        )
+        self.bridge.other.connect(self._other_event)
+        self.run_check.checked.connect(self._run_folder_checked)
 
     # ---- reacting to the user ----------------------------------------------------------------------------
     def _model_chosen(self, spec) -> None:
@@ -246,10 +264,17 @@ class MainWindow(QMainWindow):
         return True
 
     def _train(self) -> None:
+        keep = False
         if self.pending_spec is not None:  # worker commands run in order: load, then train
             self.bridge.worker.load_model(self.pending_spec, self.monitor.dataset_name(), *self._opened_weights())
             self.pending_spec = None
             self.statusBar().clearMessage()
+        elif self.opened_run is not None:
+            if self.keep_weights is None:
+                self.keep_weights = self.ask_keep_weights(self.opened_run)
+                if self.keep_weights is None:
+                    return
+            keep = self.keep_weights
         config = self.monitor.config()
         self.monitor.clear()
         if not self.docks["monitor"].isFloating():
@@ -259,8 +284,129 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("step %v / %m")
         self.eta.reset()
         self.viewer.follow_run(None)  # the replay slider follows the new run's checkpoints
-        # an opened ONNX model is fine-tuned, not trained afresh
-        self.bridge.worker.submit(Train(config, keep_weights=self.opened_model is not None))
+        keep = keep or self.opened_model is not None  # an opened ONNX model is fine-tuned, not trained afresh
+        self.bridge.worker.submit(Train(config, keep_weights=keep))
+
+    def ask_keep_weights(self, opened: RunOpened) -> bool | None:
+        """Train an opened run: from its weights (True), from fresh ones (False), or not at all (None)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Train the opened run",
+            f"{shown(opened.spec.name)} holds the weights of the run it was opened from. Train on from them, or "
+            f"start again from fresh weights?",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        keep = box.addButton("Continue from these weights", QMessageBox.ButtonRole.AcceptRole)
+        fresh = box.addButton("Fresh weights", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return True if box.clickedButton() is keep else False if box.clickedButton() is fresh else None
+
+    # ---- opening runs and files ---------------------------------------------------------------------------
+    def open_path(self, path: str | Path) -> None:
+        """What a file manager hands the window (``python main.py PATH``, a drop, the Recent menu): a run folder
+        opens the run, a spec file opens in the builder."""
+        path = Path(path)
+        if path.suffix.lower() in (".json", ".onnx"):  # a spec, or an ONNX model converted to one (even a folder
+            self.builder.open_spec(str(path))  # so named: the reader says what it is)
+        elif path.is_dir():
+            self.open_run(path)
+        else:
+            self._show_error(f"{shown(str(path))} is neither a run folder nor a model spec (.json)")
+
+    def _open_run_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a run folder")
+        if folder:
+            self.open_run(Path(folder))
+
+    def open_run(self, run: Path | str) -> bool:
+        """Have the engine open ``run`` (a run folder, or a run-store id from the runs list), once a run in
+        progress may stop and unsaved builder edits may go; True if it was sent. What the engine refuses is one
+        message, and the model stays."""
+        name = run.name if isinstance(run, Path) else f"run {run}"
+        if self.state in (RunState.TRAINING, RunState.PAUSED) and not self.confirm_stop(f"Opening {shown(name)}"):
+            return False
+        if not self.builder.undo_stack.isClean() and not self.builder.confirm_discard(name):
+            self.statusBar().showMessage(f"{shown(name)} was not opened; your edits are kept", 10_000)
+            return False
+        self._opening = run
+        self.viewer.show_message(f"Opening {shown(name)}…")
+        self.bridge.worker.submit(OpenRun(run))
+        return True
+
+    def confirm_stop(self, doing: str) -> bool:
+        """Ask before ``doing`` (e.g. "Quitting") stops the run in progress."""
+        answer = QMessageBox.question(
+            self,
+            "Stop the run?",
+            f"A run is still training. {doing} stops it (its last checkpoint stays in the run store).",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _other_event(self, event) -> None:
+        if isinstance(event, RunOpened):
+            self._run_opened(event)
+
+    def _run_opened(self, event: RunOpened) -> None:
+        """The engine holds the opened run's model: the builder shows its spec (unannounced: loading it would
+        replace the weights), the replay slider covers its checkpoints, the monitor shows its curves."""
+        self.builder.show_spec(event.spec, opened=True)
+        self.opened_run, self.keep_weights = event, None
+        self.viewer.follow_run(event.run)
+        self.viewer.show_message("")
+        if not self.docks["monitor"].isFloating():
+            self.docks["monitor"].raise_()
+        opened = self._opening
+        self.remember(f"{STORE_RUN}{opened}" if isinstance(opened, str) else event.folder)
+        if event.read_only:
+            self.offer_save_elsewhere(event)
+
+    def offer_save_elsewhere(self, event: RunOpened) -> None:
+        """A run on a read-only disk opens; what changes can be saved into another folder."""
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Read-only run",
+            f"{shown(event.folder)} cannot be written (a read-only disk or folder). The run is open; to keep what "
+            f"you change or train, save the run into another folder.",
+            QMessageBox.StandardButton.Close,
+            self,
+        )
+        elsewhere = box.addButton("Save elsewhere…", QMessageBox.ButtonRole.AcceptRole)
+        box.exec()
+        if box.clickedButton() is elsewhere:
+            self._save_run()
+
+    # ---- Recent ---------------------------------------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = self.settings.value("recent/paths")
+        entries = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        return [e for e in entries if isinstance(e, str)][:RECENT_LIMIT]
+
+    def remember(self, entry: str) -> None:
+        """``entry`` (a run folder, a spec file, or ``run ID``) at the top of File → Recent."""
+        entries = [entry, *(e for e in self.recent() if e != entry)][:RECENT_LIMIT]
+        self.settings.setValue("recent/paths", entries)
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        for entry in self.recent():
+            text = entry if entry.startswith(STORE_RUN) else shown(entry, 80)
+            menu.addAction(text, lambda e=entry: self._open_recent(e))
+        if not menu.isEmpty():
+            menu.addSeparator()
+            menu.addAction("Clear", lambda: (self.settings.setValue("recent/paths", []), self._fill_recent()))
+        menu.setEnabled(not menu.isEmpty())
+
+    def _open_recent(self, entry: str) -> None:
+        if entry.startswith(STORE_RUN):
+            self.open_run(entry[len(STORE_RUN) :])
+        else:
+            self.open_path(entry)
 
     def _replay_run(self, run_id: str) -> None:
         """A run picked in the runs list: the viewer's replay slider runs over its checkpoints."""
@@ -278,41 +424,44 @@ class MainWindow(QMainWindow):
         )
         self.bridge.worker.probe_image(pixels, name)
 
+    @staticmethod
+    def _openable(event: QDragEnterEvent | QDropEvent) -> list[str]:
+        """The dropped paths the window opens: spec files and folders (runs)."""
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        return [p for p in paths if p.lower().endswith((".json", ".onnx")) or os.path.isdir(p)]
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if any(url.toLocalFile().lower().endswith((".json", ".onnx")) for url in event.mimeData().urls()):
+        if self._openable(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        paths = [
-            url.toLocalFile()
-            for url in event.mimeData().urls()
-            if url.toLocalFile().lower().endswith((".json", ".onnx"))
-        ]
+        paths = self._openable(event)
         if paths:
             event.acceptProposedAction()
-            self.builder.open_spec(paths[0])
+            self.open_path(paths[0])
 
     def _save_run(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save the run into a folder")
         if folder:
             self.save_run_to(folder)
 
-    def save_run_to(self, folder: str) -> bool:
-        """Have the worker save the run into ``folder`` once the folder is known to be writable; a run already
-        there is replaced only if the user agrees (``confirm_replace_run``). True if the save was sent."""
-        force = False
-        try:
-            check_run_dir(folder)
-        except RunExists:
-            if not self.confirm_replace_run(folder):
-                self.statusBar().showMessage(f"not saved: {shown(folder)} keeps its run", 10_000)
-                return False
-            force = True
-        except DataError as exc:
-            self._show_error(str(exc))
-            return False
-        self.bridge.worker.save(folder, force=force)
-        return True
+    def save_run_to(self, folder: str) -> None:
+        """Have the worker save the run into ``folder`` once the folder is known to be writable (checked off the GUI
+        thread: a slow disk must not freeze the window); a run already there is replaced only if the user agrees
+        (``confirm_replace_run``)."""
+        self.statusBar().showMessage(f"checking {shown(folder)}…")
+        self.run_check.check(folder)
+
+    def _run_folder_checked(self, folder: str, verdict: str, message: str, serial: int) -> None:
+        if serial != self.run_check.serial:
+            return  # another Save run… was asked for since
+        self.statusBar().clearMessage()
+        if verdict == HOLDS_RUN and not self.confirm_replace_run(folder):
+            self.statusBar().showMessage(f"not saved: {shown(folder)} keeps its run", 10_000)
+        elif verdict in (FREE, HOLDS_RUN):
+            self.bridge.worker.save(folder, force=verdict == HOLDS_RUN)
+        else:
+            self._show_error(message)
 
     def confirm_replace_run(self, folder: str) -> bool:
         answer = QMessageBox.question(
@@ -365,6 +514,7 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, loaded: ModelLoaded) -> None:
         """Everything the last model showed goes; the panes offer what applies to this one."""
+        self.opened_run = None  # fresh weights (an opened run's RunOpened follows its ModelLoaded)
         self.monitor.model_loaded(loaded)
         self.viewer.model_loaded(loaded)
         if self.state not in (RunState.TRAINING, RunState.PAUSED):  # the last run's progress is not this model's
@@ -424,11 +574,35 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state, SETTINGS_VERSION)
 
+    def _restore_live_rate(self) -> None:
+        rate = self.settings.value("monitor/live_rate")
+        if isinstance(rate, str) and self.monitor.live_rate.findText(rate) >= 0:
+            self.monitor.live_rate.setCurrentText(rate)
+
+    def may_close(self) -> bool:
+        """Before the user closes the window: a run still training may stop, unsaved builder edits may go (saved
+        first, or discarded); False if the user cancelled."""
+        if self.state in (RunState.TRAINING, RunState.PAUSED) and not self.confirm_stop("Quitting"):
+            return False
+        why = "Quitting loses them."
+        return self.builder.undo_stack.isClean() or self.builder.confirm_discard("", why=why)
+
+    def _quit(self) -> None:
+        if self.may_close():
+            self._asked_to_close = True
+            self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        # The user closing the window (its title bar: a spontaneous event) is asked; File → Quit asked already, and
+        # a program closing it (the self-test, tests) is not.
+        if event.spontaneous() and not self._asked_to_close and not self.may_close():
+            event.ignore()
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(SETTINGS_VERSION))
         self.settings.sync()
         self.loader.shutdown()
+        self.run_check.shutdown()
         self.builder.shutdown()
         self.monitor.runs.shutdown()
         if not self.bridge.shutdown():

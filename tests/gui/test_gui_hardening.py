@@ -359,6 +359,7 @@ def test_save_run_asks_before_replacing_a_run(qtbot, window, monkeypatch, tmp_pa
         lambda: window.bridge.worker._session._spec.node("fc2").params["out_features"] == 83, timeout=10_000
     )
     save_via_menu(window, monkeypatch, folder)  # the folder holds a run now: asked, and cancelled
+    qtbot.waitUntil(lambda: len(asked) == 1, timeout=10_000)  # the folder is checked off the GUI thread
     assert len(asked) == 1 and "already holds a saved run" in asked[0][1] and sent == [False]
     assert "keeps its run" in window.statusBar().currentMessage()
 
@@ -383,6 +384,8 @@ def test_save_run_refuses_a_folder_it_cannot_use_before_starting(qtbot, window, 
         folder = tmp_path / "notes.txt" / "run"
         expected = "is a file"
     save_via_menu(window, monkeypatch, folder)
+    qtbot.waitUntil(
+        lambda: expected in window.statusBar().currentMessage(), timeout=10_000
+    )  # checked off the GUI thread
     assert sent == [] and asked == []
-    assert expected in window.statusBar().currentMessage()
     assert expected in window.viewer.message.text()

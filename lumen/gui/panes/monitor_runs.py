@@ -70,6 +70,7 @@ def export_plot(widget: pg.PlotWidget, path: str | Path) -> Path:
 class RunsPanel(QWidget):
     overlay_changed = Signal(object)  # {(run id, metric): (steps, values)} of the ticked runs
     run_selected = Signal(str)  # the id of the run the user selected (the viewer replays its checkpoints)
+    run_opened = Signal(str)  # the id of the run the user double-clicked: the window opens it (weights, curves)
 
     def __init__(self, monitor: QWidget | None = None, store: Callable[[], RunStore] = RunStore):
         super().__init__()
@@ -83,6 +84,8 @@ class RunsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.itemChanged.connect(self._item_changed)
         self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.cellDoubleClicked.connect(self._double_clicked)
+        self.table.setToolTip("Double-click a run to open it: its model, weights and curves")
         self._selected: str | None = None
         self.message = QLabel("")
         self.message.setWordWrap(True)
@@ -223,6 +226,11 @@ class RunsPanel(QWidget):
         if run_id is not None and run_id != self._selected:
             self._selected = run_id
             self.run_selected.emit(run_id)
+
+    def _double_clicked(self, row: int, column: int) -> None:
+        item = self.table.item(row, 0)
+        if item is not None and column != 0:  # a double click on the tick box only ticks it
+            self.run_opened.emit(item.data(Qt.ItemDataRole.UserRole))
 
     def _export_csv(self) -> None:
         run_id, store = self.selected_run(), self.store()

@@ -53,6 +53,7 @@ EDIT_DEBOUNCE_MS = 300
 class BuilderPane(QWidget):
     model_chosen = Signal(object)  # ModelSpec: a preset or a file was loaded
     spec_edited = Signal(object)  # ModelSpec: the user's edits left a valid model (debounced)
+    spec_opened = Signal(str)  # the path of a spec file read and shown (the window's Recent menu)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -182,16 +183,18 @@ class BuilderPane(QWidget):
         if self.show_spec(get_preset(name)):
             self.presets.setCurrentIndex(self.presets.findData(name))
 
-    def show_spec(self, spec: ModelSpec) -> bool:
+    def show_spec(self, spec: ModelSpec, opened: bool = False) -> bool:
         """Start editing ``spec`` and announce it; a bad spec shows its message and changes nothing, and unsaved
-        edits are replaced only if the user agrees (``confirm_discard``)."""
+        edits are replaced only if the user agrees (``confirm_discard``). ``opened``: the spec of a run the engine
+        has opened with its weights: the user was asked already, and nothing is announced (a chosen model would be
+        loaded again with fresh weights)."""
         candidate = SpecDocument()  # validated aside, so a bad spec leaves the edited one untouched
         candidate.set_snapshot(candidate.laid_out(spec))
         if candidate.error is not None:
             self._refuse(str(candidate.error))
             self._show_current_preset()
             return False
-        if not self.undo_stack.isClean() and not self.confirm_discard(spec.name):
+        if not opened and not self.undo_stack.isClean() and not self.confirm_discard(spec.name):
             self._refuse(f"{shown(spec.name)} was not opened; your edits are kept")
             self._show_current_preset()
             return False
@@ -200,20 +203,22 @@ class BuilderPane(QWidget):
         self._edit_timer.stop()  # a loaded model is announced as chosen, not as edited
         self._show_current_preset()
         self.view.show_all()
-        self.model_chosen.emit(spec)
+        if not opened:
+            self.model_chosen.emit(spec)
         return True
 
     def _show_current_preset(self) -> None:
         """The preset box names the edited model's preset (or none: a custom model)."""
         self.presets.setCurrentIndex(self.presets.findText(self.doc.spec.name, Qt.MatchFlag.MatchStartsWith))
 
-    def confirm_discard(self, incoming: str) -> bool:
-        """Ask before unsaved edits are replaced by ``incoming``: save them first, discard them, or cancel."""
+    def confirm_discard(self, incoming: str, why: str = "") -> bool:
+        """Ask before unsaved edits are replaced by ``incoming`` (or lost for the reason ``why`` gives, e.g. quitting):
+        save them first, discard them, or cancel."""
         answer = QMessageBox.question(
             self,
             "Unsaved changes",
-            f"The model {shown(self.doc.spec.name)} has changes that are not saved. Opening {shown(incoming)} "
-            f"replaces it and its undo history.",
+            f"The model {shown(self.doc.spec.name)} has changes that are not saved. "
+            + (why or f"Opening {shown(incoming)} replaces it and its undo history."),
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
@@ -228,8 +233,8 @@ class BuilderPane(QWidget):
         self.reader.load(path)
 
     def _spec_read(self, spec: ModelSpec, path: str, serial: int) -> None:
-        if serial == self.reader.serial:  # an older request, overtaken by a newer one, is dropped
-            self.show_spec(spec)
+        if serial == self.reader.serial and self.show_spec(spec):  # an older request, overtaken, is dropped
+            self.spec_opened.emit(path)
 
     def _spec_unreadable(self, message: str, serial: int) -> None:
         if serial == self.reader.serial:
