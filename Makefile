@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 .PHONY: run test test-fast lint package bench clean system-libs
 
 # The virtual environment, rebuilt whenever the pinned requirements change.
-$(STAMP): requirements.txt requirements-dev.txt
+# Lumen itself is installed editable (no dependencies: the pinned ones are already there), so the `lumen` command
+# and `import lumen` work in the venv from any folder, on this checkout.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements-dev.txt
+	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 
 # Qt's xcb and offscreen platform plugins link these Debian libraries; installed when missing and root.

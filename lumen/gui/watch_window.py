@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from lumen.engine.errors import DataError
 from lumen.engine.events import ModelLoaded, StatusChanged, StepMetrics
+from lumen.engine.explain.jobs import DreamFrame
 from lumen.engine.io.runs import RunExists, check_run_dir
 from lumen.engine.runtime.commands import ConfigureProbe, ProbeSample, WatchFrames
 from lumen.engine.runtime.watched import ScriptEnded, WatchStarted, save_watched_run
@@ -42,6 +43,7 @@ from lumen.gui.watch_bridge import PipeBridge
 # What the script can do for the window: the rest of the viewer's commands (maximize, dream, replay, an opened
 # picture) need Lumen's own loop, and the window says so.
 SENT = (WatchFrames, ConfigureProbe, ProbeSample)
+NEEDS_LUMENS_LOOP = (DreamFrame,)  # views whose pictures come only from such jobs (maximize, DeepDream)
 STATUS_INTERVAL_S = 0.2
 
 
@@ -147,6 +149,10 @@ class WatchWindow(QMainWindow):
         self.viewer.invariance.hide()
         self.viewer.replay_row.hide()
         self.viewer.show_message("")
+        for frame_type in NEEDS_LUMENS_LOOP:  # their controls start jobs only Lumen's own loop runs
+            view = self.viewer.views.get(frame_type)
+            if view is not None:
+                self.viewer.tabs.setTabVisible(self.viewer.tabs.indexOf(view), False)
         if self.bridge.started is not None:
             self.viewer.probe.setVisible(self.bridge.started.inputs > 1)
             self.viewer.probe.setPrefix("probe input #")

@@ -25,6 +25,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -68,10 +69,15 @@ def _launch_window(name: str) -> tuple[subprocess.Popen, Connection]:
     root = str(Path(lumen.__file__).resolve().parent.parent)  # so the window imports this same Lumen
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    # The window's own messages go to a file of its own (unlinked: only the two processes hold it), not to the
+    # script's stderr: a window that outlives the script must not hold the script's pipes open (`python train.py |
+    # tee log` would wait for the window to close). If the window does not start, what it said goes into the error.
+    said = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "lumen.watching.window", name],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=said,
         env=env,
         start_new_session=True,  # a Ctrl-C meant for the script leaves the window open
     )
@@ -85,10 +91,13 @@ def _launch_window(name: str) -> tuple[subprocess.Popen, Connection]:
     process.stdout.close()
     if not line:
         code = process.wait(timeout=START_TIMEOUT_S)
+        said.seek(0)
+        last = [text for text in said.read().decode(errors="replace").splitlines() if text.strip()][-1:]
         raise LumenError(
-            f"the window did not start (exit status {code}; is there a display? window=False records the run "
-            "without one)"
+            f"the window did not start (exit status {code}{': ' + last[0][:300] if last else ''}; is there a "
+            "display? window=False records the run without one)"
         )
+    said.close()
     address = json.loads(line)
     return process, Client(address, family=None, authkey=key)
 

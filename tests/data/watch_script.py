@@ -38,7 +38,6 @@ model = nn.Sequential(
 x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
 optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 w = lumen.watch(model, probe_input=(x[:4], y[:4]), window=not args.headless, out=args.out)
-print(json.dumps({"window": w._link.process.pid if w._link.process else None}), flush=True)
 began, step = time.monotonic(), 0
 while step < args.steps or time.monotonic() - began < args.seconds:
     optimizer.zero_grad()
@@ -50,4 +49,6 @@ while step < args.steps or time.monotonic() - began < args.seconds:
     step += 1
     time.sleep(0.002)
 w.close()
-print(json.dumps({"steps": step, "run": w.run_id, "qt": any(m.startswith("PySide6") for m in sys.modules)}))
+window = w._link.process.pid if w._link.process else None  # lumen.watch returned at once; the window came later
+qt = any(m.startswith("PySide6") for m in sys.modules)
+print(json.dumps({"steps": step, "run": w.run_id, "qt": qt, "window": window}))

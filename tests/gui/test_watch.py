@@ -96,3 +96,21 @@ def test_a_killed_script_leaves_the_window_usable(watched, qtbot, tmp_path):
     window.viewer.probe.setValue(2)  # the controls still work
     assert window.save_run_to(str(tmp_path / "run"))
     assert read_run_info(tmp_path / "run")["watched"]
+
+
+def test_a_real_window_process_outlives_its_script():
+    """``lumen.watch`` starts the window as a process of its own (key on stdin, address back on stdout); the script
+    ends with exit 0 without waiting for it, and the window stays open, holding none of the script's pipes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+    script = subprocess.run(
+        [sys.executable, str(SCRIPT), "0", "30"], capture_output=True, text=True, timeout=180, env=env
+    )  # returns: the window holds neither of the script's pipes
+    assert script.returncode == 0, script.stderr
+    assert script.stderr == ""
+    report = json.loads(script.stdout.splitlines()[-1])
+    window = report["window"]
+    try:
+        os.kill(window, 0)  # still there after the script ended
+        assert report["qt"] is False and report["steps"] == 30
+    finally:
+        os.kill(window, signal.SIGTERM)

@@ -45,8 +45,8 @@ from lumen.engine.training.info import family_of
 # (the window's own engine allows 5–25 %), and none runs more often than every WATCH_INTERVAL_S. Measured in
 # benchmarks/watch_overhead.py (docs/PERFORMANCE.md).
 WATCH_BUDGET = 0.005
-WATCH_INTERVAL_S = 0.5
-PROBE_CHECK_S = 0.05  # how often ``step`` looks at the clock's due times at all (a step of a tiny model is ~1 ms)
+WATCH_INTERVAL_S = 1.0
+PROBE_CHECK_S = 0.1  # how often ``step`` looks at the probes' due times at all (a step of a small model is ~1 ms)
 MAX_PROBE_INPUTS = 256  # what the window can step through (and what probes that look at samples see)
 WATCHED_DATA = "your loop"  # the data's name in the store and the window: Lumen does not know it
 
