@@ -76,7 +76,7 @@ def test_a_trained_run_opens_with_its_weights_metrics_and_checkpoints(tmp_path):
     load_weights(expected, run / "weights.safetensors")
     for name, tensor in expected.state_dict().items():
         assert torch.equal(s._model.state_dict()[name], tensor), name
-    assert events.of(FeatureMapFrame)  # the probes show the opened weights at once
+    assert events.of(FeatureMapFrame)[-1].step == 6  # the probes show the opened weights at once, at their step
     s.close()
 
 

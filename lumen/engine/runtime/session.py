@@ -158,6 +158,7 @@ class Session:
         self._replay_wanted: ReplayCheckpoint | None = None  # made once no command waits: the newest wins
         self._classes: tuple[str, ...] = ()  # an opened run's output names (ImageNet's, ...); (): the data's
         self._carried: dict[str, Any] = {}  # what an opened run's run.json says that a save keeps (its classes)
+        self._opened_step = 0  # the last step of the opened run whose weights the model holds
         self._opened: dict[str, Path] = {}  # runs opened by folder: their name → the folder replays read
 
     # ---- what the worker's thread calls -------------------------------------------------------------------
@@ -231,7 +232,8 @@ class Session:
 
     @property
     def _step_count(self) -> int:
-        return self._training.step if self._training else 0
+        """The step of the weights the model holds: the run's, an opened run's last, or 0 (fresh)."""
+        return self._training.step if self._training else self._opened_step
 
     # ---- command handlers (worker thread) ----------------------------------------------------------
     def _load(self, command: LoadModel) -> None:
@@ -249,7 +251,7 @@ class Session:
             self._end_run("stopped: a new model was loaded")
         self._cancel_job()
         self._training, self._steps = None, None  # the last run's step count is not this model's
-        self._classes, self._carried = (), {}
+        self._classes, self._carried, self._opened_step = (), {}, 0
         self._spec = plan.spec if plan is not None else spec
         self._model, self._data, self._plan, self._unfit = model, data, plan, unfit
         self._history.clear()
@@ -296,6 +298,7 @@ class Session:
         self._history.clear()
         for event in saved.history:
             self._history.append(event)
+        self._opened_step = max((e.step for e in saved.history), default=0)
         info = model_info(spec, data, plan.objective if plan is not None else None, saved.model.order)
         if saved.classes:
             info = dataclasses.replace(info, classes=saved.classes)
