@@ -82,3 +82,31 @@ def test_open_refusals_are_one_line(tmp_path):
         ),
         "bad.pt",
     )
+
+
+RNN_NET = """
+from torch import nn
+
+class FinalState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 16, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x)
+        return self.fc(h[-1])
+"""
+
+
+def test_open_a_python_module_read_by_its_final_state(tmp_path):
+    # fx gives no recurrent layer, so it goes through ONNX: h_n[-1] of the two-layer LSTM is its returns: last
+    (tmp_path / "rnn_net.py").write_text(RNN_NET)
+    result = lumen("open", f"{tmp_path}/rnn_net.py:FinalState", "--input", "1,20,4", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert "FinalState: 2 layers, 3,635 parameters, input 20×4" in result.stdout
+    from lumen.engine.io.runs import open_run
+
+    model = open_run(tmp_path / "run")
+    lstm = next(n for n in model.spec.nodes if n.type == "lstm")
+    assert lstm.params["returns"] == "last" and lstm.params["num_layers"] == 2

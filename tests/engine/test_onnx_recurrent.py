@@ -4,6 +4,7 @@ cannot express is kept opaque or refused by name."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -166,21 +167,71 @@ def test_a_step_no_lumen_layer_returns_stays_an_opaque_op(tmp_path):
 
 
 class FinalState(nn.Module):
-    def __init__(self):
+    """A recurrent layer read by its final state, as ``read`` says: ``read(h_n, c_n)``."""
+
+    def __init__(self, cell: str, read: Callable, num_layers: int = 1, bidirectional: bool = False, width: int = 8):
         super().__init__()
-        self.lstm = nn.LSTM(6, 8, batch_first=True)
-        self.fc = nn.Linear(8, 3)
+        self.rnn = getattr(nn, cell)(6, 8, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
+        self.fc = nn.Linear(width, 3)
+        self.read = read
 
     def forward(self, x):
-        _, (h, _) = self.lstm(x)
-        return self.fc(h[-1])
+        _, state = self.rnn(x)
+        return self.fc(self.read(*(state if isinstance(state, tuple) else (state, None))))
 
 
-def test_reading_the_final_state_is_refused_by_name(tmp_path):
+# idiom → (the module, the Lumen layer it opens as, with these parameters and returns: last)
+FINAL_STATES = {
+    "lstm h[-1]": (lambda: FinalState("LSTM", lambda h, c: h[-1]), "lstm", {}),
+    "2-layer lstm h[-1]": (lambda: FinalState("LSTM", lambda h, c: h[-1], num_layers=2), "lstm", {"num_layers": 2}),
+    "gru h[-1]": (lambda: FinalState("GRU", lambda h, c: h[-1]), "gru", {}),
+    "rnn h.squeeze(0)": (lambda: FinalState("RNN", lambda h, c: h.squeeze(0)), "rnn", {}),
+    "bilstm cat(h[-2], h[-1])": (
+        lambda: FinalState("LSTM", lambda h, c: torch.cat([h[-2], h[-1]], 1), bidirectional=True, width=16),
+        "lstm",
+        {"bidirectional": True, "combine": "concat"},
+    ),
+}
+
+
+@pytest.mark.parametrize("idiom", FINAL_STATES)
+def test_a_final_state_read_opens_as_the_last_step(idiom, tmp_path):
+    make, layer_type, params = FINAL_STATES[idiom]
+    torch.manual_seed(0)
+    module = make()
     path = tmp_path / "final_state.onnx"
-    export_plain(FinalState(), path)
-    with pytest.raises(LumenError, match=r"final_state.onnx: op LSTM .*Y_h.*out\[:, -1\]"):
+    export_plain(module, path)
+    opened = open_onnx(path)
+    assert opened.opaque == {}
+    (recurrent,) = [n for n in opened.spec.nodes if n.type in ("lstm", "gru", "rnn")]
+    assert recurrent.type == layer_type
+    expected = {"num_layers": 1, "bidirectional": False, "combine": "concat", **params, "returns": "last"}
+    assert {k: v for k, v in structure(recurrent).items() if k in expected} == expected
+    model = built(opened)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in module.parameters())
+    x = torch.rand(4, 7, 6, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ours = model(x).numpy()
+        assert relative(ours, module(x).numpy()) < 1e-4
+    assert relative(ours, ort_outputs(path, x)) < 1e-4
+
+
+FINAL_REFUSALS = {
+    "c[-1]": (FinalState("LSTM", lambda h, c: c[-1]), r"op LSTM .*final cell state \(Y_c, torch's c_n\)"),
+    "h[0] of 2 layers": (FinalState("GRU", lambda h, c: h[0], num_layers=2), r"h_n \(Y_h\) is read for layer 1 of 2"),
+    "h[-1] both ways": (FinalState("LSTM", lambda h, c: h[-1], bidirectional=True), r"backward direction alone"),
+    "h whole": (FinalState("RNN", lambda h, c: h.sum(0)), r"h_n \(Y_h\) is read whole"),
+}
+
+
+@pytest.mark.parametrize("read", FINAL_REFUSALS)
+def test_a_final_state_no_lumen_layer_gives_is_refused_by_name(read, tmp_path):
+    module, words = FINAL_REFUSALS[read]
+    path = tmp_path / "final_state.onnx"
+    export_plain(module, path)
+    with pytest.raises(LumenError, match=f"^final_state.onnx: .*{words}") as refused:
         open_onnx(path)
+    assert "\n" not in str(refused.value)
 
 
 def recurrent_graph(path: Path, op: str, **attributes) -> None:

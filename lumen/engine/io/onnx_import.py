@@ -16,9 +16,13 @@ ONNX keeps them (topological):
   around it is folded: the Transpose to steps first and back, the Squeeze (or Transpose+Reshape) of its
   directions, the zero initial state (a ConstantOfShape the size of the batch, sliced per layer), one op per layer
   of ``num_layers`` (stacked into one node), ``out[:, -1]`` (``returns: last``), ``out.chunk(2, -1)`` joined by a
-  Concat or Add (``combine``), and ``x.unsqueeze(1).repeat(1, T, 1)`` (a ``repeat`` node). Not expressible, and
-  refused by name: a given initial state, sequence lengths, Y_h/Y_c read (h_n rather than ``out[:, -1]``),
-  a reverse-only direction, GRU's ``linear_before_reset=0``, peepholes, clip;
+  Concat or Add (``combine``), and ``x.unsqueeze(1).repeat(1, T, 1)`` (a ``repeat`` node); the final state Y_h
+  read as the last layer's (torch's ``h_n[-1]``, ``h_n.squeeze(0)``, ``h_n.view(-1, H)``: the Concat of every
+  layer's Y_h, then a Gather, Squeeze or Reshape) is ``returns: last`` too, and a bidirectional node's
+  ``cat([h_n[-2], h_n[-1]], 1)`` (``h_n[-2] + h_n[-1]``) its ``returns: last`` with ``combine: concat`` (``sum``):
+  forward's last step, backward's first. Not expressible, and refused by name: a given initial state, sequence
+  lengths, the cell state Y_c read (torch's ``c_n``), Y_h read otherwise (whole, a lower layer's, one direction
+  alone, beside the sequence), a reverse-only direction, GRU's ``linear_before_reset=0``, peepholes, clip;
 - an op no Lumen layer expresses (or whose attributes one cannot: a Softmax over the batch, a Reshape that mixes
   samples) is kept as an opaque ``onnx_op`` node that runs the op with torch (``engine.modules.onnx_ops``), named
   in ``OpenedModel.opaque`` by op and count; an op Lumen can neither map nor run is refused, all of them named.
@@ -157,7 +161,20 @@ class _Unsqueezed:
     node: Any  # the ONNX Unsqueeze, made an opaque op for any other reader
 
 
-_Value = _Tensor | _Padded | _TimeMajor | _Steps | _Direction | _Unsqueezed
+@dataclass(frozen=True)
+class _Final:
+    """Final hidden states (an ONNX LSTM/GRU/RNN's Y_h, torch's ``h_n``) of a recurrent node, stacked as torch's
+    ``h_n`` is: one row per layer and direction, each (layer, backward, the ONNX Y of that layer's op); ``one`` once
+    a Gather or Squeeze took a single row out (batch × hidden). The last layer's row of a unidirectional node is its
+    ``returns: last``; the last layer's two rows joined forward first by a Concat (or an Add) are a bidirectional
+    node's ``returns: last`` with ``combine: concat`` (``sum``); any other reader is refused by name."""
+
+    node: str
+    rows: tuple[tuple[int, bool, str], ...]
+    one: bool = False
+
+
+_Value = _Tensor | _Padded | _TimeMajor | _Steps | _Direction | _Unsqueezed | _Final
 
 
 def open_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> OpenedModel:
@@ -374,6 +391,8 @@ class _Converter:
             for step in found.chain:
                 self._opaque(step)
             return self._tensor(value)
+        if isinstance(found, _Final):
+            raise _final_refusal(self, found)
         if isinstance(found, (_TimeMajor, _Steps)):
             producer = self.producers.get(value)
             what = f"{producer.op_type} ({printable(producer.name[:60])})" if producer is not None else "a value"
@@ -1009,6 +1028,14 @@ def _reshape(c: _Converter, node: Any) -> None:
     if isinstance(found, _Steps):
         _steps_reshape(c, node, found)
         return
+    if isinstance(found, _Final):
+        # h_n.view(-1, H) (or (batch, -1)) of one layer, one direction: its only row
+        target = [int(t) for t in c._const(node.input[1], "shape").reshape(-1)]
+        hidden = int(next(n for n in c.nodes if n.id == found.node).params["hidden_size"])
+        if found.one or len(found.rows) != 1 or target not in ([-1, hidden], [BATCH, hidden], [BATCH, -1]):
+            raise _final_refusal(c, found)
+        _final_row(c, node, found.node, found.rows[0])
+        return
     x = c._tensor(node.input[0])
     target = [int(t) for t in c._const(node.input[1], "shape").reshape(-1)]
     allow_zero = bool(_attributes(node).get("allowzero", 0))
@@ -1040,6 +1067,13 @@ def _reshape(c: _Converter, node: Any) -> None:
 def _concat(c: _Converter, node: Any) -> None:
     if _combine(c, node, "concat"):
         return
+    stacked = [f for f in (c.values.get(v) for v in node.input if v) if isinstance(f, _Final) and not f.one]
+    if len(stacked) == len([v for v in node.input if v]) and len({f.node for f in stacked}) == 1:
+        if _full_axis(int(_attributes(node)["axis"]), 3) == 0:  # torch's h_n: every layer's Y_h, stacked
+            c.values[node.output[0]] = _Final(stacked[0].node, tuple(row for f in stacked for row in f.rows))
+            return
+    if _final_join(c, node, "concat"):
+        return
     if any(v in c.consts for v in node.input if v):
         raise _NoLayer("concatenates a constant")
     tensors = [c._tensor(v) for v in node.input if v]
@@ -1053,7 +1087,7 @@ def _concat(c: _Converter, node: Any) -> None:
 
 
 def _add(c: _Converter, node: Any) -> None:
-    if _combine(c, node, "sum"):
+    if _combine(c, node, "sum") or _final_join(c, node, "sum"):
         return
     if any(v in c.consts for v in node.input if v):
         raise _NoLayer("adds a constant")
@@ -1075,6 +1109,10 @@ def _dropout(c: _Converter, node: Any) -> None:
 
 
 def _identity(c: _Converter, node: Any) -> None:
+    found = c.values.get(node.input[0])
+    if isinstance(found, _Final):
+        c.values[node.output[0]] = found
+        return
     c._alias(node, c._tensor(node.input[0]))
 
 
@@ -1127,13 +1165,13 @@ def _recurrent(c: _Converter, node: Any) -> None:
     peepholes = c._optional_const(node, 7) if len(node.input) > 7 else None
     if peepholes is not None and peepholes.any():
         raise _refuse(node, "has peephole weights, which torch's LSTM does not")
-    for value in node.output[1:]:
-        if value and (c.consumers.get(value) or value == c.graph.output[0].name):
-            raise _refuse(
-                node,
-                "is read by its final state (Y_h or Y_c); Lumen's recurrent layers give the sequence or its "
-                "last step (out[:, -1] rather than h_n)",
-            )
+    cell_state = node.output[2] if len(node.output) > 2 else ""
+    if cell_state and (c.consumers.get(cell_state) or cell_state == c.graph.output[0].name):
+        raise _refuse(
+            node,
+            "is read by its final cell state (Y_c, torch's c_n), which no Lumen layer gives; Lumen's lstm gives "
+            "the hidden state (h_n[-1], or out[:, -1])",
+        )
     w = c._const(node.input[1], "weight")
     r = c._const(node.input[2], "recurrence weight")
     b = c._optional_const(node, 3)
@@ -1155,6 +1193,7 @@ def _recurrent(c: _Converter, node: Any) -> None:
     node_id = c._node_id(None, f"{_recurrent_base(c, node)}.rnn")
     tensor = c._add(node_id, cell, params, [x], weights)
     c.values[node.output[0]] = _Steps(tensor.node, "tdbh")
+    _final_states(c, node, tensor.node, 0, directions)
 
 
 def _stack(c: _Converter, node: Any, found: _Steps, cell: str, params: dict, w: Any, r: Any, b: Any) -> None:
@@ -1169,6 +1208,14 @@ def _stack(c: _Converter, node: Any, found: _Steps, cell: str, params: dict, w: 
     for key, array in _torch_weights(cell, layers, w, r, b).items():
         c.weights[f"{below.id}.{key}"] = torch.from_numpy(np.array(array, order="C"))
     c.values[node.output[0]] = _Steps(below.id, "tdbh")
+    _final_states(c, node, below.id, layers, w.shape[0])
+
+
+def _final_states(c: _Converter, node: Any, node_id: str, layer: int, directions: int) -> None:
+    """The op's Y_h: this layer's rows of the node's final states, read (if at all) through ``_Final``."""
+    if len(node.output) > 1 and node.output[1]:
+        rows = tuple((layer, bool(d), node.output[0]) for d in range(directions))
+        c.values[node.output[1]] = _Final(node_id, rows)
 
 
 def _torch_weights(cell: str, layer: int, w: Any, r: Any, b: Any) -> dict[str, np.ndarray]:
@@ -1232,6 +1279,11 @@ def _transpose(c: _Converter, node: Any) -> None:
 def _squeeze(c: _Converter, node: Any) -> None:
     found = c.values.get(node.input[0])
     axes = _axes(c, node)
+    if isinstance(found, _Final):
+        if found.one or len(found.rows) != 1 or axes not in ([0], [-3]):
+            raise _final_refusal(c, found)
+        _final_row(c, node, found.node, found.rows[0])  # h_n.squeeze(0) of one layer, one direction
+        return
     if isinstance(found, _Steps) and found.layout == "tdbh" and axes in ([1], [-3]):
         if not next(n for n in c.nodes if n.id == found.node).params.get("bidirectional"):
             c.values[node.output[0]] = _Steps(found.node, "tbf")
@@ -1283,6 +1335,9 @@ def _readers(c: _Converter, value: str) -> list[Any]:
 
 def _gather(c: _Converter, node: Any) -> None:
     found = c.values.get(node.input[0])
+    if isinstance(found, _Final):
+        _final_gather(c, node, found)
+        return
     index = c._optional_const(node, 1)
     if int(_attributes(node).get("axis", 0)) != 1 or index is None or index.ndim != 0:
         raise _NoLayer("not one step of a sequence")
@@ -1383,6 +1438,103 @@ def _tile(c: _Converter, node: Any) -> None:
     if not isinstance(found, _Unsqueezed) or len(repeats) != 3 or repeats[0] != 1 or repeats[2] != 1:
         raise _NoLayer("not a vector repeated at every step")
     c._layer(node, "repeat", {"steps": repeats[1]}, [c._tensor(found.source)])
+
+
+# ---- a recurrent node's final state (h_n) read rather than its sequence ------------------------------------------
+
+
+def _final_gather(c: _Converter, node: Any, found: _Final) -> None:
+    """``h_n[i]``: one layer's (and direction's) final state."""
+    index = c._optional_const(node, 1)
+    axis = int(_attributes(node).get("axis", 0))
+    if found.one or axis not in (0, -3) or index is None or index.ndim != 0:
+        raise _final_refusal(c, found)
+    i = int(index)
+    if not -len(found.rows) <= i < len(found.rows):
+        raise _refuse(node, f"takes row {i} of a final state of {len(found.rows)} rows")
+    _final_row(c, node, found.node, found.rows[i])
+
+
+def _final_row(c: _Converter, node: Any, node_id: str, row: tuple[int, bool, str]) -> None:
+    """One row of h_n: a unidirectional node's last layer's is its last step (``returns: last``); any other waits
+    for a reader that joins the last layer's two directions (or is refused)."""
+    taken = _Final(node_id, (row,), one=True)
+    recurrent = next(n for n in c.nodes if n.id == node_id)
+    if recurrent.params.get("bidirectional") or not _last_layer(c, recurrent, row):
+        c.values[node.output[0]] = taken
+        return
+    c._alias(node, _final_tensor(c, taken, None))
+
+
+def _last_layer(c: _Converter, recurrent: Node, row: tuple[int, bool, str]) -> bool:
+    """Whether a row is the final state of the node's last layer, whose sequence (Y) nothing reads."""
+    layer, _, sequence = row
+    unread = not _readers(c, sequence) and sequence != c.graph.output[0].name
+    return unread and layer == int(recurrent.params.get("num_layers", 1)) - 1
+
+
+def _final_tensor(c: _Converter, found: _Final, combine: str | None) -> _Tensor:
+    """The recurrent node made to return its last step (and join its directions by ``combine``): its tensor."""
+    recurrent = next(n for n in c.nodes if n.id == found.node)
+    changes = {"returns": "last", **({"combine": combine} if combine else {})}
+    defaults = {"returns": "sequence", "combine": "concat"}
+    if all(recurrent.params.get(k, defaults[k]) == v for k, v in changes.items()):
+        return _Tensor(found.node, c.shapes[found.node])  # read the same way twice
+    if recurrent.params.get("returns", "sequence") != "sequence":
+        raise _final_refusal(c, found)
+    return c._retune(found.node, **changes)
+
+
+def _final_join(c: _Converter, node: Any, combine: str) -> bool:
+    """A Concat (along the features) or Add of the last layer's forward and backward final states (torch's
+    ``cat([h_n[-2], h_n[-1]], 1)``): Lumen's ``returns: last`` (forward's last step, backward's first) with
+    ``combine`` (True when it was)."""
+    found = [c.values.get(v) for v in node.input if v]
+    if not any(isinstance(f, _Final) for f in found):
+        return False
+    pair = [f for f in found if isinstance(f, _Final) and f.one]
+    if len(pair) != 2 or len(found) != 2 or pair[0].node != pair[1].node:
+        raise _final_refusal(c, next(f for f in found if isinstance(f, _Final)))
+    (forward,), (backward,) = pair[0].rows, pair[1].rows
+    if combine == "sum" and forward[1]:
+        forward, backward = backward, forward
+    recurrent = next(n for n in c.nodes if n.id == pair[0].node)
+    ok = forward[1] is False and backward[1] is True and forward[2] == backward[2]
+    if combine == "concat":
+        ok = ok and _full_axis(int(_attributes(node)["axis"]), 2) == 1
+    if not ok or not _last_layer(c, recurrent, forward):
+        raise _refuse(
+            node,
+            f"joins final states of {recurrent.id} other than as cat([h_n[-2], h_n[-1]], 1) or h_n[-2] + h_n[-1] "
+            "(its last layer's forward, then backward, final state), which Lumen's returns: last gives",
+        )
+    c._alias(node, _final_tensor(c, pair[0], combine))
+    return True
+
+
+def _final_refusal(c: _Converter, found: _Final) -> LumenError:
+    """Why a read of a recurrent node's final state is none that a Lumen layer gives, in one line."""
+    recurrent = next(n for n in c.nodes if n.id == found.node)
+    layers = int(recurrent.params.get("num_layers", 1))
+    gives = (
+        "cat([h_n[-2], h_n[-1]], 1) or h_n[-2] + h_n[-1] (its last layer's two directions)"
+        if recurrent.params.get("bidirectional")
+        else "h_n[-1] (its last layer's), or out[:, -1]"
+    )
+    if not found.one:
+        what = "whole (layers × batch × hidden)"
+    else:
+        ((layer, backward, sequence),) = found.rows
+        if layer < layers - 1:
+            what = f"for layer {layer + 1} of {layers}, not the last"
+        elif _readers(c, sequence) or sequence == c.graph.output[0].name:
+            what = "alongside its sequence (a Lumen node gives one of them)"
+        else:
+            what = f"for its {'backward' if backward else 'forward'} direction alone"
+    return LumenError(
+        f"{recurrent.id} (a {recurrent.type}): its final state h_n (Y_h) is read {what}; Lumen's {recurrent.type} "
+        f"gives {gives}"
+    )
 
 
 # ONNX op → how it becomes a Lumen layer (the README's table lists these); any other op is kept opaque when
