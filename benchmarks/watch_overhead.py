@@ -117,8 +117,19 @@ def main() -> None:
             steps += 1
         return steps / (time.perf_counter() - began), steps / max(time.thread_time() - cpu, 1e-9)
 
+    def window_cpu_s() -> float:
+        """CPU seconds the window process has used (0 without one, or off Linux)."""
+        process = w._link.process
+        try:
+            with open(f"/proc/{process.pid}/stat") as f:  # type: ignore[union-attr]
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError, IndexError, ValueError):
+            return 0.0
+
     run(args.warmup, True)
     run(args.warmup, False)
+    window_began, wall_began = window_cpu_s(), time.perf_counter()
     ratios, cpu_ratios, bare_rates = [], [], []
     for i in range(args.pairs):
         if i % 2 == 0:  # alternate which goes first, so a drift in load does not favour one
@@ -132,6 +143,7 @@ def main() -> None:
             f"  pair {i + 1}: bare {bare[0]:7.1f} steps/s, watched {watched[0]:7.1f} steps/s, ratio "
             f"{ratios[-1]:.3f}; per CPU second of the loop's thread: ratio {cpu_ratios[-1]:.3f}"
         )
+    window_share = (window_cpu_s() - window_began) / (time.perf_counter() - wall_began)
     link = w._link
     w.close()
     print(
@@ -140,7 +152,7 @@ def main() -> None:
         f"max {max(ratios):.3f}); loop-thread CPU ratio median {statistics.median(cpu_ratios):.3f} (min "
         f"{min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f}); {args.pairs} pairs of {args.window:g} s; bare loop "
         f"{statistics.median(bare_rates):.0f} steps/s; {link.frames_sent} frames sent, {link.frames_dropped} replaced "
-        "before sending"
+        f"before sending; the window process used {window_share:.0%} of a core"
     )
 
 

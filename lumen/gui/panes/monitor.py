@@ -62,6 +62,7 @@ DEVICES = ("auto", "cpu", "cuda")
 LIVE_RATES = {"10 frames/s": 0.1, "5 frames/s": 0.2, "2 frames/s": 0.5, "1 frame/s": 1.0}
 DEFAULT_LIVE_RATE = "2 frames/s"
 
+OPEN_RANGE_STEPS = 200  # the first x-range of a run of unknown length (lumen.watch); it doubles as needed
 CURVE_REDRAW_MS = 200  # curves grow smoothly at 5 Hz; redrawing axes and curves is the GUI's costliest work
 # ... but only once the new steps reach the next pixel column (or this long has passed, for the newest column's
 # height): a long run's x-axis holds hundreds of steps per pixel, and repainting a plot whose curves span it all
@@ -489,12 +490,18 @@ class MonitorPane(QWidget):
         if "loss" in self.plots:
             self.plots["loss"].set_title(f"Loss ({self.loss_name})" if self.loss_name else style_of("loss").title)
         self._ranged = False
+        self._open_end = 0  # the x-range's end for a run of unknown length (0: not set yet)
         self._redraw.stop()
         self._newest_step = self._drawn_step = 0
         self._drawn_at = self._epochs_drawn_at = -math.inf
         self._epoch_pending = False
         self._anchor.setXRange(0, 1, padding=0.03)  # not the last run's range until this one's steps arrive
         self._anchor.enableAutoRange(x=True)
+
+    def _views_run_length(self, steps: int) -> None:
+        for view in self.views.values():
+            if hasattr(view, "set_run_length"):  # views with a history over the run's steps
+                view.set_run_length(steps)
 
     def add_metrics(self, events: Iterable[StepMetrics | EpochMetrics]) -> None:
         """Append a batch of StepMetrics/EpochMetrics; the curves are redrawn at most every CURVE_REDRAW_MS."""
@@ -510,9 +517,14 @@ class MonitorPane(QWidget):
                     self._anchor.setXRange(0, event.total_steps, padding=0.03)  # the last epoch's markers whole
                     self._anchor.enableAutoRange(x=False)
                     self._ranged = True
-                    for view in self.views.values():
-                        if hasattr(view, "set_run_length"):  # views with a history over the run's steps
-                            view.set_run_length(event.total_steps)
+                    self._views_run_length(event.total_steps)
+                elif event.total_steps <= 0 and event.step > self._open_end and not self.overlays:
+                    # A run of unknown length (a watched script's): its range doubles as the steps reach its end, so
+                    # the axes repaint a few times in a run, not at every redraw.
+                    self._open_end = max(OPEN_RANGE_STEPS, 2 * event.step)
+                    self._anchor.setXRange(0, self._open_end, padding=0.03)
+                    self._anchor.enableAutoRange(x=False)
+                    self._views_run_length(self._open_end)
                 last_step = event
                 self._newest_step = event.step
             elif isinstance(event, EpochMetrics):
