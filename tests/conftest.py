@@ -7,7 +7,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports
 
 import pytest
 
-ENGINE_THREADS = ("lumen-engine", "lumen-image", "lumen-spec")
+ENGINE_THREADS = ("lumen-engine", "lumen-image", "lumen-spec", "lumen-run-check")
 
 
 @pytest.fixture(autouse=True)

@@ -156,6 +156,7 @@ class RunOpened:
     spec: Any  # the run's ModelSpec (events sit below engine.spec, so it is not named here)
     read_only: bool  # the folder cannot be written (a read-only disk): saving goes elsewhere
     classes: int  # how many output names the run carries (0: none; the data's are shown)
+    config: Mapping[str, Any] = field(default_factory=dict)  # the settings it was trained with (run.json's config)
 
 
 Metrics = StepMetrics | EpochMetrics

@@ -355,6 +355,7 @@ class MainWindow(QMainWindow):
         replace the weights), the replay slider covers its checkpoints, the monitor shows its curves."""
         self.builder.show_spec(event.spec, opened=True)
         self.opened_run, self.keep_weights = event, None
+        self.monitor.show_settings(event.config)  # training it on goes on with its own settings
         self.viewer.follow_run(event.run)
         self.viewer.show_message("")
         if not self.docks["monitor"].isFloating():

@@ -232,3 +232,10 @@ def test_a_path_that_is_no_folder_is_refused(tmp_path, kind):
     s.handle(OpenRun(path))
     assert "is not a run folder" in events.of(EngineError)[0].message
     s.close()
+
+
+def test_writable_tells_a_folder_files_can_be_made_in(tmp_path):
+    from lumen.engine.io.runs import writable
+
+    (tmp_path / "file").write_text("")
+    assert writable(tmp_path) and not writable(tmp_path / "file") and not writable(tmp_path / "gone")

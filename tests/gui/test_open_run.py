@@ -113,6 +113,24 @@ def test_loading_over_unsaved_edits_asks_and_cancel_keeps_them(qtbot, window, ru
     assert len(asked) == 1 and "not saved" in asked[0] and window._opening is None  # nothing was sent
 
 
+def test_opening_while_a_run_trains_asks_first(qtbot, window, run, monkeypatch):
+    window._apply_state(RunState.TRAINING)  # as the engine reports while a run trains
+    asked = answer(monkeypatch, Button.Cancel)
+    assert not window.open_run(run) and "still training" in asked[0] and window._opening is None
+    window._apply_state(RunState.IDLE)
+
+
+def test_an_opened_spec_file_goes_into_recent(qtbot, window, tmp_path):
+    from lumen.engine.presets import get_preset
+
+    path = tmp_path / "model.json"
+    get_preset("lenet5").save(path)
+    drop(window, path)
+    qtbot.waitUntil(lambda: window.recent() == [str(path)], timeout=10_000)
+    window._fill_recent()
+    assert [a.text() for a in window.recent_menu.actions()][0] == str(path)
+
+
 def test_imported_imagenet_weights_name_the_top_predictions(qtbot, window, tmp_path):
     from safetensors.torch import save_file
 

@@ -108,8 +108,8 @@ class Session:
         self._recording = Recording(store, self._report, checkpoint_every=checkpoint_every, written=self._listed)
         self._handlers: dict[type, Callable[[Any], None]] = {
             LoadModel: self._load,
-            OpenRun: self._open_run,
             Train: self._train,
+            OpenRun: self._open_run,
             Pause: self._pause,
             Resume: self._resume,
             Step: self._step,
@@ -312,7 +312,9 @@ class Session:
         self._emit(dataset_preview(data))
         for event in saved.history:
             self._emit(event)
-        self._emit(RunOpened(opened.run, str(saved.folder), spec, opened.read_only, len(saved.classes)))
+        config = saved.info.get("config")
+        settings = config if isinstance(config, dict) else {}
+        self._emit(RunOpened(opened.run, str(saved.folder), spec, opened.read_only, len(saved.classes), settings))
         self._emit(CheckpointList(opened.run, checkpoint_steps(opened.checkpoints)))
         self._run_probes(force=True)
 

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -340,6 +341,21 @@ class MonitorPane(QWidget):
         self._layout.addLayout(header)
         self._layout.addWidget(self._make_plots_area(), 1)
         self.clear()
+
+    def show_settings(self, config: Mapping[str, Any]) -> None:
+        """The settings a saved run was trained with (run.json's config), so that training it on goes on alike;
+        a value these boxes cannot hold is left as it is."""
+        for box, key in ((self.epochs, "epochs"), (self.batch_size, "batch_size"), (self.seed, "seed")):
+            value = config.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and box.minimum() <= value <= box.maximum():
+                box.setValue(value)
+        lr = config.get("lr")
+        if isinstance(lr, float | int) and not isinstance(lr, bool) and self.lr.minimum() <= lr <= self.lr.maximum():
+            self.lr.setValue(float(lr))
+        for combo, key in ((self.optimizer, "optimizer"), (self.schedule, "schedule")):
+            value = config.get(key)
+            if isinstance(value, str) and combo.findText(value) >= 0:
+                combo.setCurrentText(value)
 
     def config(self) -> TrainConfig:
         return TrainConfig(
