@@ -181,6 +181,7 @@ class MainWindow(QMainWindow):
         self.builder.model_chosen.connect(self._model_chosen)
         self.builder.spec_edited.connect(self._spec_edited)
         self.viewer.spec_dropped.connect(self.builder.open_spec)
+        self.viewer.run_dropped.connect(lambda folder: self.open_run(Path(folder)))
         self.builder.spec_opened.connect(self.remember)
         self.builder.reader.model_opened.connect(self._model_opened)
         # A spec .json dropped anywhere on the window opens in the builder; a run folder opens the run.

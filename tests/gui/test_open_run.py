@@ -62,6 +62,11 @@ def test_a_dropped_run_folder_shows_its_curves_weights_and_checkpoints(qtbot, wi
     assert settings.value("recent/paths") in ([str(run)], str(run))
 
 
+def test_a_run_folder_dropped_on_the_viewer_opens_the_run_not_its_pictures(qtbot, window, run):
+    drop(window.viewer, run)
+    assert opened(qtbot, window).folder == str(run)
+
+
 def test_train_asks_once_and_continues_from_the_weights(qtbot, window, run, monkeypatch):
     window.open_run(run)
     opened(qtbot, window)

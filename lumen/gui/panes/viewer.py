@@ -86,6 +86,7 @@ class ViewerPane(QWidget):
     probe_index_changed = Signal(int)
     image_dropped = Signal(str)  # a file path the user dropped or opened
     spec_dropped = Signal(str)  # a model spec (.json) dropped here: the window opens it in the builder
+    run_dropped = Signal(str)  # a run folder (it holds run.json) dropped here: the window opens the run
     command = Signal(object)  # a worker command one of the views asks for (``View.command``)
     watching = Signal(object)  # the frame types on screen, a frozenset: the engine runs only their probes
 
@@ -437,6 +438,9 @@ class ViewerPane(QWidget):
         event.acceptProposedAction()
         if paths[0].lower().endswith(".json"):
             self.spec_dropped.emit(paths[0])
+            return
+        if (Path(paths[0]) / "run.json").is_file():  # a saved run, not a folder of pictures
+            self.run_dropped.emit(paths[0])
             return
         if self.info is not None and self.info.input_kind == "sequence":
             self.command.emit(ProbeSequence(path=paths[0]))  # a CSV file; anything else is refused with the reason
