@@ -270,8 +270,8 @@ class MainWindow(QMainWindow):
             self.bridge.worker.load_model(self.pending_spec, self.monitor.dataset_name(), *self._opened_weights())
             self.pending_spec = None
             self.statusBar().clearMessage()
-        elif self.opened_run is not None:
-            if self.keep_weights is None:
+        elif self.opened_run is not None and self.viewer.info is not None and self.viewer.info.objective is not None:
+            if self.keep_weights is None:  # (a run that cannot train on its data is not asked: the engine says why)
                 self.keep_weights = self.ask_keep_weights(self.opened_run)
                 if self.keep_weights is None:
                     return

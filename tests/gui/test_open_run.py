@@ -172,6 +172,12 @@ def test_imported_imagenet_weights_name_the_top_predictions(qtbot, window, tmp_p
         ),
         timeout=20_000,
     )
+    asked, errors = [], []
+    window.ask_keep_weights = asked.append  # never asked: 1,000 outputs cannot train on the default data
+    window.bridge.error.connect(errors.append)
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: any("cannot train" in e for e in errors), timeout=10_000)
+    assert asked == []
 
 
 def spoil(run, kind, tmp_path):
