@@ -92,7 +92,7 @@ def main() -> None:
 
     drop(window, imagenet_run)
     wait(app, f"{imagenet_run} opened", lambda: window.opened_run is not None and window.opened_run.classes == 1000)
-    window._open_image(str(photo))
+    drop(window.viewer, photo)  # a photo dropped on the viewer, as a person would
     wait(
         app,
         "ImageNet names in the top predictions",
