@@ -103,7 +103,8 @@ class MainWindow(QMainWindow):
             "Train",
             self,
             shortcut=QKeySequence("Ctrl+T"),
-            toolTip="Train the model from fresh weights with the monitor's settings",
+            toolTip="Train the model from fresh weights with the monitor's settings (an opened run asks once: from "
+            "its weights, or fresh ones)",
         )
         self.pause_action = QAction(
             icon(QStyle.StandardPixmap.SP_MediaPause), "Pause", self, checkable=True, shortcut=QKeySequence("Ctrl+P")
@@ -356,6 +357,7 @@ class MainWindow(QMainWindow):
         replace the weights), the replay slider covers its checkpoints, the monitor shows its curves."""
         self.builder.show_spec(event.spec, opened=True)
         self.opened_run, self.keep_weights = event, None
+        self.setWindowTitle(f"Lumen — {Path(event.folder).name if self._opening != event.run else 'run ' + event.run}")
         self.monitor.show_settings(event.config)  # training it on goes on with its own settings
         self.viewer.follow_run(event.run)
         self.viewer.show_message("")
@@ -517,6 +519,7 @@ class MainWindow(QMainWindow):
     def _model_loaded(self, loaded: ModelLoaded) -> None:
         """Everything the last model showed goes; the panes offer what applies to this one."""
         self.opened_run = None  # fresh weights (an opened run's RunOpened follows its ModelLoaded)
+        self.setWindowTitle("Lumen")
         self.monitor.model_loaded(loaded)
         self.viewer.model_loaded(loaded)
         if self.state not in (RunState.TRAINING, RunState.PAUSED):  # the last run's progress is not this model's

@@ -58,7 +58,7 @@ def test_a_dropped_run_folder_shows_its_curves_weights_and_checkpoints(qtbot, wi
     viewer.replay_slider.setValue(0)
     first = viewer.replay_steps[0]
     qtbot.waitUntil(lambda: getattr(viewer.frame, "checkpoint_step", None) == first, timeout=20_000)
-    assert window.recent()[0] == str(run)
+    assert window.recent()[0] == str(run) and window.windowTitle() == "Lumen — run"
     assert settings.value("recent/paths") in ([str(run)], str(run))
 
 
@@ -107,7 +107,7 @@ def test_a_double_clicked_row_of_the_runs_list_opens_that_run(qtbot, window, run
     runs.refresh()
     row = next(r for r, row in enumerate(runs.rows) if row.id == run_id)
     runs.table.cellDoubleClicked.emit(row, 1)
-    assert opened(qtbot, window).run == run_id
+    assert opened(qtbot, window).run == run_id and window.windowTitle() == f"Lumen — run {run_id}"
     assert window.recent()[0] == f"run {run_id}"
 
 
