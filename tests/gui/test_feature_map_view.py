@@ -179,3 +179,19 @@ def test_the_dream_view_maximizes_a_neuron_at_the_position_picked(qtbot, window)
     qtbot.waitUntil(lambda: view.frame.done and view.frame.target == "neuron 3 of conv2", timeout=20_000)
     view.mode.setCurrentIndex(view.mode.findData("channel"))
     assert not view.position.isEnabled()
+
+
+def test_a_narrow_window_keeps_the_input_and_readable_predictions(qtbot, window):
+    """A 1,000-class model's spread-out guess reads 0.4%, not 0%, and wide maps do not squeeze the input away."""
+    from dataclasses import replace
+
+    view: FeatureMapView = view_of(window, FeatureMapFrame)
+    window.viewer.tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.frame is not None, timeout=10_000)
+    frame = replace(view.frame, predictions=[("hoopskirt", 0.0041), ("vulture", 0.12), ("dogsled", 0.0)])
+    view.show_frame(frame)
+    labels = [label for _, label in view._ticks]
+    assert labels == ["hoopskirt  0.4%", "vulture  12%", "dogsled  0%"]
+    window.resize(700, 700)
+    qtbot.waitUntil(lambda: view.io_canvas.width() > 0, timeout=5_000)
+    assert view.io_canvas.width() >= 220

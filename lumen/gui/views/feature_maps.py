@@ -89,6 +89,10 @@ class FeatureMapView(View):
         splitter.addWidget(left)
         splitter.addWidget(self.layers_scroll)
         splitter.setSizes([280, 620])
+        # Wide maps (a 224×224 model's) must not squeeze the input and predictions out of sight: the layers scroll.
+        left.setMinimumWidth(220)
+        splitter.setCollapsible(0, False)
+        splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
@@ -126,7 +130,7 @@ class FeatureMapView(View):
     def _show_predictions(self, predictions: tuple[tuple[str, float], ...]) -> None:
         ranks = np.arange(len(predictions), dtype=float)
         self.bars.setOpts(x0=np.zeros(len(ranks)), y=ranks, width=[p for _, p in predictions], height=0.7)
-        ticks = [(i, f"{name}  {p:.0%}") for i, (name, p) in enumerate(predictions)]
+        ticks = [(i, f"{name}  {_percent(p)}") for i, (name, p) in enumerate(predictions)]
         if ticks != self._ticks:  # new text makes the axis lay out and paint its labels again: only on a change
             if len(ticks) != len(self._ticks):
                 self.predictions.setYRange(-0.6, max(len(predictions), 1) - 0.4, padding=0)
@@ -244,3 +248,8 @@ class FeatureMapView(View):
         if self.frame is None or not self.frame.layers:
             return "feature-maps"
         return f"feature-maps-{(self.zoomed[0] if self.zoomed else self.frame.layers[0].node)}"
+
+
+def _percent(p: float) -> str:
+    """A probability as a percentage with the digits it needs: 51%, 0.4% (a 1,000-class model's spread-out guess)."""
+    return f"{p:.0%}" if p >= 0.095 or p == 0 else f"{p:.1%}"
