@@ -101,6 +101,8 @@ def main() -> None:
             w.step(loss=loss, accuracy=accuracy)
         after = rss_mb()
         w.close()
+        if w._link.process is not None:
+            w._link.process.terminate()
         print(
             f"{args.model}: RSS {before:.1f} MB after 1,000 steps, {after:.1f} MB after {args.rss_steps:,} more: "
             f"+{after - before:.1f} MB ({'window' if not args.headless else 'headless'})"
@@ -146,6 +148,8 @@ def main() -> None:
     window_share = (window_cpu_s() - window_began) / (time.perf_counter() - wall_began)
     link = w._link
     w.close()
+    if link.process is not None:
+        link.process.terminate()  # a script's window stays open when it ends; a benchmark's need not
     print(
         f"{args.model} ({'headless' if args.headless else 'window'}, {torch.get_num_threads()} torch threads, "
         f"batch {args.batch}): wall-clock ratio median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, "

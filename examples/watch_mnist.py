@@ -52,6 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     x, y = digits()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))  # the file is sorted by digit
+    x, y = x[order], y[order]
     train_x, train_y, val_x, val_y = x[:4500], y[:4500], x[4500:], y[4500:]
     model = LeNet5()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

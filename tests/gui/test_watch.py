@@ -112,5 +112,6 @@ def test_a_real_window_process_outlives_its_script():
     try:
         os.kill(window, 0)  # still there after the script ended
         assert report["qt"] is False and report["steps"] == 30
+        assert report["returned_s"] < 1.0  # lumen.watch returns at once (a window takes seconds to start)
     finally:
         os.kill(window, signal.SIGTERM)
