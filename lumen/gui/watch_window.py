@@ -34,6 +34,7 @@ from lumen.engine.events import ModelLoaded, StatusChanged, StepMetrics
 from lumen.engine.explain.jobs import DreamFrame
 from lumen.engine.io.runs import RunExists, check_run_dir
 from lumen.engine.runtime.commands import ConfigureProbe, ProbeSample, WatchFrames
+from lumen.engine.runtime.history import readable
 from lumen.engine.runtime.watched import ScriptEnded, WatchStarted, save_watched_run
 from lumen.engine.untrusted import shown
 from lumen.gui.panes.monitor import MonitorPane
@@ -161,7 +162,13 @@ class WatchWindow(QMainWindow):
         self.monitor.add_metrics(events)
         steps = [e for e in events if isinstance(e, StepMetrics)]
         if steps:
-            self._newest_step = steps[-1].step
+            last = steps[-1]
+            # The script's loop has no epochs Lumen knows of: the readout names the step and every value.
+            values = ", ".join(
+                f"{name} {readable(value, percent=name == 'accuracy')}" for name, value in last.values.items()
+            )
+            self.monitor.readout.setText(f"Step {last.step:,}: {values}")
+            self._newest_step = last.step
             if time.monotonic() - self._status_at >= STATUS_INTERVAL_S and self.script_ended is None:
                 self._status_at = time.monotonic()
                 self.status_label.setText(f"watching {self.name}: step {self._newest_step:,}")

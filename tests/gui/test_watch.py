@@ -64,6 +64,7 @@ def test_frames_and_curves_arrive_and_the_ended_script_leaves_a_run_to_save(watc
     assert "the script ended at step 150" in window.status_label.text()
     assert window.layers.rowCount() == 5 and window.layers.item(0, 3).text() == "4×28×28"
     assert {"loss", "accuracy"} <= set(window.monitor.plots)
+    assert window.monitor.readout.text().startswith("Step 150: loss ")  # no epochs: the script's loop has none known
     maps = window.viewer.frames.get(FeatureMapFrame)
     assert maps is not None and maps.step == 150 and maps.layers[0].shape == (4, 28, 28)  # the last weights' maps
     assert GradientNormFrame in window.monitor.frames  # the monitor's views are always watched
