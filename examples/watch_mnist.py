@@ -74,8 +74,11 @@ def main() -> None:
                 w.step(loss=loss.item(), accuracy=accuracy.item())
             with torch.no_grad():
                 model.eval()
-                val_accuracy = (model(val_x).argmax(1) == val_y).float().mean().item()
+                val_out = model(val_x)
+                val_loss = loss_fn(val_out, val_y).item()
+                val_accuracy = (val_out.argmax(1) == val_y).float().mean().item()
                 model.train()
+            w.epoch(loss=val_loss, accuracy=val_accuracy)  # optional: validation points beside the epoch's means
             print(f"epoch {epoch + 1}: validation accuracy {val_accuracy:.1%}")
 
 

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from lumen.engine.errors import DataError
-from lumen.engine.events import ModelLoaded, StatusChanged, StepMetrics
+from lumen.engine.events import EpochMetrics, ModelLoaded, StatusChanged, StepMetrics
 from lumen.engine.explain.jobs import DreamFrame
 from lumen.engine.io.runs import RunExists, check_run_dir
 from lumen.engine.runtime.commands import ConfigureProbe, ProbeSample, WatchFrames
@@ -86,6 +86,7 @@ class WatchWindow(QMainWindow):
         self.script_ended: ScriptEnded | None = None
         self._status_at = -math.inf
         self._newest_step = 0
+        self._last_epoch: EpochMetrics | None = None
         self._make_menus()
         self._connect()
 
@@ -160,14 +161,26 @@ class WatchWindow(QMainWindow):
 
     def _metrics(self, events: list) -> None:
         self.monitor.add_metrics(events)
+        epochs = [e for e in events if isinstance(e, EpochMetrics)]
+        if epochs:
+            self._last_epoch = epochs[-1]
         steps = [e for e in events if isinstance(e, StepMetrics)]
         if steps:
             last = steps[-1]
-            # The script's loop has no epochs Lumen knows of: the readout names the step and every value.
+            # The readout names the step and every value; the epoch and its validation once the script says them
+            # (``w.epoch``): Lumen does not know the loop's epochs otherwise.
             values = ", ".join(
                 f"{name} {readable(value, percent=name == 'accuracy')}" for name, value in last.values.items()
             )
-            self.monitor.readout.setText(f"Step {last.step:,}: {values}")
+            where = f"Epoch {last.epoch}, step {last.step:,}" if self._last_epoch is not None else f"Step {last.step:,}"
+            text = f"{where}: {values}"
+            if self._last_epoch is not None and self._last_epoch.val:
+                measured = ", ".join(
+                    f"{name} {readable(value, percent=name == 'accuracy')}"
+                    for name, value in self._last_epoch.val.items()
+                )
+                text += f"\nvalidation after epoch {self._last_epoch.epoch}: {measured}"
+            self.monitor.readout.setText(text)
             self._newest_step = last.step
             if time.monotonic() - self._status_at >= STATUS_INTERVAL_S and self.script_ended is None:
                 self._status_at = time.monotonic()

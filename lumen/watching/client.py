@@ -40,7 +40,7 @@ from torch import nn
 
 import lumen
 from lumen.engine.errors import LumenError
-from lumen.engine.events import Event, Frame, StepMetrics
+from lumen.engine.events import EpochMetrics, Event, Frame, StepMetrics
 from lumen.engine.io.runs import check_run_dir
 from lumen.engine.io.store import RunRecorder, RunStore
 from lumen.engine.runtime.watched import (
@@ -217,7 +217,7 @@ class _Link(threading.Thread):
             return
         try:
             for event in events:
-                if isinstance(event, StepMetrics):
+                if isinstance(event, (StepMetrics, EpochMetrics)):
                     recorder.record(event)
         except Exception as exc:
             self._record_failed(exc)
@@ -300,6 +300,22 @@ class Watch:
         if now >= self._next_check:
             self._next_check = now + CHECK_S
             self._check(now)
+
+    def epoch(self, **validation: Any) -> None:
+        """The end of an epoch: the monitor draws the mean of its steps' values, and beside them the ``validation``
+        values you measured, named like the steps' (``w.epoch(loss=val_loss, accuracy=val_acc)``); optional."""
+        if self._closed:
+            return
+        if self._link.window_gone and not self._link.recording:
+            return
+        try:
+            named = {name: _float(value) for name, value in validation.items()}
+        except (TypeError, ValueError) as exc:
+            bad = next(n for n, v in validation.items() if not _number(v))
+            raise TypeError(
+                f"lumen.watch: epoch({bad}=...) must be a number, not {type(validation[bad]).__name__}"
+            ) from exc
+        self._session.end_epoch(named)
 
     def close(self, status: str = "finished", message: str | None = None) -> None:
         """The end: the last frames and weights to the window (which stays open), the run store's row closed, and

@@ -11,14 +11,14 @@ import sys
 import torch
 from torch import nn
 
-from lumen.engine.events import EngineError, ModelLoaded, StepMetrics
-from lumen.engine.io.runs import read_run_info
+from lumen.engine.events import EngineError, EpochMetrics, ModelLoaded, StepMetrics
+from lumen.engine.io.runs import open_run, read_run_info
 from lumen.engine.io.store import RunStore
 from lumen.engine.probes.feature_maps import FeatureMapFrame
 from lumen.engine.probes.gates import GateFrame
 from lumen.engine.probes.gradients import GradientNormFrame
 from lumen.engine.runtime.commands import ConfigureProbe, ProbeSample, Stop, WatchFrames
-from lumen.engine.runtime.watched import ScriptEnded, WatchedSession, WatchStarted, describe_spec
+from lumen.engine.runtime.watched import ScriptEnded, WatchedSession, WatchStarted, describe_spec, run_spec
 from lumen.engine.spec.model_spec import ModelSpec
 from tests.support import ROOT
 
@@ -103,6 +103,45 @@ def test_a_described_spec_loads_and_says_what_it_is(tmp_path):
         session.step({"loss": 2.0})
     info = read_run_info(session.save(tmp_path / "run"))
     assert info["watched"] and info["steps"] == 3
+
+
+def test_an_epoch_is_its_steps_means_beside_the_validation_the_script_measured():
+    events: list = []
+    session = WatchedSession(cnn(), events.append, torch.rand(2, 1, 8, 8), frames=False)
+    for loss in (1.0, 3.0):
+        session.step({"loss": loss, "accuracy": 0.5})
+    first = session.end_epoch({"loss": 1.5, "accuracy": 0.75})
+    session.step({"loss": 0.2, "accuracy": float("nan")})
+    second = session.end_epoch({})
+    assert first == EpochMetrics(1, 2, {"loss": 2.0, "accuracy": 0.5}, {"loss": 1.5, "accuracy": 0.75})
+    assert second == EpochMetrics(2, 3, {"loss": 0.2}, {})  # a NaN step is left out of the mean
+    assert [e.epoch for e in events if isinstance(e, StepMetrics)] == [1, 1, 2]
+    assert [e for e in events if isinstance(e, EpochMetrics)] == [first, second]
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) if x.sum() > 0 else -self.fc(x)
+
+
+def test_a_traceable_module_is_saved_as_a_lumen_spec_that_opens_and_gives_its_outputs(tmp_path):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3))
+    model.train()
+    session = WatchedSession(model, lambda e: None, torch.rand(2, 1, 8, 8), frames=False)
+    assert model.training and model[1].num_batches_tracked.item() == 0  # the trace moved no statistics
+    assert [n.type for n in session.spec().nodes] == ["input", "conv2d", "batchnorm2d", "relu", "flatten", "linear"]
+    session.step({"loss": 1.0})
+    opened = open_run(session.save(tmp_path / "run")).eval()
+    x = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(opened(x), model.eval()(x), atol=1e-6)
+    assert run_spec(Branchy(), "Branchy", (4,)).nodes[1].type.startswith("torch.nn")  # described instead
 
 
 def test_a_headless_script_leaves_a_complete_run_and_never_loads_qt(tmp_path, lumen_data_dir):

@@ -110,7 +110,7 @@ def trace_to_spec(net: nn.Module, input_shape: tuple[int, ...], name: str) -> Op
         if node.op == "call_module":
             module = modules[node.target]
             layer_type, params = _module_layer(module)
-            node_id = str(node.target)
+            node_id = lumen_id(str(node.target))
             weights.update({f"{node_id}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
         else:
             layer_type, params = _call_layer(node, shape, sources)
@@ -130,6 +130,13 @@ def trace_to_spec(net: nn.Module, input_shape: tuple[int, ...], name: str) -> Op
     except LumenError as exc:
         raise _Unmapped(str(exc)) from None
     return OpenedModel(spec, weights, {}, "")
+
+
+def lumen_id(name: str) -> str:
+    """A module's qualified name as a node id: ``nn.Sequential``'s children are ``0``, ``1``, ... and an id may not
+    start with a digit, so those get an ``m`` (``0`` → ``m0``, ``0.conv`` → ``m0.conv``); the state dict's keys follow
+    (``lumen_id("0.weight")`` is the traced model's key for ``0.weight``)."""
+    return f"m{name}" if name[:1].isdigit() else name
 
 
 def _shape(node: fx.Node) -> tuple[int, ...] | None:

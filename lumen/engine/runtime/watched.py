@@ -29,10 +29,22 @@ from torch import nn
 
 from lumen.engine import probes as probe_registry
 from lumen.engine.errors import LumenError
-from lumen.engine.events import EngineError, Event, ModelInfo, ModelLoaded, RunState, StatusChanged, StepMetrics
+from lumen.engine.events import (
+    EngineError,
+    EpochMetrics,
+    Event,
+    ModelInfo,
+    ModelLoaded,
+    RunState,
+    StatusChanged,
+    StepMetrics,
+)
 from lumen.engine.explain.activations import layer_names, layer_type
 from lumen.engine.graph.model import GraphModel
+from lumen.engine.graph.modes import evaluating
+from lumen.engine.io.python_import import lumen_id, trace_to_spec
 from lumen.engine.io.runs import save_run
+from lumen.engine.layers import LAYERS
 from lumen.engine.probes.base import Probe, ProbeContext, ProbeInput
 from lumen.engine.probes.runner import ProbeRunner
 from lumen.engine.runtime.commands import Command, ConfigureProbe, ProbeSample, WatchFrames
@@ -93,13 +105,28 @@ class ScriptEnded:
     message: str
 
 
-def describe_spec(model: nn.Module, name: str, input_shape: Sequence[int]) -> ModelSpec:
-    """A Lumen-built model's own spec; for any other module a spec that *describes* it: its innermost modules in
-    the order they were registered, each typed by its torch class (``torch.nn.Conv2d``), so a run folder can say
-    what was trained. Such a spec does not build (no Lumen layer type is named so): the weights load into the
-    user's own class."""
+def run_spec(model: nn.Module, name: str, input_shape: Sequence[int]) -> ModelSpec:
+    """The spec a watched model's run folder holds: a Lumen-built model's own; a module that ``torch.fx`` traces
+    into Lumen layers whose state dict is the module's own, key for key (``engine.io.python_import``), as that
+    spec, so the run opens in the window and replays like any other; else ``describe_spec``'s description."""
     if isinstance(model, GraphModel):
         return model.spec
+    try:
+        with evaluating(model), torch.no_grad():  # the trace runs one forward: no batch-norm statistics move
+            opened = trace_to_spec(model, tuple(int(s) for s in input_shape), name[:200] or "model")
+    except Exception:  # the user's module: anything may fail in its forward or its trace; it is then described
+        return describe_spec(model, name, input_shape)
+    state = model.state_dict()
+    same = set(opened.weights) == {lumen_id(k) for k in state} and all(
+        torch.equal(opened.weights[lumen_id(k)], v) for k, v in state.items()
+    )
+    return opened.spec if same else describe_spec(model, name, input_shape)
+
+
+def describe_spec(model: nn.Module, name: str, input_shape: Sequence[int]) -> ModelSpec:
+    """A spec that *describes* a module Lumen cannot express: its innermost modules in the order they were
+    registered, each typed by its torch class (``torch.nn.Conv2d``), so a run folder can say what was trained.
+    Such a spec does not build (no Lumen layer type is named so): the weights load into the user's own class."""
     nodes = [Node("input", "input", {"shape": [int(s) for s in input_shape]})]
     used = {"input"}
     for layer in layer_names(model):
@@ -207,6 +234,10 @@ class WatchedSession:
             self.info = module_info(model, x, out, self.classes, self.name)
         self.layers = self._layer_rows()
         self.frame_types = self._runner.reset(self.info)
+        self._spec: ModelSpec | None = None  # traced when first asked for, not while lumen.watch must return
+        self.epoch = 1  # the epoch the steps belong to: ``end_epoch`` closes one
+        self._epoch_sums: dict[str, float] = {}
+        self._epoch_counts: dict[str, int] = {}
         # Without a window (a recorded run) nobody sees a frame: none is made. With one, every probe that applies runs
         # (within the budget) until the window says which frames it shows (``WatchFrames``).
         if not frames:
@@ -230,11 +261,27 @@ class WatchedSession:
         """One step of the user's loop: its named values, then the probes that are due (at most every
         ``PROBE_CHECK_S`` does it even look)."""
         self.step_count += 1
-        event = StepMetrics(self.step_count, 0, 1, values, 0.0)
+        event = StepMetrics(self.step_count, 0, self.epoch, values, 0.0)
+        for name, value in values.items():
+            if math.isfinite(value):
+                self._epoch_sums[name] = self._epoch_sums.get(name, 0.0) + value
+                self._epoch_counts[name] = self._epoch_counts.get(name, 0) + 1
         self._history.append(event)
         self._sink(event)
         if self._clock() >= self._due:
             self._run_probes(force=False)
+        return event
+
+    def end_epoch(self, validation: Mapping[str, float]) -> EpochMetrics:
+        """The end of an epoch of the user's loop: the means of its steps' values, beside the ``validation`` values
+        the user measured (named like the steps': ``loss``, ``accuracy``), drawn as the monitor draws Lumen's own
+        epochs."""
+        train = {name: total / self._epoch_counts[name] for name, total in self._epoch_sums.items()}
+        event = EpochMetrics(self.epoch, self.step_count, train, dict(validation))
+        self._history.append(event)
+        self._sink(event)
+        self.epoch += 1
+        self._epoch_sums, self._epoch_counts = {}, {}
         return event
 
     def handle(self, command: Command) -> None:
@@ -268,14 +315,19 @@ class WatchedSession:
         }
 
     def spec(self) -> ModelSpec:
-        return describe_spec(self.model, self.name, self.info.input_shape)
+        if self._spec is None:
+            self._spec = run_spec(self.model, self.name, self.info.input_shape)
+        return self._spec
 
     def snapshot(self) -> WeightsSnapshot:
         """The weights now, as numpy (copied: the loop goes on changing them)."""
         tensors: dict[str, np.ndarray] = {}
         dtypes: dict[str, str] = {}
         with torch.no_grad():
+            # A traced module's spec names its nodes with lumen_id (nn.Sequential's "0" is "m0"): so do its weights.
+            traced = not isinstance(self.model, GraphModel) and self.spec().nodes[1].type in LAYERS
             for key, value in self.model.state_dict().items():
+                key = lumen_id(key) if traced else key
                 value = value.detach().cpu()
                 if value.dtype == torch.bfloat16:
                     dtypes[key] = "bfloat16"
@@ -284,7 +336,7 @@ class WatchedSession:
         return WeightsSnapshot(self.step_count, self.spec().to_json(), tensors, self.run_info(), dtypes)
 
     def save(self, run_dir: str | os.PathLike[str], force: bool = False) -> Path:
-        """A run folder of what was watched: the spec (``describe_spec``), the weights now, every step's values."""
+        """A run folder of what was watched: the spec (``run_spec``), the weights now, every step's values."""
         return save_watched_run(run_dir, self.snapshot(), self._history.events(), force=force)
 
     # ---- commands ---------------------------------------------------------------------------------------
@@ -403,7 +455,7 @@ def save_watched_run(
     spec = ModelSpec.from_json(weights.spec_json)
     tensors = {}
     for key, array in weights.tensors.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = torch.from_numpy(np.array(array, order="C"))  # ascontiguousarray would make a 0-d array 1-d
         tensors[key] = tensor.to(torch.bfloat16) if weights.dtypes.get(key) == "bfloat16" else tensor
     info = {**weights.info, "weights_step": weights.step}
     return save_run(Path(run_dir), spec, tensors, history, info, force=force)
