@@ -126,7 +126,7 @@ def test_a_taken_out_is_refused_once_by_rank_0_and_every_process_exits_1(tmp_pat
     """Rank 0 alone checks --out, before the process group starts; every process hears its refusal and exits 1
     before any work, and the lumen line is printed once (the launcher's own summary of the failed processes
     follows: torch.distributed.run prints it for any process that exits non-zero)."""
-    from lumen.engine.io.runs import save_run
+    from lumen.engine.io.runs import RUN_FORMAT, save_run
 
     out = tmp_path / "taken"
     save_run(out, get_preset("lenet5"), build_model(get_preset("lenet5")), [], {"mine": True})
@@ -135,7 +135,7 @@ def test_a_taken_out_is_refused_once_by_rank_0_and_every_process_exits_1(tmp_pat
     assert process.returncode == 1
     assert err.count("lumen:") == 1 and "already holds a run; choose another folder" in err, err
     assert "exitcode  : 1" in err and "RuntimeError" not in err and "data-parallel over" not in err, err
-    assert json.loads((out / "run.json").read_text()) == {"mine": True, "steps": 0, "final": {}}
+    assert json.loads((out / "run.json").read_text()) == {"mine": True, "format": RUN_FORMAT, "steps": 0, "final": {}}
     assert not (lumen_data_dir / "runs").exists() or not any((lumen_data_dir / "runs").iterdir())  # nothing recorded
 
 
