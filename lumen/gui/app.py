@@ -14,6 +14,15 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
 
 
+def set_icon() -> None:
+    """Lumen's icon on every window (title bar, task switcher); the menu entry beside the bundle uses the same file."""
+    from PySide6.QtGui import QGuiApplication, QIcon
+
+    from lumen.engine.resources import resource_path
+
+    QGuiApplication.setWindowIcon(QIcon(str(resource_path("lumen.png"))))
+
+
 def run_app(self_test: str | None = None, open_path: str | None = None) -> int:
     """Open the window (on ``open_path``, a run folder or a spec file, when given); with ``self_test`` (a preset
     name), run the self-test on it offscreen instead."""
@@ -27,6 +36,7 @@ def run_app(self_test: str | None = None, open_path: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     app.setOrganizationName("Lumen")
     app.setApplicationName("Lumen" if not self_test else "Lumen-self-test")
+    set_icon()
     # Python's cyclic garbage collector runs in whichever thread happens to allocate; a cycle holding Qt objects
     # collected in the engine's worker thread destroys them there, which crashes Qt. pyqtgraph's collector turns
     # automatic collection off and collects on a GUI-thread timer instead.
@@ -61,6 +71,7 @@ def run_watch(key: bytes, name: str) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("Lumen")
     app.setApplicationName("Lumen-watch")
+    set_icon()
     app.setQuitOnLastWindowClosed(True)
     from pyqtgraph.util.garbage_collector import GarbageCollector
 

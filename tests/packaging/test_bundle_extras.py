@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
+ICONS = ROOT / "lumen" / "resources"  # the icon: the window's, and the menu entry's beside the bundle
 
 # Runs in a fresh interpreter whose first path entry is the stand-in, as in the bundle (where it is the only one).
 EVERY_METHOD_WITH_THE_STUB = f"""
@@ -57,8 +58,8 @@ def test_captum_and_every_attribution_method_work_with_the_matplotlib_stand_in()
 def test_add_to_menu_writes_a_desktop_entry_for_the_folder_it_is_in(tmp_path):
     bundle = tmp_path / "my apps" / "Lumen"  # a space in the path, as in a user's "My apps"
     bundle.mkdir(parents=True)
-    for name in ("lumen.desktop", "add-to-menu.sh", "lumen.png"):
-        shutil.copy2(PACKAGING / name, bundle / name)
+    for source in (PACKAGING / "lumen.desktop", PACKAGING / "add-to-menu.sh", ICONS / "lumen.png"):
+        shutil.copy2(source, bundle / source.name)
     (bundle / "Lumen").write_text("#!/bin/sh\n")
     (bundle / "Lumen").chmod(0o755)
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "home-data")}
@@ -76,7 +77,17 @@ def test_add_to_menu_writes_a_desktop_entry_for_the_folder_it_is_in(tmp_path):
 
 
 def test_the_icon_is_a_256_pixel_png_drawn_from_the_svg():
-    png = (PACKAGING / "lumen.png").read_bytes()
+    png = (ICONS / "lumen.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(png[16:20], "big") == int.from_bytes(png[20:24], "big") == 256  # IHDR width, height
-    assert (PACKAGING / "lumen.svg").read_text().lstrip().startswith("<svg")
+    assert (ICONS / "lumen.svg").read_text().lstrip().startswith("<svg")
+
+
+def test_the_windows_carry_lumens_icon(qtbot):
+    from PySide6.QtGui import QGuiApplication
+
+    from lumen.gui.app import set_icon
+
+    set_icon()
+    icon = QGuiApplication.windowIcon()
+    assert not icon.isNull() and icon.availableSizes()[0].width() == 256
