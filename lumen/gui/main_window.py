@@ -278,7 +278,10 @@ class MainWindow(QMainWindow):
                     return
             keep = self.keep_weights
         config = self.monitor.config()
-        self.monitor.clear()
+        if keep and self.opened_run is not None:
+            self.monitor.continue_run()  # the opened run's curves stay, the new steps drawn on from their end
+        else:
+            self.monitor.clear()
         if not self.docks["monitor"].isFloating():
             self.docks["monitor"].raise_()  # show the curves as they start to grow
         self.progress.setRange(0, 0)  # busy until the first step reports the total

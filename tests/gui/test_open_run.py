@@ -76,12 +76,16 @@ def test_train_asks_once_and_continues_from_the_weights(qtbot, window, run, monk
     submit = window.bridge.worker.submit
     monkeypatch.setattr(window.bridge.worker, "submit", lambda c: (sent.append(c), submit(c)))
     monkeypatch.setattr(window.monitor, "config", lambda: TrainConfig(epochs=1, max_steps=2, batch_size=16))
+    qtbot.waitUntil(lambda: "loss" in window.monitor.plots and window.monitor.plots["loss"].steps == 6, timeout=10_000)
     for _ in range(2):
         window.train_action.trigger()
         qtbot.waitUntil(lambda: window.state is RunState.FINISHED, timeout=30_000)
         window._apply_state(RunState.IDLE)
     trains = [c for c in sent if type(c).__name__ == "Train"]
     assert len(asked) == 1 and [c.keep_weights for c in trains] == [True, True]
+    # the opened run's 6 steps stay drawn and each run on from them goes on where the last one ended
+    qtbot.waitUntil(lambda: window.monitor.plots["loss"].steps == 10, timeout=10_000)
+    assert window.monitor.plots["loss"].values.last[0] == 10
     window.builder.load_preset("lenet5")  # another model: fresh weights, no question
     qtbot.waitUntil(lambda: window.opened_run is None, timeout=10_000)
     window.train_action.trigger()

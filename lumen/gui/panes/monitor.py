@@ -379,6 +379,7 @@ class MonitorPane(QWidget):
         self._redraw = QTimer(self, singleShot=True, interval=CURVE_REDRAW_MS)
         self._redraw.timeout.connect(self._redraw_if_due)
         self._newest_step = self._drawn_step = 0
+        self._step_offset = 0
         self._drawn_at = self._epochs_drawn_at = -math.inf
         self._epoch_pending = False  # epoch points arrived: drawn at the next tick whatever the pixels say
         plots = QWidget()
@@ -507,11 +508,20 @@ class MonitorPane(QWidget):
             self.plots["loss"].set_title(f"Loss ({self.loss_name})" if self.loss_name else style_of("loss").title)
         self._ranged = False
         self._open_end = 0  # the x-range's end for a run of unknown length (0: not set yet)
+        self._step_offset = 0  # drawn before the run's own steps: the steps of the run it continues
         self._redraw.stop()
         self._newest_step = self._drawn_step = 0
         self._drawn_at = self._epochs_drawn_at = -math.inf
         self._epoch_pending = False
         self._anchor.setXRange(0, 1, padding=0.03)  # not the last run's range until this one's steps arrive
+        self._anchor.enableAutoRange(x=True)
+
+    def continue_run(self) -> None:
+        """The next run trains on from the weights of the run shown (an opened run): its curves stay, and the new
+        run's are drawn on from their last step. The run store numbers the new run's steps from 1, as a run of its
+        own; only the drawing carries on."""
+        self._step_offset = self._newest_step
+        self._ranged = False
         self._anchor.enableAutoRange(x=True)
 
     def _views_run_length(self, steps: int) -> None:
@@ -525,12 +535,14 @@ class MonitorPane(QWidget):
         last_epoch: EpochMetrics | None = None
         for event in events:
             if isinstance(event, StepMetrics):
+                step = event.step + self._step_offset
                 for name, value in event.values.items():
-                    self._plot(name).add_step(event.step, value)
+                    self._plot(name).add_step(step, value)
                 if not self._ranged and event.total_steps > 0:  # 0: a length nobody knows (lumen.watch)
                     # The whole run's x-range from the start: the curves grow into it, and the axes
                     # (whose text is the costliest thing to paint) are not redrawn at every update.
-                    self._anchor.setXRange(0, event.total_steps, padding=0.03)  # the last epoch's markers whole
+                    end = event.total_steps + self._step_offset
+                    self._anchor.setXRange(0, end, padding=0.03)  # the last epoch's markers whole
                     self._anchor.enableAutoRange(x=False)
                     self._ranged = True
                     self._views_run_length(event.total_steps)
@@ -542,10 +554,12 @@ class MonitorPane(QWidget):
                     self._anchor.enableAutoRange(x=False)
                     self._views_run_length(self._open_end)
                 last_step = event
-                self._newest_step = event.step
+                self._newest_step = step
             elif isinstance(event, EpochMetrics):
                 for name in {**event.train, **event.val}:
-                    self._plot(name).add_epoch(event.step, event.train.get(name), event.val.get(name))
+                    self._plot(name).add_epoch(
+                        event.step + self._step_offset, event.train.get(name), event.val.get(name)
+                    )
                 self._epoch_pending = True
                 last_epoch = event
         if last_epoch is not None:  # the readout tells the newest epoch (a relaid-out label per batch, not per epoch)
