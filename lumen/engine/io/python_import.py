@@ -12,7 +12,9 @@ become opaque nodes, named by op and count.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import math
 import operator
 import re
@@ -88,7 +90,9 @@ def open_module(net: nn.Module, input_shape: tuple[int, ...], name: str) -> Open
 def trace_to_spec(net: nn.Module, input_shape: tuple[int, ...], name: str) -> OpenedModel:
     try:
         graph_module = fx.symbolic_trace(net)
-        ShapeProp(graph_module).propagate(torch.zeros(2, *input_shape))
+        # ShapeProp prints the traceback of a forward that fails before it raises: the reason is said here instead
+        with contextlib.redirect_stderr(io.StringIO()):
+            ShapeProp(graph_module).propagate(torch.zeros(2, *input_shape))
     except Exception as exc:  # not traceable: data-dependent control flow and the like
         raise _Unmapped(f"torch.fx cannot trace it: {type(exc).__name__}") from None
     modules = dict(graph_module.named_modules())

@@ -111,6 +111,8 @@ def run_spec(model: nn.Module, name: str, input_shape: Sequence[int]) -> ModelSp
     spec, so the run opens in the window and replays like any other; else ``describe_spec``'s description."""
     if isinstance(model, GraphModel):
         return model.spec
+    if not input_shape:  # no probe input: nothing to trace with
+        return describe_spec(model, name, input_shape)
     try:
         with evaluating(model), torch.no_grad():  # the trace runs one forward: no batch-norm statistics move
             opened = trace_to_spec(model, tuple(int(s) for s in input_shape), name[:200] or "model")
