@@ -4,7 +4,7 @@
 contourpy, fontTools: ~25 MB and ~0.3 s at every start) although Lumen never calls them: it draws attributions
 itself. These modules define the names Captum imports at module level, so the import succeeds; using any of them
 raises ImportError naming the reason. The source checkout and an installed Lumen use the real matplotlib (a
-dependency of Captum) and never see this folder. ``tests/packaging/test_matplotlib_stub.py`` checks that Captum's
+dependency of Captum) and never see this folder. ``tests/packaging/test_bundle_extras.py`` checks that Captum's
 methods work with it in place.
 """
 
