@@ -182,3 +182,23 @@ def lumen(*args, env: dict | None = None, timeout: float = 240):
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def tiny_imagenet_spec(name: str):
+    """A small 3×16×16 model with ImageNet's 1,000 outputs: imported weights named by the ImageNet class list."""
+    from lumen.engine.spec.model_spec import ModelSpec
+
+    return ModelSpec.from_dict(
+        {
+            "format": "lumen.model",
+            "version": 1,
+            "name": name,
+            "nodes": [
+                {"id": "input", "type": "input", "params": {"shape": [3, 16, 16]}},
+                {"id": "conv", "type": "conv2d", "params": {"out_channels": 4, "kernel_size": 3}},
+                {"id": "pool", "type": "global_avgpool"},
+                {"id": "fc", "type": "linear", "params": {"out_features": 1000}},
+            ],
+            "edges": [["input", "conv"], ["conv", "pool"], ["pool", "fc"]],
+        }
+    )

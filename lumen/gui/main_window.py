@@ -32,7 +32,7 @@ from lumen.gui.image_io import ImageLoader
 from lumen.gui.panes.builder.pane import BuilderPane
 from lumen.gui.panes.monitor import MonitorPane
 from lumen.gui.panes.viewer import ViewerPane
-from lumen.gui.run_io import FREE, HOLDS_RUN, RunFolderCheck
+from lumen.gui.run_io import FREE, HOLDS_RUN, RunFolderCheck, confirm_replace_run
 from lumen.gui.widgets.eta import Eta
 
 DEFAULT_PRESET = "lenet5"
@@ -471,14 +471,7 @@ class MainWindow(QMainWindow):
             self._show_error(message)
 
     def confirm_replace_run(self, folder: str) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Replace the run?",
-            f"{shown(folder)} already holds a saved run. Replace it with this one?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return confirm_replace_run(self, folder)
 
     def _about(self) -> None:
         QMessageBox.about(

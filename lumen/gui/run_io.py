@@ -10,9 +10,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from lumen.engine.errors import LumenError
 from lumen.engine.io.runs import RunExists, check_run_dir
+from lumen.engine.untrusted import shown
 
 FREE, HOLDS_RUN, REFUSED = "free", "holds a run", "refused"
 
@@ -48,3 +50,15 @@ class RunFolderCheck(QObject):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def confirm_replace_run(parent: QWidget, folder: str) -> bool:
+    """Ask before *Save run…* replaces the run a folder already holds (the main window's and a watch window's)."""
+    answer = QMessageBox.question(
+        parent,
+        "Replace the run?",
+        f"{shown(folder)} already holds a saved run. Replace it with this one?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
+    return answer == QMessageBox.StandardButton.Yes

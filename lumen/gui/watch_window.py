@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -39,6 +38,7 @@ from lumen.engine.runtime.watched import ScriptEnded, WatchStarted, save_watched
 from lumen.engine.untrusted import shown
 from lumen.gui.panes.monitor import MonitorPane
 from lumen.gui.panes.viewer import ViewerPane
+from lumen.gui.run_io import confirm_replace_run
 from lumen.gui.watch_bridge import PipeBridge
 
 # What the script can do for the window: the rest of the viewer's commands (maximize, dream, replay, an opened
@@ -235,7 +235,7 @@ class WatchWindow(QMainWindow):
             check_run_dir(folder)
             replace = False
         except RunExists:
-            replace = force if force is not None else self._confirm_replace(folder)
+            replace = force if force is not None else confirm_replace_run(self, folder)
             if not replace:
                 self.statusBar().showMessage(f"not saved: {shown(folder)} keeps its run", 10_000)
                 return False
@@ -251,16 +251,6 @@ class WatchWindow(QMainWindow):
             f"saved the run to {shown(folder)} (weights of step {weights.step:,}, {len(history):,} metrics)", 10_000
         )
         return True
-
-    def _confirm_replace(self, folder: str) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Replace the run?",
-            f"{shown(folder)} already holds a saved run. Replace it with this one?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.monitor.runs.shutdown()

@@ -26,6 +26,7 @@ from lumen.engine.runtime.commands import LoadModel, OpenRun, ProbeImage, Save, 
 from lumen.engine.runtime.session import Session
 from lumen.engine.spec.model_spec import ModelSpec
 from lumen.engine.training.loop import TrainConfig
+from tests.support import tiny_imagenet_spec
 
 CONFIG = TrainConfig(epochs=1, max_steps=6, batch_size=16)
 
@@ -117,20 +118,7 @@ def test_a_run_of_the_store_opens_by_its_id(tmp_path):
 
 
 def test_imported_weights_name_their_outputs_with_the_class_list(tmp_path):
-    spec = ModelSpec.from_dict(
-        {
-            "format": "lumen.model",
-            "version": 1,
-            "name": "tiny-imagenet-head",
-            "nodes": [
-                {"id": "input", "type": "input", "params": {"shape": [3, 16, 16]}},
-                {"id": "conv", "type": "conv2d", "params": {"out_channels": 4, "kernel_size": 3}},
-                {"id": "pool", "type": "global_avgpool"},
-                {"id": "fc", "type": "linear", "params": {"out_features": 1000}},
-            ],
-            "edges": [["input", "conv"], ["conv", "pool"], ["pool", "fc"]],
-        }
-    )
+    spec = tiny_imagenet_spec("tiny-imagenet-head")
     weights = tmp_path / "w.safetensors"
     from safetensors.torch import save_file
 

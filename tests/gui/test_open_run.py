@@ -13,7 +13,7 @@ from lumen.engine.io.runs import RUN_FORMAT, class_list, import_run
 from lumen.engine.probes.feature_maps import FeatureMapFrame
 from lumen.engine.training.loop import TrainConfig
 from tests.engine.test_open_run import trained_run
-from tests.support import drop
+from tests.support import drop, tiny_imagenet_spec
 
 Button = QMessageBox.StandardButton
 
@@ -144,23 +144,9 @@ def test_imported_imagenet_weights_name_the_top_predictions(qtbot, window, tmp_p
     from safetensors.torch import save_file
 
     from lumen.engine.graph.model import build_model
-    from lumen.engine.spec.model_spec import ModelSpec
     from tests.support import write_png
 
-    spec = ModelSpec.from_dict(
-        {
-            "format": "lumen.model",
-            "version": 1,
-            "name": "tiny-imagenet",
-            "nodes": [
-                {"id": "input", "type": "input", "params": {"shape": [3, 16, 16]}},
-                {"id": "conv", "type": "conv2d", "params": {"out_channels": 4, "kernel_size": 3}},
-                {"id": "pool", "type": "global_avgpool"},
-                {"id": "fc", "type": "linear", "params": {"out_features": 1000}},
-            ],
-            "edges": [["input", "conv"], ["conv", "pool"], ["pool", "fc"]],
-        }
-    )
+    spec = tiny_imagenet_spec("tiny-imagenet")
     save_file(build_model(spec).state_dict(), str(tmp_path / "w.safetensors"))
     run = import_run(spec, tmp_path / "w.safetensors", tmp_path / "run", classes="imagenet")
     drop(window, run)
